@@ -1,0 +1,41 @@
+# Two commands a new user needs: `make demo` and `make test`. Each sets up everything itself:
+# the virtualenv, the pinned Python packages, and the node binaries (cached in .nodes/).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup nodes demo test unit lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "== Creating $(VENV) and installing pinned packages (requirements.lock)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+nodes: setup
+	$(BIN)/treasury devnet install
+
+demo: nodes
+	$(BIN)/treasury demo
+
+test: lint nodes
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: nodes
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .nodes var artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""An anvil EVM devnet and a minimal JSON-RPC client.
+
+Two of them run side by side: the reserve's Ethereum devnet (anvil's default chain id) and the
+government's services chain, which carries proof-of-reserves anchors under its own chain id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from custody.devnet.binaries import Binary
+from custody.devnet.process import ManagedProcess, free_port
+from custody.exceptions import EvmRPCError
+
+RESERVE_CHAIN_ID = 31337
+"""anvil's default chain id; the reserve's Ether and tokens live here."""
+SERVICES_CHAIN_ID = 31338
+"""The government's services chain (an EVM chain of its own) in the devnet."""
+RPC_TIMEOUT_S = 30.0
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+"""anvil's public development mnemonic: its funded accounts are test money only, never custody."""
+
+
+class EvmRPC:
+    """A JSON-RPC client for one EVM node."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=RPC_TIMEOUT_S)
+        self._ids = 0
+
+    def __repr__(self) -> str:
+        return f"EvmRPC(url={self.url!r})"
+
+    def call(self, method: str, *params: Any) -> Any:
+        """Call ``method``; raise ``EvmRPCError`` with the node's code and message on error."""
+        self._ids += 1
+        body = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": list(params)}
+        try:
+            payload = self._client.post(self.url, json=body).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise EvmRPCError(method, None, f"node at {self.url} is unreachable: {exc}") from None
+        error = payload.get("error")
+        if error:
+            raise EvmRPCError(method, error.get("code"), error.get("message", ""))
+        return payload["result"]
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class EvmNode(ManagedProcess):
+    """anvil on a free port with its own state dir and chain id."""
+
+    name = "anvil"
+
+    def __init__(
+        self,
+        anvil: Binary,
+        *,
+        chain_id: int = RESERVE_CHAIN_ID,
+        datadir: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__(datadir)
+        self.binary = anvil
+        self.chain_id = chain_id
+        self.port = free_port()
+        self._extra_args = tuple(extra_args)
+        self.rpc = EvmRPC(self.rpc_url)
+
+    def __repr__(self) -> str:
+        return f"EvmNode(rpc_url={self.rpc_url!r}, chain_id={self.chain_id}, pid={self.pid})"
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _argv(self) -> Sequence[str]:
+        return self.binary.command(
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--mnemonic",
+            DEV_MNEMONIC,
+            "--config-out",
+            str(self.datadir / "anvil.json"),
+            *self._extra_args,
+        )
+
+    def _ready(self) -> bool:
+        try:
+            self.rpc.call("eth_chainId")
+        except EvmRPCError as exc:
+            if exc.code is None:
+                return False
+            raise
+        return True
+
+    def dev_accounts(self) -> list[str]:
+        """anvil's funded development accounts (test money only)."""
+        accounts: list[str] = self.rpc.call("eth_accounts")
+        return accounts

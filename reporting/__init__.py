@@ -1,0 +1,1 @@
+"""Proof-of-reserves attestations, the auditors' independent verifier, and published reports."""

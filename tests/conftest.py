@@ -1,0 +1,196 @@
+"""Session fixtures: real nodes on free ports in temp dirs, and real databases, always cleaned up.
+
+Nodes start once per session (start-up is well under a second, but mining and deployments add
+up); tests that need isolation create their own wallets, accounts or databases on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from custody.devnet import (
+    SERVICES_CHAIN_ID,
+    BitcoinNode,
+    EvmNode,
+    NodeBinaries,
+    find_binaries,
+    install_signal_handlers,
+)
+from custody.devnet.process import free_port
+
+log = logging.getLogger("tests")
+
+POSTGRES_URL_ENV = "TREASURY_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_CONNECT_TIMEOUT_S = 3
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install_signal_handlers()
+    seed = os.environ.get("TREASURY_TEST_SEED") or str(random.SystemRandom().randrange(2**32))
+    config.stash[_SEED_KEY] = int(seed)
+
+
+_SEED_KEY = pytest.StashKey[int]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"TREASURY_TEST_SEED={config.stash[_SEED_KEY]} (set it to replay this run's randomness)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    integration_dir = Path(__file__).parent / "integration"
+    for item in items:
+        if integration_dir in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def test_seed(request: pytest.FixtureRequest) -> int:
+    """The run's random seed (printed in the header) for tests that need reproducible randomness."""
+    return request.config.stash[_SEED_KEY]
+
+
+# --- Nodes ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def binaries() -> NodeBinaries:
+    return find_binaries(install=True, log=log.info)
+
+
+@pytest.fixture(scope="session")
+def bitcoin_node(binaries: NodeBinaries) -> Iterator[BitcoinNode]:
+    """A regtest bitcoind with 101 blocks mined (spendable coinbase in its ``miner`` wallet)."""
+    with BitcoinNode(binaries.bitcoind) as node:
+        node.mine(101)
+        yield node
+
+
+@pytest.fixture(scope="session")
+def evm_node(binaries: NodeBinaries) -> Iterator[EvmNode]:
+    """The reserve's anvil devnet (chain id 31337)."""
+    with EvmNode(binaries.anvil) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def services_node(binaries: NodeBinaries) -> Iterator[EvmNode]:
+    """The government's services chain: a second anvil with its own chain id."""
+    with EvmNode(binaries.anvil, chain_id=SERVICES_CHAIN_ID) as node:
+        yield node
+
+
+# --- Databases --------------------------------------------------------------------------------
+
+
+def _answers(url: str) -> bool:
+    engine = create_engine(url, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _throwaway_cluster() -> Iterator[str | None]:
+    """A private PostgreSQL cluster from initdb/pg_ctl; yields its URL, or None if impossible."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not (initdb and pg_ctl):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="treasury-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    port, data = free_port(), folder / "data"
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    try:
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-o", opts, "-w", "start"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        log.warning("throwaway PostgreSQL cluster did not start: %s", exc)
+        shutil.rmtree(folder, ignore_errors=True)
+        yield None
+        return
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=False, timeout=60
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server: $TREASURY_TEST_POSTGRES_URL, the local one, or a throwaway cluster."""
+    url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+    if _answers(url):
+        yield url
+        return
+    with _throwaway_cluster() as started:
+        if started is None:
+            pytest.skip(
+                f"no PostgreSQL at {url} and no initdb/pg_ctl to start one (set {POSTGRES_URL_ENV})"
+            )
+        yield started
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on that server, dropped after the test."""
+    name = f"treasury_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file in the test's temp dir."""
+    return f"sqlite:///{tmp_path / 'treasury.sqlite3'}"
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite_url", id="sqlite"), pytest.param("postgres_url", id="postgresql")]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on both databases: the embedded default and production's."""
+    url: str = request.getfixturevalue(request.param)
+    return url

@@ -1,0 +1,1 @@
+"""The state ledger, spend proposals under policy, and the reconciliation scheduler."""

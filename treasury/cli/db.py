@@ -1,0 +1,34 @@
+"""``treasury db``: create or upgrade the database schema."""
+
+from __future__ import annotations
+
+import typer
+
+from treasury import migrate
+from treasury.db import DATABASE_URL_ENV, database_url
+
+app = typer.Typer(
+    help="Create or upgrade the database schema (Alembic migrations).", no_args_is_help=True
+)
+
+
+@app.command()
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision; 'head' is the newest."),
+) -> None:
+    """Apply migrations up to REVISION on the database named by TREASURY_DATABASE_URL."""
+    migrate.upgrade(revision=revision)
+    typer.echo(f"Database at revision {migrate.current_revision()} ({_shown_url()}).")
+
+
+@app.command()
+def current() -> None:
+    """Print the schema revision of the configured database."""
+    typer.echo(f"{migrate.current_revision() or '(empty)'} ({_shown_url()})")
+
+
+def _shown_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    shown: str = make_url(database_url()).render_as_string(hide_password=True)
+    return shown if shown else DATABASE_URL_ENV

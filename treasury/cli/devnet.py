@@ -1,0 +1,91 @@
+"""``treasury devnet``: fetch, run and inspect the local devnets."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from custody.devnet import install_signal_handlers
+from custody.devnet.binaries import find_binaries, nodes_dir
+from custody.devnet.bitcoin import BitcoinRPC
+from custody.devnet.evm import EvmRPC
+from custody.devnet.stack import DevnetStack, read_state
+from custody.exceptions import CustodyError
+
+app = typer.Typer(
+    help="Fetch, run and inspect the local Bitcoin and EVM devnets.", no_args_is_help=True
+)
+
+
+def _fail(exc: CustodyError) -> typer.Exit:
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def install() -> None:
+    """Find bitcoind and anvil ($BITCOIND/$BITCOIN_CLI/$ANVIL, PATH), fetching missing ones into .nodes/."""
+    try:
+        binaries = find_binaries(install=True, log=typer.echo)
+    except CustodyError as exc:
+        raise _fail(exc) from None
+    for binary in (binaries.bitcoind, binaries.bitcoin_cli, binaries.anvil):
+        typer.echo(f"{binary.name:12} {binary.version():48} from {binary.source}")
+
+
+@app.command()
+def up() -> None:
+    """Run bitcoind (regtest), the reserve's anvil and the services-chain anvil until Ctrl-C."""
+    install_signal_handlers()
+    try:
+        binaries = find_binaries(install=True, log=typer.echo)
+        stack = DevnetStack(binaries)
+        stack.start(typer.echo, publish_state=True)
+    except CustodyError as exc:
+        raise _fail(exc) from None
+    with stack:
+        typer.echo(f"bitcoind (regtest)     {stack.bitcoin.rpc_url}  user {stack.bitcoin.rpc_user}")
+        typer.echo(
+            f"reserve chain (anvil)  {stack.reserve.rpc_url}  chain id {stack.reserve.chain_id}"
+        )
+        typer.echo(
+            f"services chain (anvil) {stack.services.rpc_url}  chain id {stack.services.chain_id}"
+        )
+        typer.echo("Running; `treasury devnet status` in another shell; Ctrl-C stops all three.")
+        stopped = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stopped.set())
+        while not stopped.wait(1.0):
+            if not (stack.bitcoin.running and stack.reserve.running and stack.services.running):
+                typer.secho(
+                    "a node exited on its own; stopping the others", err=True, fg=typer.colors.RED
+                )
+                raise typer.Exit(code=1)
+        typer.echo("Stopping devnets.")
+
+
+@app.command()
+def status() -> None:
+    """Show which node binaries would be used and whether a `treasury devnet up` is running."""
+    try:
+        binaries = find_binaries(install=False)
+        for binary in (binaries.bitcoind, binaries.anvil):
+            typer.echo(f"{binary.name:9} {binary.version():48} from {binary.source}")
+    except CustodyError as exc:
+        typer.echo(f"binaries: {exc}")
+    info = read_state()
+    if info is None:
+        typer.echo(
+            f"No devnet is running (no live `treasury devnet up` recorded in {nodes_dir()})."
+        )
+        raise typer.Exit(code=3)
+    btc = BitcoinRPC(info.bitcoin_rpc_url, info.bitcoin_rpc_user, info.bitcoin_rpc_password)
+    try:
+        height = btc.call("getblockcount")
+        typer.echo(f"bitcoind       {info.bitcoin_rpc_url}  height {height}")
+        for label, url in (("reserve", info.reserve_rpc_url), ("services", info.services_rpc_url)):
+            evm = EvmRPC(url)
+            typer.echo(f"{label:14} {url}  chain id {evm.chain_id()}  height {evm.block_number()}")
+    except CustodyError as exc:
+        raise _fail(exc) from None
