@@ -20,8 +20,8 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision``."""
+def upgrade(url: str | None = None, revision: str = "heads") -> None:
+    """Bring the database at ``url`` up to ``revision`` (every branch head by default)."""
     command.upgrade(alembic_config(url), revision)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from treasury import migrate
-from treasury.db import DATABASE_URL_ENV, database_url
+from treasury.db import database_url
 
 app = typer.Typer(
     help="Create or upgrade the database schema (Alembic migrations).", no_args_is_help=True
@@ -14,7 +14,7 @@ app = typer.Typer(
 
 @app.command()
 def upgrade(
-    revision: str = typer.Argument("head", help="Target revision; 'head' is the newest."),
+    revision: str = typer.Argument("heads", help="Target revision; 'heads' is the newest."),
 ) -> None:
     """Apply migrations up to REVISION on the database named by TREASURY_DATABASE_URL."""
     migrate.upgrade(revision=revision)
@@ -28,7 +28,7 @@ def current() -> None:
 
 
 def _shown_url() -> str:
+    """The database URL with any password masked."""
     from sqlalchemy.engine import make_url
 
-    shown: str = make_url(database_url()).render_as_string(hide_password=True)
-    return shown if shown else DATABASE_URL_ENV
+    return make_url(database_url()).render_as_string(hide_password=True)
