@@ -1,0 +1,45 @@
+# pragma version 0.4.3
+# A minimal ERC-20 for devnet tests only: the whole supply goes to the deployer; no owner, no mint.
+from ethereum.ercs import IERC20
+implements: IERC20
+
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    value: uint256
+
+event Approval:
+    owner: indexed(address)
+    spender: indexed(address)
+    value: uint256
+
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+totalSupply: public(uint256)
+
+@deploy
+def __init__(supply: uint256):
+    self.balanceOf[msg.sender] = supply
+    self.totalSupply = supply
+    log Transfer(sender=empty(address), receiver=msg.sender, value=supply)
+
+@external
+def transfer(receiver: address, amount: uint256) -> bool:
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[receiver] += amount
+    log Transfer(sender=msg.sender, receiver=receiver, value=amount)
+    return True
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    self.allowance[msg.sender][spender] = amount
+    log Approval(owner=msg.sender, spender=spender, value=amount)
+    return True
+
+@external
+def transferFrom(sender: address, receiver: address, amount: uint256) -> bool:
+    self.allowance[sender][msg.sender] -= amount
+    self.balanceOf[sender] -= amount
+    self.balanceOf[receiver] += amount
+    log Transfer(sender=sender, receiver=receiver, value=amount)
+    return True

@@ -1,0 +1,255 @@
+"""The signer checks what it signs: decode the SafeTx, compare it with the approval, then sign.
+
+An institution's officers approve an *action* they can read (send 1.5 ETH to X; send 100 tokens
+of Y to Z; replace owner A by B) together with its SafeTx hash. The signer refuses anything it
+cannot decode into such an action (DELEGATECALL, calls to contracts off its allowlist, gas
+refunds paid by the vault) and anything that differs, field by field, from what was approved.
+Only then does it recombine the institution's seed from shares, check its fingerprint, sign the
+hash and wipe the seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
+
+from custody.ethereum.erc20 import TRANSFER_SELECTOR, decode_transfer
+from custody.ethereum.safe_signature import OwnerSignature, sign_safe_tx_hash
+from custody.ethereum.safe_tx import ZERO_ADDRESS, Operation, SafeTx, checksum_address
+from custody.exceptions import (
+    ApprovalMismatchError,
+    DelegateCallRefusedError,
+    NotAnOwnerError,
+    UnknownContractError,
+    UnsupportedActionError,
+)
+from custody.keys import signing_keys
+from custody.shamir import ShareMnemonic, combine_shares
+
+log = logging.getLogger(__name__)
+
+SWAP_OWNER_SELECTOR = function_signature_to_4byte_selector("swapOwner(address,address,address)")
+SWAP_OWNER_CALLDATA_BYTES = 4 + 3 * 32
+WEI_PER_ETHER = 10**18
+
+
+@dataclass(frozen=True)
+class EtherTransfer:
+    to: str
+    amount_wei: int
+
+    def describe(self) -> str:
+        whole, frac = divmod(self.amount_wei, WEI_PER_ETHER)
+        ether = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
+        return f"send {ether} ETH ({self.amount_wei} wei) to {self.to}"
+
+
+@dataclass(frozen=True)
+class TokenTransfer:
+    token: str
+    to: str
+    amount: int
+    """In the token's base units."""
+
+    def describe(self) -> str:
+        return f"send {self.amount} base units of token {self.token} to {self.to}"
+
+
+@dataclass(frozen=True)
+class OwnerSwap:
+    prev_owner: str
+    old_owner: str
+    new_owner: str
+
+    def describe(self) -> str:
+        return f"replace Safe owner {self.old_owner} by {self.new_owner}"
+
+
+Action = EtherTransfer | TokenTransfer | OwnerSwap
+
+
+@dataclass(frozen=True)
+class SigningPolicy:
+    """What a signer may sign beyond plain ether transfers and its own Safe's owner swaps."""
+
+    allowed_tokens: frozenset[str] = frozenset()
+    """ERC-20 contracts whose ``transfer(to, amount)`` may be signed."""
+
+    def __post_init__(self) -> None:
+        normalised = frozenset(checksum_address(a, "allowed_tokens") for a in self.allowed_tokens)
+        object.__setattr__(self, "allowed_tokens", normalised)
+
+
+def _refuse_gas_refunds(safe_tx: SafeTx) -> None:
+    """The relayer pays gas; a refund from the vault is a payment nobody reviewed."""
+    for name in ("safe_tx_gas", "base_gas", "gas_price"):
+        if getattr(safe_tx, name) != 0:
+            raise UnsupportedActionError(
+                f"The SafeTx field '{name}' is {getattr(safe_tx, name)}; the signer only signs "
+                "transactions whose gas is paid by the relayer (all gas fields 0)."
+            )
+    for name in ("gas_token", "refund_receiver"):
+        if getattr(safe_tx, name) != ZERO_ADDRESS:
+            raise UnsupportedActionError(
+                f"The SafeTx field '{name}' is {getattr(safe_tx, name)}; the signer does not sign "
+                "gas refunds paid by the vault."
+            )
+
+
+def _decode_swap_owner(data: bytes) -> OwnerSwap | None:
+    if len(data) != SWAP_OWNER_CALLDATA_BYTES or data[:4] != SWAP_OWNER_SELECTOR:
+        return None
+    try:
+        prev, old, new = decode(["address", "address", "address"], data[4:], strict=True)
+    except DecodingError:
+        return None
+    return OwnerSwap(to_checksum_address(prev), to_checksum_address(old), to_checksum_address(new))
+
+
+def decode_action(safe_tx: SafeTx, policy: SigningPolicy) -> Action:
+    """The reviewed action ``safe_tx`` performs, or the specific refusal."""
+    if safe_tx.operation is not Operation.CALL:
+        raise DelegateCallRefusedError(
+            f"The SafeTx field 'operation' is DELEGATECALL to {safe_tx.to}: it would run that "
+            "code with the Safe's own storage and funds, so the signer never signs it."
+        )
+    _refuse_gas_refunds(safe_tx)
+    if not safe_tx.data:
+        return EtherTransfer(to=safe_tx.to, amount_wei=safe_tx.value)
+    if safe_tx.to == safe_tx.safe:
+        swap = _decode_swap_owner(safe_tx.data)
+        if swap is None or safe_tx.value != 0:
+            raise UnsupportedActionError(
+                "The SafeTx calls the Safe itself with something other than swapOwner(prevOwner, "
+                "oldOwner, newOwner) and zero value; the signer does not sign other settings changes."
+            )
+        return swap
+    if safe_tx.to not in policy.allowed_tokens:
+        raise UnknownContractError(
+            f"The SafeTx field 'to' is {safe_tx.to}, a call with data to a contract that is not on "
+            "the signer's token allowlist; add it explicitly if it is a token you hold."
+        )
+    transfer = decode_transfer(safe_tx.data)
+    if transfer is None or safe_tx.value != 0:
+        selector = "0x" + safe_tx.data[:4].hex()
+        raise UnsupportedActionError(
+            f"The SafeTx calls token {safe_tx.to} with selector {selector} and value "
+            f"{safe_tx.value}; only transfer(to, amount) (selector 0x{TRANSFER_SELECTOR.hex()}) "
+            "with zero value is signed."
+        )
+    return TokenTransfer(token=safe_tx.to, to=transfer[0], amount=transfer[1])
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What the institution's officers reviewed: the SafeTx, its hash and the decoded action."""
+
+    safe_tx: SafeTx
+    safe_tx_hash: bytes
+    action: Action
+
+    def describe(self) -> str:
+        return (
+            f"{self.action.describe()} from Safe {self.safe_tx.safe} on chain "
+            f"{self.safe_tx.chain_id} (nonce {self.safe_tx.nonce}); SafeTx hash "
+            f"0x{self.safe_tx_hash.hex()}"
+        )
+
+
+def approve(safe_tx: SafeTx, policy: SigningPolicy) -> Approval:
+    """Decode ``safe_tx`` for review; refusals happen here already, before anyone is asked."""
+    return Approval(
+        safe_tx=safe_tx, safe_tx_hash=safe_tx.hash, action=decode_action(safe_tx, policy)
+    )
+
+
+def check_against_approval(safe_tx: SafeTx, approval: Approval, policy: SigningPolicy) -> Action:
+    """Refuse unless ``safe_tx`` is, field by field and by hash, what was approved."""
+    for spec in fields(SafeTx):
+        if not spec.compare:
+            continue
+        approved, actual = getattr(approval.safe_tx, spec.name), getattr(safe_tx, spec.name)
+        if approved != actual:
+            raise ApprovalMismatchError(
+                f"The SafeTx field '{spec.name}' differs from what was approved "
+                f"({actual!r} instead of {approved!r}); refusing to sign."
+            )
+    if safe_tx.hash != approval.safe_tx_hash:
+        raise ApprovalMismatchError(
+            f"The SafeTx hash is {safe_tx.hash_hex}, but 0x{approval.safe_tx_hash.hex()} was "
+            "approved; refusing to sign."
+        )
+    action = decode_action(safe_tx, policy)
+    if action != approval.action:
+        raise ApprovalMismatchError(
+            f"The SafeTx decodes to '{action.describe()}', but '{approval.action.describe()}' "
+            "was approved; refusing to sign."
+        )
+    return action
+
+
+class KeyQuorum:
+    """An institution's share holders at the signing table: shares, passphrase, expected fingerprint.
+
+    Holds secrets only for the duration of one signing; it never prints or pickles them.
+    """
+
+    __slots__ = ("_passphrase", "_shares", "fingerprint", "institution")
+
+    def __init__(
+        self, institution: str, shares: Sequence[ShareMnemonic], passphrase: str, fingerprint: str
+    ) -> None:
+        self.institution = institution
+        self.fingerprint = fingerprint.lower()
+        self._shares = tuple(shares)
+        self._passphrase = passphrase
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyQuorum(institution={self.institution!r}, fingerprint={self.fingerprint!r}, "
+            f"shares=<{len(self._shares)} redacted>, passphrase=<redacted>)"
+        )
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("Key quorums are not picklable: they hold share words.")
+
+    def sign_hash(self, safe_tx_hash: bytes, expected_owner: str) -> OwnerSignature:
+        """Recombine the seed, check its fingerprint and owner address, sign, wipe."""
+        seed = combine_shares(self._shares, self._passphrase)
+        with signing_keys(seed, self.fingerprint) as keys:
+            address = keys.eth_key.public_key.to_checksum_address()
+            if address != expected_owner:
+                raise NotAnOwnerError(
+                    f"The key of institution {self.institution!r} (fingerprint "
+                    f"{self.fingerprint}) is {address}, not the roster's owner {expected_owner}."
+                )
+            return sign_safe_tx_hash(keys.eth_key, safe_tx_hash)
+
+
+def sign_approved(
+    safe_tx: SafeTx,
+    approval: Approval,
+    policy: SigningPolicy,
+    quorum: KeyQuorum,
+    expected_owner: str,
+) -> OwnerSignature:
+    """Sign ``safe_tx`` for ``quorum``'s institution if it is exactly what ``approval`` shows."""
+    action = check_against_approval(safe_tx, approval, policy)
+    signature = quorum.sign_hash(safe_tx.hash, expected_owner)
+    log.info(
+        "signed SafeTx",
+        extra={
+            "safe_tx_hash": safe_tx.hash_hex,
+            "institution": quorum.institution,
+            "action": action.describe(),
+        },
+    )
+    return signature

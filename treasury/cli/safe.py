@@ -1,0 +1,228 @@
+"""``treasury safe``: Safe multisig vaults on the reserve's Ethereum chain.
+
+Amounts are integers in base units (wei for ether, the token's smallest unit for ERC-20s). Gas is
+paid by a relayer account the node holds (on the devnet: anvil's first development account).
+Share words are read from files or typed without echo, and are never printed or stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from custody.devnet.evm import EvmRPC
+from custody.ethereum.chain import EthChain
+from custody.ethereum.deploy import deploy_safe_contracts
+from custody.ethereum.signer import KeyQuorum, SigningPolicy
+from custody.ethereum.vault import SafeVaults, VaultOwner
+from custody.exceptions import CustodyError
+from custody.nodes import reserve_rpc_url
+from custody.shamir import ShareMnemonic, parse_shares
+from treasury.db import make_engine, session_factory
+
+app = typer.Typer(
+    help="Safe (v1.4.1) multisig vaults owned by the institutions' cosigner keys.",
+    no_args_is_help=True,
+)
+
+
+class _CliError(Exception):
+    """A usage problem found by the CLI itself."""
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn every expected failure into one `error: ...` line and exit code 1."""
+    try:
+        yield
+    except (CustodyError, _CliError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from None
+    except SQLAlchemyError as exc:
+        typer.secho(
+            f"error: the database refused the operation ({type(exc).__name__}); "
+            "run `treasury db upgrade` if its Safe tables are missing.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=1) from None
+
+
+def _chain() -> EthChain:
+    return EthChain(EvmRPC(reserve_rpc_url()))
+
+
+def _vaults(chain: EthChain) -> SafeVaults:
+    return SafeVaults(chain, session_factory(make_engine()))
+
+
+def _gas_payer(chain: EthChain, given: str | None) -> str:
+    if given:
+        return given
+    accounts = chain.accounts()
+    if not accounts:
+        raise _CliError("The node holds no account to pay gas; pass --relayer ADDRESS.")
+    return accounts[0]
+
+
+def _owner(text: str) -> VaultOwner:
+    institution, _, rest = text.partition("=")
+    fingerprint, _, address = rest.partition(":")
+    if not (institution and fingerprint and address):
+        raise _CliError(f"--owner {text!r} must look like 'INSTITUTION=FINGERPRINT:0xADDRESS'.")
+    return VaultOwner(institution.strip(), address.strip(), fingerprint.strip())
+
+
+PAYER_OPTION = typer.Option(
+    None, "--relayer", help="Account that pays gas (default: node's first)."
+)
+
+
+@app.command()
+def deploy(relayer: str | None = PAYER_OPTION) -> None:
+    """Deploy the audited Safe v1.4.1 contracts at their canonical addresses (no-op if present)."""
+    with _errors():
+        chain = _chain()
+        report = deploy_safe_contracts(chain, _gas_payer(chain, relayer))
+        d = report.deployment
+        typer.echo(f"chain {d.chain_id}: Safe v1.4.1 ready")
+        typer.echo(f"  SafeL2 singleton     {d.singleton}")
+        typer.echo(f"  proxy factory        {d.proxy_factory}")
+        typer.echo(f"  fallback handler     {d.fallback_handler}")
+        typer.echo(f"  deployed now: {', '.join(report.deployed) or 'nothing (already there)'}")
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="The vault's name in the database.")],
+    threshold: Annotated[
+        int, typer.Option(help="How many institutions must sign each transaction.")
+    ],
+    owner: Annotated[
+        list[str],
+        typer.Option(
+            help="INSTITUTION=FINGERPRINT:0xADDRESS from the ceremony transcript (repeat)."
+        ),
+    ],
+    relayer: str | None = PAYER_OPTION,
+) -> None:
+    """Create a THRESHOLD-of-N Safe owned by the given institutions and record its roster."""
+    with _errors():
+        chain = _chain()
+        owners = [_owner(text) for text in owner]
+        vault = _vaults(chain).create(name, owners, threshold, payer=_gas_payer(chain, relayer))
+        typer.echo(f"vault {vault.name}: Safe {vault.address} ({vault.threshold}-of-{len(owners)})")
+
+
+@app.command()
+def show(name: str = typer.Argument(..., help="The vault's name.")) -> None:
+    """Show a vault's roster, its on-chain check, balance and proposed transactions."""
+    with _errors():
+        chain = _chain()
+        vaults = _vaults(chain)
+        vault = vaults.vault(name)
+        state = vaults.verify(vault)
+        typer.echo(f"vault {vault.name}: Safe {vault.address} on chain {vault.chain_id}")
+        typer.echo(
+            f"  {vault.threshold}-of-{len(vault.owners)}, nonce {state.nonce} (matches chain)"
+        )
+        for o in vault.owners:
+            typer.echo(f"  owner {o.institution}: {o.address} (fingerprint {o.fingerprint})")
+        typer.echo(f"  balance {chain.balance(vault.address)} wei")
+        for p in vaults.proposals(name):
+            signers = ", ".join(inst for inst, _sig in p.signatures) or "none"
+            typer.echo(f"  SafeTx {p.safe_tx.hash_hex} nonce {p.safe_tx.nonce} {p.state.value}")
+            typer.echo(f"    signed by: {signers}")
+
+
+@app.command()
+def transfer(
+    name: str = typer.Argument(..., help="The vault to pay from."),
+    to: str = typer.Option(..., help="Recipient address."),
+    amount: int = typer.Option(
+        ..., help="Amount in base units: wei, or the token's smallest unit."
+    ),
+    token: str | None = typer.Option(None, help="ERC-20 contract; omit to send ether."),
+) -> None:
+    """Propose an ether or ERC-20 transfer from the vault and print the SafeTx hash to sign."""
+    with _errors():
+        vaults = _vaults(_chain())
+        if token:
+            safe_tx = vaults.propose_token_transfer(name, token, to, amount)
+        else:
+            safe_tx = vaults.propose_ether_transfer(name, to, amount)
+        typer.echo(f"proposed SafeTx {safe_tx.hash_hex} (nonce {safe_tx.nonce})")
+
+
+@app.command("rotate-owner")
+def rotate_owner(
+    name: str = typer.Argument(..., help="The vault."),
+    institution: str = typer.Option(..., help="Whose owner key is replaced."),
+    new_owner: str = typer.Option(..., help="FINGERPRINT:0xADDRESS of the new ceremony's key."),
+) -> None:
+    """Propose a swapOwner SafeTx replacing an institution's key; it needs the threshold too."""
+    with _errors():
+        owner = _owner(f"{institution}={new_owner}")
+        safe_tx = _vaults(_chain()).propose_owner_swap(name, owner)
+        typer.echo(f"proposed SafeTx {safe_tx.hash_hex} (nonce {safe_tx.nonce})")
+
+
+def _read_shares(files: list[Path]) -> list[ShareMnemonic]:
+    if files:
+        return parse_shares([path.read_text() for path in files])
+    first = parse_shares([typer.prompt("Share 1", hide_input=True)])[0]
+    more = [
+        typer.prompt(f"Share {i}", hide_input=True)
+        for i in range(2, first.info.member_threshold + 1)
+    ]
+    return [first, *parse_shares(more)]
+
+
+@app.command()
+def sign(
+    safe_tx_hash: str = typer.Argument(..., help="The proposed SafeTx's hash."),
+    institution: str = typer.Option(..., help="The institution whose key signs."),
+    shares_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="File holding one share (repeat); else shares are prompted without echo."
+        ),
+    ] = None,
+    allow_token: Annotated[
+        list[str] | None, typer.Option(help="ERC-20 contract the signer may call (repeat).")
+    ] = None,
+    yes: bool = typer.Option(False, "--yes", help="Sign without asking to confirm."),
+) -> None:
+    """Show the decoded action and hash, then sign it with the institution's recombined key."""
+    with _errors():
+        chain = _chain()
+        vaults = _vaults(chain)
+        policy = SigningPolicy(frozenset(allow_token or ()))
+        approval = vaults.approval(safe_tx_hash, policy)
+        typer.echo(f"action: {approval.action.describe()}")
+        typer.echo(f"SafeTx hash: 0x{approval.safe_tx_hash.hex()}")
+        if not yes and not typer.confirm(f"Sign this as {institution}?"):
+            raise _CliError("Not signed: the officers did not confirm.")
+        fingerprint = vaults.vault(vaults.proposal(safe_tx_hash).vault_name).owner(institution)
+        shares = _read_shares(shares_file or [])
+        passphrase = typer.prompt("Passphrase", hide_input=True, default="", show_default=False)
+        quorum = KeyQuorum(institution, shares, passphrase, fingerprint.fingerprint)
+        signature = vaults.sign(approval, quorum, policy)
+        typer.echo(f"signed by {institution} (owner {signature.owner})")
+
+
+@app.command()
+def execute(
+    safe_tx_hash: str = typer.Argument(..., help="The SafeTx to execute."),
+    relayer: str | None = PAYER_OPTION,
+) -> None:
+    """Execute a SafeTx once it has the threshold of owner signatures, and wait for its receipt."""
+    with _errors():
+        chain = _chain()
+        receipt = _vaults(chain).execute(safe_tx_hash, _gas_payer(chain, relayer))
+        typer.echo(f"executed in transaction {receipt.tx_hash} (block {receipt.block_number})")
