@@ -1,0 +1,1 @@
+"""Published test vectors of the reporting formats, and the seeded scripts that generate them."""
