@@ -1,0 +1,1 @@
+"""The attestation registry contract: Vyper source, its build script and the committed artifact."""

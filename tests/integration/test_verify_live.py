@@ -1,0 +1,442 @@
+"""End to end: a bundle built from real regtest UTXOs and anvil Safe balances, anchored on both
+chains, and checked by the auditors' verifier against the live nodes; tampering is named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from eth_abi.abi import decode, encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_keys import keys
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from typer.testing import CliRunner
+from web3 import Web3
+
+from custody.devnet import BitcoinNode, EvmNode, btc_to_sats
+from custody.ethereum.chain import EthChain
+from custody.ethereum.deploy import (
+    FALLBACK_HANDLER,
+    PROXY_FACTORY,
+    SAFE_L2_SINGLETON,
+    deploy_safe_contracts,
+)
+from custody.ethereum.dev_token import deploy_dev_token
+from reporting.anchor import (
+    BitcoinWalletRPC,
+    anchor,
+    deploy_registry,
+    publish_digest,
+    registry_contract,
+)
+from reporting.attestation import (
+    AttestationInputs,
+    AuditHead,
+    BitcoinSnapshot,
+    BlockRef,
+    Encumbrance,
+    EncumbranceKind,
+    EvmSnapshot,
+    KeySigner,
+    RegistryRef,
+    SignerRole,
+    SnapshotUtxo,
+    build_attestation,
+    reserve_commitment_txid,
+    sign_bundle,
+)
+from reporting.bundle import GENESIS_DIGEST_HEX, AnchorError, Bundle
+from reporting.holdings import SafeBalanceHolding
+from reporting.sumtree import LiabilityTree
+from reporting.verify import CheckStatus, LeafQuery, Nodes, Report, verify_bundle
+from treasury.cli import app
+
+log = logging.getLogger(__name__)
+
+TOKEN_SUPPLY = 10**24
+SAFE_ETH_WEI = 5 * 10**18
+SAFE_TOKEN_UNITS = 7 * 10**20
+NONCE = bytes(range(32))
+TREASURY_KEY = hashlib.sha256(b"test treasury key").digest()
+AUDITOR_KEY = hashlib.sha256(b"test audit office key").digest()
+PUBLISHER_KEY = hashlib.sha256(b"test registry publisher").digest()
+OWNER_KEYS = tuple(hashlib.sha256(f"safe owner {i}".encode()).digest() for i in range(2))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The live pieces every test of this module shares."""
+
+    bitcoin_node: BitcoinNode
+    reserve: BitcoinWalletRPC
+    miner: BitcoinWalletRPC
+    w3: Web3
+    services: Web3
+    safe: str
+    token: str
+    registry: str
+    publisher: LocalAccount
+    nodes: Nodes
+
+
+def _wallet(node: BitcoinNode, name: str) -> BitcoinWalletRPC:
+    return BitcoinWalletRPC(node.rpc_url, node.rpc_user, node.rpc_password, name)
+
+
+def _create_safe(w3: Web3, payer: str) -> str:
+    """A 2-of-2 Safe v1.4.1 (canonical contracts) owned by the two test owner keys."""
+    owners = sorted(keys.PrivateKey(k).public_key.to_checksum_address() for k in OWNER_KEYS)
+    setup = keccak(text="setup(address[],uint256,address,bytes,address,address,uint256,address)")[
+        :4
+    ]
+    setup += encode(
+        ["address[]", "uint256", "address", "bytes", "address", "address", "uint256", "address"],
+        [owners, 2, "0x" + "00" * 20, b"", FALLBACK_HANDLER.canonical_address,
+         "0x" + "00" * 20, 0, "0x" + "00" * 20],
+    )  # fmt: skip
+    create = keccak(text="createProxyWithNonce(address,bytes,uint256)")[:4] + encode(
+        ["address", "bytes", "uint256"], [SAFE_L2_SINGLETON.canonical_address, setup, 7]
+    )
+    call = {"from": payer, "to": PROXY_FACTORY.canonical_address, "data": "0x" + create.hex()}
+    (address,) = decode(["address"], w3.eth.call(call))  # type: ignore[arg-type]
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(call))  # type: ignore[arg-type]
+    return to_checksum_address(address)
+
+
+def eip1271_signature(w3: Web3, safe: str, digest: bytes) -> bytes:
+    """Both owners sign the Safe's message hash of ``digest``; packed in owner-address order."""
+    message = encode(["bytes32"], [digest])
+    data = keccak(text="getMessageHash(bytes)")[:4] + encode(["bytes"], [message])
+    (message_hash,) = decode(["bytes32"], w3.eth.call({"to": safe, "data": "0x" + data.hex()}))  # type: ignore[typeddict-item]
+    signatures = []
+    for key in sorted(
+        OWNER_KEYS, key=lambda k: keys.PrivateKey(k).public_key.to_canonical_address()
+    ):
+        sig = keys.PrivateKey(key).sign_msg_hash(message_hash)
+        signatures.append(
+            sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes((sig.v + 27,))
+        )
+    return b"".join(signatures)
+
+
+@pytest.fixture(scope="module")
+def scenario(bitcoin_node: BitcoinNode, evm_node: EvmNode, services_node: EvmNode) -> Scenario:
+    w3 = Web3(Web3.HTTPProvider(evm_node.rpc_url))
+    payer = w3.eth.accounts[0]
+    chain = EthChain(evm_node.rpc)
+    deploy_safe_contracts(chain, payer)
+    safe = _create_safe(w3, payer)
+    token = deploy_dev_token(chain, payer, TOKEN_SUPPLY)
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_transaction({"from": payer, "to": safe, "value": SAFE_ETH_WEI})
+    )
+    transfer = keccak(text="transfer(address,uint256)")[:4] + encode(
+        ["address", "uint256"], [safe, SAFE_TOKEN_UNITS]
+    )
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_transaction({"from": payer, "to": token, "data": "0x" + transfer.hex()})  # type: ignore[typeddict-item]
+    )
+    services = Web3(Web3.HTTPProvider(services_node.rpc_url))
+    publisher: LocalAccount = Account.from_key(PUBLISHER_KEY)
+    services.provider.make_request("anvil_setBalance", [publisher.address, hex(10**20)])  # type: ignore[arg-type]
+    registry = deploy_registry(services, publisher, publisher.address)
+    name = f"reserve-{uuid.uuid4().hex[:8]}"
+    bitcoin_node.rpc.call("createwallet", name)
+    bitcoin_node.miner_address()
+    nodes = Nodes(
+        bitcoin=f"http://{bitcoin_node.rpc_user}:{bitcoin_node.rpc_password}@127.0.0.1:{bitcoin_node.rpc_port}",
+        evm=evm_node.rpc_url,
+        services=services_node.rpc_url,
+    )
+    return Scenario(
+        bitcoin_node, _wallet(bitcoin_node, name), _wallet(bitcoin_node, "miner"), w3, services,
+        safe, token, registry, publisher, nodes,
+    )  # fmt: skip
+
+
+def fund_reserve(s: Scenario, amounts_btc: tuple[str, ...]) -> None:
+    for amount in amounts_btc:
+        s.miner.call("sendtoaddress", s.reserve.call("getnewaddress"), amount)
+    s.bitcoin_node.mine(1)
+
+
+def bitcoin_snapshot(s: Scenario) -> BitcoinSnapshot:
+    """Every UTXO of the reserve wallet, with its creating block, at the current tip."""
+    info = s.bitcoin_node.rpc.call("getblockchaininfo")
+    utxos = []
+    for entry in s.reserve.call("listunspent", 1):
+        found = s.reserve.call("gettransaction", entry["txid"])
+        utxos.append(
+            SnapshotUtxo(
+                txid=entry["txid"],
+                vout=entry["vout"],
+                amount_sats=btc_to_sats(entry["amount"]),
+                script_pubkey=bytes.fromhex(entry["scriptPubKey"]),
+                created=BlockRef(found["blockheight"], found["blockhash"]),
+            )
+        )
+    return BitcoinSnapshot("regtest", BlockRef(info["blocks"], info["bestblockhash"]), tuple(utxos))
+
+
+def evm_snapshot(s: Scenario) -> EvmSnapshot:
+    """The Safe's ether and token balances at the latest block."""
+    block = s.w3.eth.get_block("latest")
+    number = block["number"]
+    data = keccak(text="balanceOf(address)")[:4] + encode(["address"], [s.safe])
+    (tokens,) = decode(
+        ["uint256"], s.w3.eth.call({"to": s.token, "data": "0x" + data.hex()}, number)
+    )  # type: ignore[typeddict-item]
+    chain_id = s.w3.eth.chain_id
+    return EvmSnapshot(
+        chain_id,
+        BlockRef(number, "0x" + bytes(block["hash"]).hex()),
+        (
+            SafeBalanceHolding(chain_id, s.safe, "ETH", None, s.w3.eth.get_balance(s.safe, number)),
+            SafeBalanceHolding(chain_id, s.safe, "USDX", s.token, int(tokens)),
+        ),
+    )
+
+
+def registry_head(s: Scenario) -> tuple[int, str]:
+    contract = registry_contract(s.services, s.registry)
+    return int(contract.functions.count().call()) + 1, bytes(
+        contract.functions.latest().call()
+    ).hex()
+
+
+def make_inputs(
+    s: Scenario, liabilities: dict[str, tuple[int, int, int]], **changes: Any
+) -> AttestationInputs:
+    """Inputs at the current tips; liabilities are (BTC sats, ETH wei, USDX units) per account."""
+    sequence, previous = registry_head(s)
+    tree = LiabilityTree.from_rows(("BTC", "ETH", "USDX"), list(liabilities.items()), NONCE)
+    totals = [sum(row[i] for row in liabilities.values()) for i in range(3)]
+    inputs = AttestationInputs(
+        sequence=sequence,
+        previous_digest=previous if sequence > 1 else GENESIS_DIGEST_HEX,
+        as_of=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        bitcoin=bitcoin_snapshot(s),
+        evm=(evm_snapshot(s),),
+        liabilities=tree,
+        ledger_totals=dict(zip(("BTC", "ETH", "USDX"), totals, strict=True)),
+        audit_head=AuditHead(42, "ab" * 32),
+        registry=RegistryRef(s.services.eth.chain_id, s.registry, s.publisher.address),
+        treasury=KeySigner(SignerRole.TREASURY, TREASURY_KEY),
+        auditor=KeySigner(SignerRole.AUDITOR, AUDITOR_KEY),
+        public_accounts=("budget:defence",),
+        encumbrances=(
+            Encumbrance(
+                "BTC",
+                10_000_000,
+                EncumbranceKind.PENDING_SPEND,
+                "psbt:demo",
+                "An approved payment awaiting confirmation.",
+            ),
+        ),
+    )
+    return replace(inputs, **changes)
+
+
+def reserve_psbt(s: Scenario, bundle: Bundle, skip: int = 0) -> str:
+    """The BIP-127 proof: commitment input + every attested UTXO, signed by the reserve wallet."""
+    utxos = bundle.body["snapshot"]["bitcoin"]["utxos"][skip:]
+    total = sum(int(u["amount"]) for u in utxos)
+    commitment = {"txid": reserve_commitment_txid(bundle.digest), "vout": 0}
+    psbt = s.bitcoin_node.rpc.call(
+        "createpsbt",
+        [commitment] + [{"txid": u["txid"], "vout": u["vout"]} for u in utxos],
+        [{s.reserve.call("getnewaddress"): str(Decimal(total) / 10**8)}],
+    )
+    processed = s.reserve.call("walletprocesspsbt", psbt, True, "ALL", True, True)
+    text: str = processed["psbt"]
+    return text
+
+
+def produce(
+    s: Scenario, inputs: AttestationInputs, *, psbt_skip: int = 0, do_anchor: bool = True
+) -> Bundle:
+    """Build, prove control, sign with both roles and (by default) anchor on both chains."""
+    bundle = build_attestation(inputs)
+    bundle = bundle.with_proof(
+        "bitcoin_reserve_proof", {"psbt": reserve_psbt(s, bundle, psbt_skip)}
+    )
+    bundle = bundle.with_proof(
+        "eip1271",
+        [{"chain_id": s.w3.eth.chain_id, "safe_address": s.safe,
+          "signature": eip1271_signature(s.w3, s.safe, bundle.digest).hex()}],
+    )  # fmt: skip
+    bundle = sign_bundle(sign_bundle(bundle, inputs.treasury), inputs.auditor)
+    if not do_anchor:
+        return bundle
+    return anchor(
+        bundle, s.miner, s.services, s.registry, s.publisher,
+        await_bitcoin_confirmation=lambda _txid: s.bitcoin_node.mine(1) and None,
+    )  # fmt: skip
+
+
+LIABILITIES = {
+    "budget:defence": (50_000_000, 10**18, 10**20),
+    "citizen:0001": (100_000_000, 2 * 10**18, 3 * 10**20),
+    "citizen:0002": (30_000_000, 0, 10**20),
+}
+
+
+@pytest.fixture(scope="module")
+def good(scenario: Scenario) -> Bundle:
+    """One honest, anchored attestation (the first of the registry's chain)."""
+    fund_reserve(scenario, ("1.5", "0.7"))
+    return produce(scenario, make_inputs(scenario, LIABILITIES))
+
+
+def failed(report: Report) -> dict[str, str]:
+    return {
+        check.name: check.reason for check in report.checks if check.status is CheckStatus.FAILED
+    }
+
+
+def test_honest_bundle_passes_every_check_against_live_nodes(
+    scenario: Scenario, good: Bundle
+) -> None:
+    """An honest anchored bundle passes every check against the live nodes, with nothing skipped."""
+    report = verify_bundle(good.to_bytes(), nodes=scenario.nodes)
+    log.info("%s", report.render())
+    assert report.passed(), report.render()
+    names = {check.name for check in report.checks}
+    assert {
+        "bitcoin anchor",
+        "services anchor",
+        "reserve proof (BIP-127)",
+        f"eip1271 {scenario.safe}",
+    } <= names
+    assert sum(name.startswith("utxo ") for name in names) == len(
+        good.body["snapshot"]["bitcoin"]["utxos"]
+    )
+
+
+def test_anchors_record_where_they_landed(scenario: Scenario, good: Bundle) -> None:
+    """The bundle records the anchor txid, block and height, and the registry tx, block and log."""
+    on_bitcoin = good.anchors["bitcoin"]
+    assert (
+        scenario.bitcoin_node.rpc.call("getblockhash", on_bitcoin["height"])
+        == on_bitcoin["block_hash"]
+    )
+    on_services = good.anchors["services"]
+    receipt = scenario.services.eth.get_transaction_receipt(on_services["tx_hash"])
+    assert receipt["blockNumber"] == on_services["block_number"]
+    assert on_services["sequence"] == good.sequence
+
+
+def test_leaf_inclusion_for_a_published_account(scenario: Scenario, good: Bundle) -> None:
+    """A published budget line is found and proven; an unpublished account is refused by name."""
+    salt = bytes.fromhex(good.body["liabilities"]["public_listing"][0]["leaf"]["salt"])
+    ok = verify_bundle(good, leaf=LeafQuery("budget:defence", salt))
+    assert ok.status_of("inclusion of 'budget:defence'") is CheckStatus.OK
+    missing = verify_bundle(good, leaf=LeafQuery("citizen:0001"))
+    assert "not published" in failed(missing)["inclusion of 'citizen:0001'"]
+
+
+def test_spent_utxo_before_snapshot_is_caught(scenario: Scenario, good: Bundle) -> None:
+    """A UTXO attested at a snapshot taken after it was spent fails with the spending height."""
+    fund_reserve(scenario, ("0.3",))
+    stale = bitcoin_snapshot(scenario)
+    victim = max(stale.utxos, key=lambda u: u.created.height)
+    spend = scenario.reserve.call(
+        "send", {scenario.reserve.call("getnewaddress"): "0.1"}, None, "unset", None,
+        {"inputs": [{"txid": victim.txid, "vout": victim.vout}], "add_inputs": False},
+    )  # fmt: skip
+    scenario.bitcoin_node.mine(1)
+    fresh = bitcoin_snapshot(scenario)
+    lying = replace(fresh, utxos=(*fresh.utxos, victim))
+    bundle = produce(scenario, make_inputs(scenario, LIABILITIES, bitcoin=lying), do_anchor=False)
+    report = verify_bundle(bundle, nodes=scenario.nodes)
+    reason = failed(report)[f"utxo {victim.txid}:{victim.vout}"]
+    assert "spent before the snapshot" in reason
+    assert spend["txid"] in reason
+
+
+def test_missing_anchor_and_other_digest_are_caught(scenario: Scenario, good: Bundle) -> None:
+    """A bundle without anchors, or whose anchors carry another digest, fails both anchor checks."""
+    bare = Bundle(good.body, good.signatures, good.proofs_of_control, {})
+    report = failed(verify_bundle(bare, nodes=scenario.nodes))
+    assert "Bitcoin anchor is missing" in report["bitcoin anchor"]
+    assert "services-chain anchor is missing" in report["services anchor"]
+    other = produce(scenario, make_inputs(scenario, {**LIABILITIES, "citizen:0003": (1, 1, 1)}))
+    moved = Bundle(good.body, good.signatures, good.proofs_of_control, other.anchors)
+    report = failed(verify_bundle(moved, nodes=scenario.nodes))
+    assert "points at another digest" in report["bitcoin anchor"]
+    assert "another digest" in report["services anchor"]
+
+
+def test_chain_gap_is_refused_by_anchor_and_caught_by_the_verifier(
+    scenario: Scenario, good: Bundle
+) -> None:
+    """Anchoring out of sequence sends nothing; a digest published past a gap fails the verifier."""
+    inputs = make_inputs(scenario, LIABILITIES)
+    before = registry_head(scenario)
+    with pytest.raises(AnchorError, match="break the chain"):
+        produce(scenario, replace(inputs, sequence=inputs.sequence + 1))
+    assert registry_head(scenario) == before
+    skipping = replace(inputs, previous_digest="11" * 32)
+    bundle = produce(scenario, skipping, do_anchor=False)
+    landed = publish_digest(scenario.services, scenario.registry, scenario.publisher, bundle.digest)
+    bundle = bundle.with_anchor("services", asdict(landed))
+    reason = failed(verify_bundle(bundle, nodes=scenario.nodes))["services anchor"]
+    assert "Attestation chain gap" in reason
+    assert inputs.previous_digest in reason
+
+
+def test_reserve_proof_missing_a_utxo_is_refused(scenario: Scenario) -> None:
+    """A reserve proof that leaves out one attested UTXO fails with the missing outpoint named."""
+    bundle = produce(scenario, make_inputs(scenario, LIABILITIES), psbt_skip=1, do_anchor=False)
+    assert (
+        "does not spend exactly the attested UTXOs"
+        in failed(verify_bundle(bundle))["reserve proof (BIP-127)"]
+    )
+
+
+def test_wrong_eip1271_signature_is_refused(scenario: Scenario, good: Bundle) -> None:
+    """The Safe rejects a signature of another digest at the snapshot block."""
+    other = eip1271_signature(scenario.w3, scenario.safe, b"\x01" * 32).hex()
+    forged = Bundle(good.body, good.signatures,
+                    {**good.proofs_of_control, "eip1271": [{"chain_id": scenario.w3.eth.chain_id,
+                     "safe_address": scenario.safe, "signature": other}]}, good.anchors)  # fmt: skip
+    reason = failed(verify_bundle(forged, nodes=scenario.nodes))[f"eip1271 {scenario.safe}"]
+    assert "does not accept" in reason or "reverted" in reason
+
+
+def test_under_coverage_is_stated_and_reported(scenario: Scenario) -> None:
+    """Liabilities above holdings yield a bundle saying UNDER-COVERED and a failed coverage line."""
+    heavy = {**LIABILITIES, "citizen:0009": (10**12, 0, 0)}
+    bundle = produce(scenario, make_inputs(scenario, heavy), do_anchor=False)
+    line = bundle.body["coverage"]["BTC"]
+    assert line["covered"] is False
+    assert "UNDER-COVERED" in line["statement"]
+    report = verify_bundle(bundle, nodes=scenario.nodes)
+    assert "UNDER-COVERED" in failed(report)["coverage BTC"]
+    assert report.status_of("coverage ETH") is CheckStatus.OK
+
+
+def test_cli_verify_exit_codes(scenario: Scenario, good: Bundle, tmp_path: Any) -> None:
+    """`treasury verify` exits 0 on the honest bundle and 1 on a tampered one, printing the report."""
+    path = tmp_path / "bundle.json"
+    path.write_bytes(good.to_bytes())
+    args = ["verify", str(path), "--bitcoin-rpc", scenario.nodes.bitcoin or "",
+            "--evm-rpc", scenario.nodes.evm or "", "--services-rpc", scenario.nodes.services or ""]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "0 failed, 0 skipped" in result.output
+    data = json.loads(good.to_bytes())
+    data["body"]["snapshot"]["bitcoin"]["utxos"][0]["amount"] = "1"
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "failed  holdings root" in result.output
