@@ -1,0 +1,54 @@
+"""``treasury audit``: verify the hash-chained audit log and export its head for anchoring."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from treasury import audit
+from treasury.cli.ledger import database_session, fail
+
+app = typer.Typer(
+    help="Verify the tamper-evident audit log and print its head hash.", no_args_is_help=True
+)
+
+
+@app.command()
+def verify(
+    anchor_sequence: int | None = typer.Option(
+        None, help="Sequence of a head exported earlier (e.g. anchored on chain) to check against."
+    ),
+    anchor_hash: str | None = typer.Option(None, help="The hash of that anchored head."),
+) -> None:
+    """Walk the whole chain: exit 0 if intact, 1 naming the first edited, deleted or reordered event."""
+    if (anchor_sequence is None) != (anchor_hash is None):
+        raise fail("give both --anchor-sequence and --anchor-hash, or neither.")
+    anchor = None
+    if anchor_sequence is not None and anchor_hash is not None:
+        anchor = audit.ChainHead(anchor_sequence, anchor_hash)
+    with database_session() as session:
+        verdict = audit.verify(session, anchor)
+    if verdict.brk is not None:
+        typer.secho(
+            f"broken ({verdict.brk.kind.value} at #{verdict.brk.sequence}): {verdict.brk.message}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(code=1)
+    typer.echo(
+        f"intact: {verdict.events_checked} events, head #{verdict.head.sequence} {verdict.head.hash}"
+    )
+
+
+@app.command()
+def head(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of text."),
+) -> None:
+    """Print the newest event's sequence and hash: the value to anchor on chain (0 and zeros if empty)."""
+    with database_session() as session:
+        current = audit.head(session)
+    if as_json:
+        typer.echo(json.dumps({"sequence": current.sequence, "hash": current.hash}))
+    else:
+        typer.echo(f"{current.sequence} {current.hash}")
