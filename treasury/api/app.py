@@ -1,0 +1,215 @@
+"""The FastAPI application: one route per workflow operation, errors mapped to HTTP statuses.
+
+Status codes: 401 missing or bad token, 403 wrong role, 404 unknown record, 409 refused by the
+state machine or the policy (the body lists each reason code), 422 bad input (the body's
+``detail`` is one sentence naming the field), 503 not configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from treasury import audit, ledger
+from treasury.api.schemas import (
+    ApproveBody,
+    AuditHeadOut,
+    AuditVerifyOut,
+    BalanceOut,
+    DecisionOut,
+    ProposalOut,
+    ProposeBody,
+    ReasonBody,
+    refusals,
+)
+from treasury.exceptions import TreasuryError
+from treasury.officers import Officer, Role, authenticate
+from treasury.proposals import ChainSpender, ProposalState, Workflow
+from treasury.workflow_exceptions import (
+    AuthenticationError,
+    NotAuthorisedError,
+    NotConfiguredError,
+    PolicyRefusedError,
+    ProposalTransitionError,
+    TransactionMismatchError,
+    UnknownRecordError,
+    WorkflowInputError,
+)
+
+_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (AuthenticationError, status.HTTP_401_UNAUTHORIZED),
+    (NotAuthorisedError, status.HTTP_403_FORBIDDEN),
+    (UnknownRecordError, status.HTTP_404_NOT_FOUND),
+    (WorkflowInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (ProposalTransitionError, status.HTTP_409_CONFLICT),
+    (TransactionMismatchError, status.HTTP_409_CONFLICT),
+    (NotConfiguredError, status.HTTP_503_SERVICE_UNAVAILABLE),
+)
+"""Domain errors to HTTP statuses; other TreasuryErrors (ledger, audit) are 409."""
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An officer's API token (treasury officers token)."
+)
+
+
+def _officer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Officer:
+    """The officer whose bearer token came with the request (401 otherwise)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError(
+            "An API token is required: send the header 'Authorization: Bearer <token>'."
+        )
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions() as session:
+        return authenticate(session, credentials.credentials, now=request.app.state.clock())
+
+
+Actor = Annotated[Officer, Depends(_officer)]
+
+
+def create_app(
+    workflow: Workflow,
+    sessions: sessionmaker[Session],
+    *,
+    spenders: Mapping[str, ChainSpender] | None = None,
+    clock: audit.Clock = audit.utc_now,
+) -> FastAPI:
+    """The API over ``workflow``; ``spenders`` (asset -> chain) enable preparing transactions."""
+    chains = dict(spenders or {})
+    app = FastAPI(
+        title="National reserve treasury",
+        version="1",
+        description="Spend proposals under policy, the state ledger and the audit log.",
+    )
+    app.state.sessions = sessions
+    app.state.clock = clock
+
+    @app.exception_handler(PolicyRefusedError)
+    async def _refused(_request: Request, exc: PolicyRefusedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content={
+                "detail": str(exc),
+                "policy_version": exc.decision.policy_version,
+                "reasons": [r.model_dump() for r in refusals(exc.decision)],
+            },
+        )
+
+    @app.exception_handler(TreasuryError)
+    async def _domain(_request: Request, exc: TreasuryError) -> JSONResponse:
+        code = next(
+            (c for kind, c in _STATUS_OF if isinstance(exc, kind)), status.HTTP_409_CONFLICT
+        )
+        headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+        return JSONResponse(status_code=code, content={"detail": str(exc)}, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"] if part != "body")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": "Invalid request: " + "; ".join(problems) + ".", "errors": problems},
+        )
+
+    @app.post("/proposals", status_code=status.HTTP_201_CREATED, tags=["spend"])
+    def propose(body: ProposeBody, actor: Actor) -> ProposalOut:
+        """Propose a spend citing a legal basis (proposer role)."""
+        view = workflow.propose(
+            actor,
+            asset=body.asset,
+            amount=int(body.amount),
+            destination=body.destination,
+            purpose=body.purpose,
+            legal_basis=body.legal_basis,
+        )
+        return ProposalOut.of(view)
+
+    @app.post("/proposals/{proposal_id}/prepare", tags=["spend"])
+    def prepare(proposal_id: int, actor: Actor) -> ProposalOut:
+        """Build the proposal's transaction on its chain; approvers review and approve its hash."""
+        view = workflow.status(actor, proposal_id)
+        spender = chains.get(view.asset)
+        if spender is None:
+            raise NotConfiguredError(f"No chain spender is configured for {view.asset}.")
+        return ProposalOut.of(workflow.prepare(actor, proposal_id, spender))
+
+    @app.post("/proposals/{proposal_id}/approve", tags=["spend"])
+    def approve(proposal_id: int, body: ApproveBody, actor: Actor) -> ProposalOut:
+        """Approve the prepared transaction by its hash for your institution (approver role)."""
+        return ProposalOut.of(workflow.approve(actor, proposal_id, body.tx_hash))
+
+    @app.post("/proposals/{proposal_id}/reject", tags=["spend"])
+    def reject(proposal_id: int, body: ReasonBody, actor: Actor) -> ProposalOut:
+        """Reject an unsigned proposal (approver or admin; its proposer may withdraw it)."""
+        return ProposalOut.of(workflow.reject(actor, proposal_id, body.reason))
+
+    @app.post("/proposals/{proposal_id}/veto", tags=["spend"])
+    def veto(proposal_id: int, body: ReasonBody, actor: Actor) -> ProposalOut:
+        """Cancel a spend during its veto window (oversight role)."""
+        return ProposalOut.of(workflow.veto(actor, proposal_id, body.reason))
+
+    @app.get("/proposals/{proposal_id}", tags=["spend"])
+    def proposal_status(proposal_id: int, actor: Actor) -> ProposalOut:
+        """A proposal's state, transaction, approvals and signatures (any role)."""
+        return ProposalOut.of(workflow.status(actor, proposal_id))
+
+    @app.get("/proposals", tags=["spend"])
+    def list_proposals(actor: Actor, state: ProposalState | None = None) -> list[ProposalOut]:
+        """Proposals, newest first, optionally in one state (any role)."""
+        return [ProposalOut.of(view) for view in workflow.list_proposals(actor, state)]
+
+    @app.get("/proposals/{proposal_id}/decisions", tags=["spend"])
+    def proposal_decisions(proposal_id: int, actor: Actor) -> list[DecisionOut]:
+        """Every policy decision about a proposal, with policy version and inputs digest."""
+        return [DecisionOut.of(d) for d in workflow.decisions(actor, proposal_id)]
+
+    @app.get("/ledger/balances", tags=["ledger"])
+    def ledger_balances(actor: Actor) -> list[BalanceOut]:
+        """Every ledger account's posted, pending and available balance (read-only, any role)."""
+        actor.require(*Role)
+        with sessions() as session:
+            return [
+                BalanceOut(
+                    account=b.account,
+                    asset=b.asset,
+                    posted=str(b.posted),
+                    pending=str(b.pending),
+                    available=str(b.available),
+                )
+                for b in ledger.balances(session)
+            ]
+
+    @app.get("/audit/head", tags=["audit"])
+    def audit_head(actor: Actor) -> AuditHeadOut:
+        """The audit log's newest sequence and hash (what reporting anchors on chain)."""
+        actor.require(*Role)
+        with sessions() as session:
+            head = audit.head(session)
+        return AuditHeadOut(sequence=head.sequence, hash=head.hash)
+
+    @app.get("/audit/verify", tags=["audit"])
+    def audit_verify(actor: Actor) -> AuditVerifyOut:
+        """Walk the audit hash chain and report the first broken link (auditor or admin)."""
+        actor.require(Role.AUDITOR, Role.ADMIN, Role.OVERSIGHT)
+        with sessions() as session:
+            verdict = audit.verify(session)
+        return AuditVerifyOut(
+            ok=verdict.ok,
+            events_checked=verdict.events_checked,
+            head=AuditHeadOut(sequence=verdict.head.sequence, hash=verdict.head.hash),
+            problem=None if verdict.brk is None else verdict.brk.message,
+        )
+
+    return app

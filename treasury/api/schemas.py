@@ -1,0 +1,166 @@
+"""Request and response bodies. Amounts travel as decimal strings: wei overflows JSON numbers."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from treasury.policy import Decision, RecordedDecision
+from treasury.proposals import ApprovalView, ProposalState, ProposalView
+
+AMOUNT_PATTERN = re.compile(r"^[1-9][0-9]{0,77}$")
+TX_HASH_PATTERN = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ProposeBody(_Body):
+    asset: str = Field(min_length=1, max_length=16, examples=["BTC"])
+    amount: str = Field(
+        description="Positive whole number of base units (satoshi, wei) as a decimal string.",
+        examples=["150000000"],
+    )
+    destination: str = Field(min_length=1, max_length=128)
+    purpose: str = Field(min_length=1, max_length=2000)
+    legal_basis: str = Field(min_length=1, max_length=64, description="Decree or act reference.")
+
+    @field_validator("amount")
+    @classmethod
+    def _whole_base_units(cls, value: str) -> str:
+        if not AMOUNT_PATTERN.match(value):
+            raise ValueError(
+                "amount must be a positive whole number of base units (satoshi, wei) written as "
+                "a decimal string, e.g. '150000000'"
+            )
+        return value
+
+
+class ApproveBody(_Body):
+    tx_hash: str = Field(description="Hash of the prepared transaction you reviewed and approve.")
+
+    @field_validator("tx_hash")
+    @classmethod
+    def _hex_hash(cls, value: str) -> str:
+        if not TX_HASH_PATTERN.match(value):
+            raise ValueError("tx_hash must be 64 hexadecimal characters, optionally prefixed 0x")
+        return value
+
+
+class ReasonBody(_Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ApprovalOut(BaseModel):
+    officer_id: int
+    institution: str
+    tx_hash: str
+    approved_at: datetime
+    voided_at: datetime | None
+    void_reason: str | None
+
+    @classmethod
+    def of(cls, view: ApprovalView) -> ApprovalOut:
+        return cls(**view.__dict__)
+
+
+class ProposalOut(BaseModel):
+    id: int
+    state: ProposalState
+    asset: str
+    amount: str
+    destination: str
+    purpose: str
+    legal_basis: str
+    proposer_id: int
+    created_at: datetime
+    tx_hash: str | None
+    tx_summary: dict[str, Any] | None
+    fee: str | None
+    approvals: list[ApprovalOut]
+    signed_by: list[str]
+    quorum_reached_at: datetime | None
+    veto_window_ends_at: datetime | None
+    txid: str | None
+    closed_reason: str | None
+
+    @classmethod
+    def of(cls, view: ProposalView) -> ProposalOut:
+        return cls(
+            id=view.id,
+            state=view.state,
+            asset=view.asset,
+            amount=str(view.amount),
+            destination=view.destination,
+            purpose=view.purpose,
+            legal_basis=view.legal_basis,
+            proposer_id=view.proposer_id,
+            created_at=view.created_at,
+            tx_hash=view.tx_hash,
+            tx_summary=None if view.tx_summary is None else dict(view.tx_summary),
+            fee=None if view.fee is None else str(view.fee),
+            approvals=[ApprovalOut.of(a) for a in view.approvals],
+            signed_by=list(view.signed_by),
+            quorum_reached_at=view.quorum_reached_at,
+            veto_window_ends_at=view.veto_window_ends_at,
+            txid=view.txid,
+            closed_reason=view.closed_reason,
+        )
+
+
+class RefusalOut(BaseModel):
+    code: str
+    message: str
+
+
+class DecisionOut(BaseModel):
+    id: int
+    action: str
+    allowed: bool
+    reasons: list[RefusalOut]
+    policy_version: int
+    policy_hash: str
+    inputs_digest: str
+    decided_at: datetime
+
+    @classmethod
+    def of(cls, recorded: RecordedDecision) -> DecisionOut:
+        decision = recorded.decision
+        return cls(
+            id=recorded.id,
+            action=recorded.action.value,
+            allowed=decision.allowed,
+            reasons=refusals(decision),
+            policy_version=decision.policy_version,
+            policy_hash=decision.policy_hash,
+            inputs_digest=recorded.inputs_digest,
+            decided_at=recorded.decided_at,
+        )
+
+
+def refusals(decision: Decision) -> list[RefusalOut]:
+    return [RefusalOut(code=r.code.value, message=r.message) for r in decision.reasons]
+
+
+class BalanceOut(BaseModel):
+    account: str
+    asset: str
+    posted: str
+    pending: str
+    available: str
+
+
+class AuditHeadOut(BaseModel):
+    sequence: int
+    hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    events_checked: int
+    head: AuditHeadOut
+    problem: str | None

@@ -1,0 +1,310 @@
+"""Institutions, the officers who act for them, their roles, and their API tokens.
+
+An officer belongs to exactly one institution (a ministry, the central bank, parliament's
+oversight body) and holds one or more roles. Revocation is a point in time: from then on the
+officer cannot authenticate, and the workflow voids the approvals they gave on unsigned spends.
+
+API tokens are shown once, at issue; the database keeps only a random salt and
+``SHA-256(salt || secret)``. The secret is 32 random bytes, so a fast hash is enough (nothing to
+brute-force), and the comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from treasury import audit
+from treasury.audit import AuditKind, UtcDateTime
+from treasury.db import Base
+from treasury.workflow_exceptions import (
+    AuthenticationError,
+    NotAuthorisedError,
+    UnknownRecordError,
+    WorkflowInputError,
+)
+
+RandomBytes = Callable[[int], bytes]
+"""Where token secrets come from; tests inject a seeded source."""
+
+TOKEN_SECRET_BYTES = 32
+TOKEN_LOOKUP_BYTES = 8
+"""Public part of a token, stored in clear to find the row without scanning hashes."""
+TOKEN_SALT_BYTES = 16
+TOKEN_PREFIX = "trs"  # noqa: S105 - a public tag that makes tokens greppable, not a secret
+INSTITUTION_CODE_MAX_CHARS = 32
+NAME_MAX_CHARS = 200
+
+
+class Role(StrEnum):
+    """What an officer may do; auditors only read."""
+
+    PROPOSER = "proposer"
+    APPROVER = "approver"
+    """Approves spends and holds a share of the institution's signing key."""
+    OVERSIGHT = "oversight"
+    """May veto a large spend during its delay window."""
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    """Manages institutions, officers, tokens, legal bases and the policy."""
+
+
+class InstitutionRow(Base):
+    __tablename__ = "institutions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(INSTITUTION_CODE_MAX_CHARS), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_CHARS))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OfficerRow(Base):
+    __tablename__ = "officers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_CHARS))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class OfficerRoleRow(Base):
+    __tablename__ = "officer_roles"
+
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id"), index=True)
+    lookup_id: Mapped[str] = mapped_column(String(2 * TOKEN_LOOKUP_BYTES), unique=True)
+    salt_hex: Mapped[str] = mapped_column(String(2 * TOKEN_SALT_BYTES))
+    digest_hex: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+@dataclass(frozen=True)
+class Institution:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Officer:
+    """An officer as the workflow sees them: identity, institution, roles, revocation time."""
+
+    id: int
+    name: str
+    institution_id: int
+    institution_code: str
+    roles: frozenset[Role]
+    revoked_at: datetime | None
+
+    def is_active(self, at: datetime) -> bool:
+        """Whether the officer may act at ``at`` (revocation takes effect at its instant)."""
+        return self.revoked_at is None or at < self.revoked_at
+
+    def require(self, *roles: Role) -> None:
+        """Raise unless the officer holds at least one of ``roles``."""
+        if not self.roles.intersection(roles):
+            wanted = " or ".join(role.value for role in roles)
+            raise NotAuthorisedError(
+                f"Officer {self.id} ({self.name}) needs the role {wanted} for this action; "
+                f"they hold {', '.join(sorted(r.value for r in self.roles)) or 'no role'}."
+            )
+
+
+def _text(value: str, field: str, max_chars: int) -> str:
+    value = value.strip()
+    if not value or len(value) > max_chars:
+        raise WorkflowInputError(f"The {field} must be 1 to {max_chars} characters long.")
+    return value
+
+
+def _audit(
+    session: Session, actor: str, refs: dict[str, str | int], event: str, now: datetime
+) -> None:
+    audit.append(
+        session,
+        kind=AuditKind.POLICY_CHANGE,
+        actor=actor,
+        refs=refs,
+        payload={"event": event},
+        clock=lambda: now,
+    )
+
+
+def add_institution(
+    session: Session, code: str, name: str, *, actor: str, now: datetime
+) -> Institution:
+    """Register an institution that may take part in spend quorums."""
+    code = _text(code, "institution code", INSTITUTION_CODE_MAX_CHARS)
+    name = _text(name, "institution name", NAME_MAX_CHARS)
+    if session.scalar(select(InstitutionRow.id).where(InstitutionRow.code == code)) is not None:
+        raise WorkflowInputError(f"The institution code {code!r} is already registered.")
+    row = InstitutionRow(code=code, name=name, created_at=now)
+    session.add(row)
+    session.flush()
+    _audit(session, actor, {"institution": code}, "institution_added", now)
+    return Institution(row.id, row.code, row.name)
+
+
+def institution_by_code(session: Session, code: str) -> Institution:
+    """The institution registered under ``code``."""
+    row = session.scalar(select(InstitutionRow).where(InstitutionRow.code == code))
+    if row is None:
+        raise UnknownRecordError(f"No institution is registered under the code {code!r}.")
+    return Institution(row.id, row.code, row.name)
+
+
+def list_institutions(session: Session) -> list[Institution]:
+    """Every institution, by code."""
+    rows = session.scalars(select(InstitutionRow).order_by(InstitutionRow.code))
+    return [Institution(row.id, row.code, row.name) for row in rows]
+
+
+def add_officer(
+    session: Session,
+    institution_code: str,
+    name: str,
+    roles: Iterable[Role],
+    *,
+    actor: str,
+    now: datetime,
+) -> Officer:
+    """Register an officer of ``institution_code`` holding ``roles``."""
+    institution = institution_by_code(session, institution_code)
+    wanted = frozenset(roles)
+    if not wanted:
+        raise WorkflowInputError("An officer needs at least one role (roles is empty).")
+    row = OfficerRow(
+        institution_id=institution.id,
+        name=_text(name, "officer name", NAME_MAX_CHARS),
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(OfficerRoleRow(officer_id=row.id, role=role.value) for role in wanted)
+    session.flush()
+    _audit(
+        session,
+        actor,
+        {"officer_id": row.id, "institution": institution.code},
+        "officer_added",
+        now,
+    )
+    return get_officer(session, row.id)
+
+
+def get_officer(session: Session, officer_id: int) -> Officer:
+    """The officer with id ``officer_id``, with their institution and roles."""
+    found = session.execute(
+        select(OfficerRow, InstitutionRow)
+        .join(InstitutionRow, InstitutionRow.id == OfficerRow.institution_id)
+        .where(OfficerRow.id == officer_id)
+    ).one_or_none()
+    if found is None:
+        raise UnknownRecordError(f"No officer has the id {officer_id}.")
+    officer, institution = found
+    roles = session.scalars(
+        select(OfficerRoleRow.role).where(OfficerRoleRow.officer_id == officer_id)
+    )
+    return Officer(
+        id=officer.id,
+        name=officer.name,
+        institution_id=institution.id,
+        institution_code=institution.code,
+        roles=frozenset(Role(role) for role in roles),
+        revoked_at=officer.revoked_at,
+    )
+
+
+def list_officers(session: Session) -> list[Officer]:
+    """Every officer, by id."""
+    ids = session.scalars(select(OfficerRow.id).order_by(OfficerRow.id))
+    return [get_officer(session, officer_id) for officer_id in ids]
+
+
+def revoke_officer(session: Session, officer_id: int, *, at: datetime) -> Officer:
+    """Revoke the officer from ``at`` on, with their tokens; voiding approvals is the workflow's job."""
+    row = session.get(OfficerRow, officer_id)
+    if row is None:
+        raise UnknownRecordError(f"No officer has the id {officer_id}.")
+    if row.revoked_at is not None:
+        raise WorkflowInputError(f"Officer {officer_id} was already revoked at {row.revoked_at}.")
+    row.revoked_at = at
+    for token in session.scalars(
+        select(ApiTokenRow).where(
+            ApiTokenRow.officer_id == officer_id, ApiTokenRow.revoked_at.is_(None)
+        )
+    ):
+        token.revoked_at = at
+    session.flush()
+    return get_officer(session, officer_id)
+
+
+def issue_token(
+    session: Session,
+    officer_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    random_bytes: RandomBytes = secrets.token_bytes,
+) -> str:
+    """Create an API token for the officer and return it; it is never shown again."""
+    officer = get_officer(session, officer_id)
+    if not officer.is_active(now):
+        raise WorkflowInputError(f"Officer {officer_id} is revoked and cannot receive a token.")
+    lookup = random_bytes(TOKEN_LOOKUP_BYTES).hex()
+    salt = random_bytes(TOKEN_SALT_BYTES)
+    secret = random_bytes(TOKEN_SECRET_BYTES).hex()
+    session.add(
+        ApiTokenRow(
+            officer_id=officer_id,
+            lookup_id=lookup,
+            salt_hex=salt.hex(),
+            digest_hex=_digest(salt, secret),
+            created_at=now,
+        )
+    )
+    session.flush()
+    _audit(session, actor, {"officer_id": officer_id, "token_lookup": lookup}, "token_issued", now)
+    return f"{TOKEN_PREFIX}_{lookup}_{secret}"
+
+
+def _digest(salt: bytes, secret: str) -> str:
+    return hashlib.sha256(salt + secret.encode("ascii")).hexdigest()
+
+
+_REFUSED_MESSAGE = "The API token is not valid: it is malformed, unknown or revoked."
+
+
+def authenticate(session: Session, token: str, *, now: datetime) -> Officer:
+    """The active officer holding ``token``; one message for every failure so none leaks which."""
+    parts = token.split("_")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[2].isascii():
+        raise AuthenticationError(_REFUSED_MESSAGE)
+    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.lookup_id == parts[1]))
+    if row is None:
+        raise AuthenticationError(_REFUSED_MESSAGE)
+    expected = row.digest_hex
+    given = _digest(bytes.fromhex(row.salt_hex), parts[2])
+    if not hmac.compare_digest(expected, given) or row.revoked_at is not None:
+        raise AuthenticationError(_REFUSED_MESSAGE)
+    officer = get_officer(session, row.officer_id)
+    if not officer.is_active(now):
+        raise AuthenticationError(_REFUSED_MESSAGE)
+    return officer

@@ -1,0 +1,77 @@
+"""Errors of the spend workflow: officers, policy, proposals and the REST API.
+
+They join ``treasury.exceptions`` at integration; until then they live here. The tree::
+
+    TreasuryError
+    └── WorkflowError                 anything the spend workflow refuses
+        ├── WorkflowInputError        bad input, naming the field (HTTP 422)
+        │   └── PolicyDocumentError   a policy document that does not validate
+        ├── UnknownRecordError        no such proposal, officer, institution, ... (HTTP 404)
+        ├── AuthenticationError       missing, malformed, unknown or revoked API token (HTTP 401)
+        ├── NotAuthorisedError        the officer lacks the role for the action (HTTP 403)
+        ├── ProposalTransitionError   the proposal's state does not allow the action (HTTP 409)
+        ├── TransactionMismatchError  an approval or signature names another transaction (HTTP 409)
+        ├── PolicyRefusedError        the policy engine refused; carries the recorded decision (HTTP 409)
+        ├── NotConfiguredError        no policy set, or no chain spender for an asset (HTTP 503)
+        └── DecisionReplayError       a recorded decision's policy or inputs no longer match their hashes
+
+Every refusal changes nothing: services raise before they write, inside one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from treasury.exceptions import TreasuryError
+
+if TYPE_CHECKING:
+    from treasury.policy import Decision
+
+
+class WorkflowError(TreasuryError):
+    """Root of every error the spend workflow raises."""
+
+
+class WorkflowInputError(WorkflowError, ValueError):
+    """An argument is malformed or out of range; the message names the field."""
+
+
+class PolicyDocumentError(WorkflowInputError):
+    """A policy document is missing a field or holds an impossible value."""
+
+
+class UnknownRecordError(WorkflowError, LookupError):
+    """The referenced proposal, officer, institution, legal basis or policy does not exist."""
+
+
+class AuthenticationError(WorkflowError):
+    """The API token is missing, malformed, unknown, revoked, or its officer is revoked."""
+
+
+class NotAuthorisedError(WorkflowError, PermissionError):
+    """The authenticated officer does not hold a role that permits the action."""
+
+
+class ProposalTransitionError(WorkflowError):
+    """The proposal's current state does not allow the requested transition."""
+
+
+class TransactionMismatchError(WorkflowError):
+    """The transaction hash given (or signed) is not the one prepared and approved."""
+
+
+class PolicyRefusedError(WorkflowError):
+    """The policy engine refused the action; ``decision`` says why, code by code."""
+
+    def __init__(self, decision: Decision) -> None:
+        reasons = " ".join(refusal.message for refusal in decision.reasons)
+        super().__init__(f"Policy version {decision.policy_version} refused: {reasons}")
+        self.decision = decision
+
+
+class NotConfiguredError(WorkflowError):
+    """A prerequisite is not configured: no policy version yet, or no chain spender for an asset."""
+
+
+class DecisionReplayError(WorkflowError):
+    """A recorded policy decision cannot be replayed: its policy or inputs were altered."""
