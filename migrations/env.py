@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from treasury.db import Base, database_url, make_engine
+from treasury.migrate import load_models
 
 config = context.config
 url = (
@@ -12,6 +13,7 @@ url = (
     or config.get_main_option("sqlalchemy.url")
     or database_url()
 )
+load_models()
 target_metadata = Base.metadata
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,22 @@ from alembic.config import Config
 from treasury.db import database_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MODEL_MODULES = (
+    "custody.records",
+    "custody.ethereum.records",
+    "treasury.audit",
+    "treasury.ledger.models",
+    "treasury.officers",
+    "treasury.policy",
+    "treasury.proposals",
+)
+"""Every module that declares tables on ``treasury.db.Base``, in migration order."""
+
+
+def load_models() -> None:
+    """Import every model module so ``Base.metadata`` describes the whole schema."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
 
 
 def alembic_config(url: str | None = None) -> Config:
