@@ -1,0 +1,194 @@
+"""Reconciling Safe vaults on anvil: ether and ERC-20 deposits, reorgs, out-of-band executions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from reconcile_support import (
+    Db,
+    SafeInstitution,
+    create_safe,
+    deployed,
+    eth_key,
+    migrated,
+    rng_for,
+    run,
+    safe_institutions,
+)
+
+from custody.devnet import EvmNode
+from custody.ethereum import (
+    EthChain,
+    SafeVaults,
+    SigningPolicy,
+    pack_signatures,
+    sign_safe_tx_hash,
+)
+from custody.ethereum.dev_token import deploy_dev_token
+from custody.ethereum.erc20 import transfer_calldata
+from treasury.ledger import ETH, erc20_asset
+from treasury.policy import ReconciliationOutcome
+from treasury.reconcile import (
+    AlarmKind,
+    ReconcileGate,
+    RunStatus,
+    eth_scope,
+    holdings_account,
+    list_alarms,
+    track_token,
+)
+
+log = logging.getLogger("tests.reconcile.eth")
+
+ETHER_WEI = 10**18
+TOKEN_SUPPLY = 10**27
+RECIPIENT = "0x000000000000000000000000000000000000bEEF"
+
+
+@dataclass
+class EthWorld:
+    db: Db
+    node: EvmNode
+    chain: EthChain
+    vaults: SafeVaults
+    safe: str
+    token: str
+    people: list[SafeInstitution]
+
+    @property
+    def payer(self) -> str:
+        return self.chain.accounts()[0]
+
+    @property
+    def scope(self) -> str:
+        return eth_scope(self.chain.chain_id, "reserve-eth")
+
+    def holdings(self, asset_code: str) -> str:
+        return holdings_account(self.scope, asset_code)
+
+    @property
+    def token_code(self) -> str:
+        return erc20_asset(self.token, 18).code
+
+    def send_ether(self, amount_wei: int) -> str:
+        return self.chain.transact(
+            self.payer, self.safe, b"", value=amount_wei, action="fund"
+        ).tx_hash
+
+    def send_tokens(self, amount: int) -> str:
+        data = transfer_calldata(self.safe, amount)
+        return self.chain.transact(self.payer, self.token, data, action="fund tokens").tx_hash
+
+
+@pytest.fixture
+def world(
+    evm_node: EvmNode, db_url: str, test_seed: int, request: pytest.FixtureRequest
+) -> Iterator[EthWorld]:
+    chain = EthChain(evm_node.rpc)
+    deployed(chain)
+    db = migrated(db_url)
+    token = deploy_dev_token(chain, chain.accounts()[0], TOKEN_SUPPLY)
+    people = safe_institutions(test_seed)
+    vaults = SafeVaults(
+        chain, db.sessions, random_bytes=rng_for(test_seed, request.node.nodeid).randbytes
+    )
+    salt = rng_for(test_seed, request.node.nodeid).getrandbits(128)
+    safe = create_safe(vaults, "reserve-eth", people, salt)
+    with db.sessions.begin() as session:
+        track_token(session, chain.chain_id, token, "DEV", 18)
+    yield EthWorld(db, evm_node, chain, vaults, safe, token, people)
+    db.engine.dispose()
+
+
+def test_ether_and_token_deposits_are_booked_once(world: EthWorld) -> None:
+    """Two ether deposits and an ERC-20 transfer to the Safe are booked after one run and never again."""
+    world.send_ether(2 * ETHER_WEI)
+    world.send_ether(3)
+    world.send_tokens(12_345 * 10**18 + 7)
+    rpc = world.node.rpc
+    assert run(world.db, evm=rpc).status is RunStatus.SUCCEEDED
+    assert world.db.posted(world.holdings(ETH.code)) == 2 * ETHER_WEI + 3
+    assert world.db.posted(world.holdings(world.token_code)) == 12_345 * 10**18 + 7
+    entries = world.db.entry_count()
+    for _ in range(3):
+        run(world.db, evm=rpc)
+    assert world.db.entry_count() == entries
+    assert len(world.db.bookings(world.scope)) == 3
+    assert world.db.trial_balance_zero()
+    with world.db.sessions() as session:
+        for asset in ("ETH", "DEV"):
+            facts = ReconcileGate().latest(session, asset)
+            assert facts is not None
+            assert facts.outcome is ReconciliationOutcome.MATCHED
+
+
+@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
+def test_reorg_reverses_a_deposit_and_books_it_again_once(world: EthWorld) -> None:
+    """A deposit reverted away by evm_revert is reversed; replayed into a new block it is booked once more."""
+    rpc = world.node.rpc
+    snapshot = rpc.call("evm_snapshot")
+    tx = world.send_tokens(500)
+    raw = rpc.call("eth_getRawTransactionByHash", tx)
+    first_block = rpc.call("eth_getTransactionReceipt", tx)["blockHash"]
+    run(world.db, evm=rpc)
+    assert world.db.posted(world.holdings(world.token_code)) == 500
+
+    log.info("reverting to the snapshot: the deposit's block leaves the chain")
+    assert rpc.call("evm_revert", snapshot)
+    rpc.call("anvil_mine", "0x3")  # a longer chain without the deposit
+    run(world.db, evm=rpc)
+    assert world.db.posted(world.holdings(world.token_code)) == 0
+    assert world.db.trial_balance_zero()
+
+    assert rpc.call("eth_sendRawTransaction", raw) == tx
+    second_block = rpc.call("eth_getTransactionReceipt", tx)["blockHash"]
+    assert second_block != first_block
+    for _ in range(3):
+        run(world.db, evm=rpc)
+    bookings = world.db.bookings(world.scope)
+    assert [(b.generation, b.block_hash, b.reversal_entry_id is None) for b in bookings] == [
+        (1, first_block, False),
+        (2, second_block, True),
+    ]
+    assert world.db.posted(world.holdings(world.token_code)) == 500
+    assert world.db.trial_balance_zero()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
+def test_execution_signed_outside_the_system_raises_an_alarm(world: EthWorld) -> None:
+    """An approved Safe execution passes; one signed directly with the owner keys alarms and closes the gate."""
+    rpc = world.node.rpc
+    world.send_ether(5 * ETHER_WEI)
+    run(world.db, evm=rpc)
+
+    policy = SigningPolicy(frozenset({world.token}))
+    approved = world.vaults.propose_ether_transfer("reserve-eth", RECIPIENT, ETHER_WEI)
+    approval = world.vaults.approval(approved.hash_hex, policy)
+    for person in world.people[:2]:
+        world.vaults.sign(approval, person.quorum, policy)
+    world.vaults.execute(approved.hash_hex, world.payer)
+    assert run(world.db, evm=rpc).status is RunStatus.SUCCEEDED
+    with world.db.sessions() as session:
+        assert list_alarms(session, only_open=True) == []
+    assert world.db.posted(world.holdings(ETH.code)) == 4 * ETHER_WEI
+
+    log.info("a SafeTx signed with two owners' keys directly and submitted")
+    rogue = world.vaults.new_safe_tx("reserve-eth", RECIPIENT, 2 * ETHER_WEI)
+    signatures = pack_signatures(
+        sign_safe_tx_hash(eth_key(p), rogue.hash) for p in world.people[1:]
+    )
+    receipt = world.vaults.submit(rogue, signatures, world.payer)
+    run(world.db, evm=rpc)
+    with world.db.sessions() as session:
+        (alarm,) = list_alarms(session, only_open=True)
+        facts = ReconcileGate().latest(session, "ETH")
+    assert alarm.kind is AlarmKind.UNAUTHORISED_OUTFLOW
+    assert alarm.tx_ref == receipt.tx_hash
+    assert rogue.hash_hex in alarm.detail
+    assert facts is not None
+    assert facts.outcome is ReconciliationOutcome.MISMATCHED
+    assert world.db.posted(world.holdings(ETH.code)) == 2 * ETHER_WEI
+    assert world.db.trial_balance_zero()

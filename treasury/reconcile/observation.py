@@ -1,0 +1,92 @@
+"""What one read of a vault's chain found: plain values, so booking is testable without nodes.
+
+A chain reader (``bitcoin.py``, ``ethereum.py``) turns RPC answers into an ``Observation``; the
+booker (``booking.py``) turns an observation into ledger entries in one database transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from treasury.ledger import AssetSpec
+from treasury.reconcile.records import MovementKind
+
+Progress = Callable[[str], None]
+"""Where long catch-ups report how far they got (one line per call)."""
+
+
+def no_progress(_line: str) -> None:
+    """Discard progress lines."""
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block by height and hash: a cursor is never a height alone."""
+
+    height: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Movement:
+    """Money into (deposit) or out of (outflow) a vault, in one confirmed block."""
+
+    chain_key: str
+    """Stable chain identity: ``btc:<txid>:<vout>``, ``btc:<txid>:out``, ``eth:<tx>:<log index>``."""
+    kind: MovementKind
+    asset: AssetSpec
+    amount: int
+    tx_ref: str
+    block: BlockRef
+
+
+@dataclass(frozen=True)
+class SpendEvent:
+    """A transaction that moved money out of a vault, with what should authorise it.
+
+    ``evidence`` is the txid (Bitcoin) or the SafeTx hash (Safe) that an approved spend in the
+    system must name; ``None`` for an outflow with no Safe execution at all (e.g. a token
+    ``transferFrom`` by someone the Safe once approved).
+    """
+
+    tx_ref: str
+    evidence: str | None
+    block: BlockRef
+
+
+@dataclass(frozen=True)
+class ChainBalance:
+    """The vault's balance of one asset at the observation's block."""
+
+    asset: AssetSpec
+    gate_asset: str
+    """The asset's name in spend proposals and the policy gate."""
+    amount: int
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one run learnt about one vault, up to ``target`` (a confirmed block)."""
+
+    scope: str
+    chain: str
+    target: BlockRef
+    orphaned_above: int | None
+    """Bookings in blocks above this height left the best chain (``-1``: all of them)."""
+    movements: tuple[Movement, ...]
+    spend_events: tuple[SpendEvent, ...]
+    balances: tuple[ChainBalance, ...]
+    failed_txs: tuple[str, ...] = ()
+    """In-flight spend transactions the chain reports conflicted or reverted."""
+
+
+@dataclass(frozen=True)
+class BookedState:
+    """What the database says about a vault before the chain is read."""
+
+    cursor: BlockRef | None
+    booked_blocks: tuple[BlockRef, ...]
+    """Distinct blocks of active bookings, highest first."""
+    in_flight: tuple[str, ...]
+    """Txids of broadcast spend proposals not yet settled."""

@@ -1,0 +1,275 @@
+"""One reconciliation run over every vault, and the run's record.
+
+Transactions: the run row is committed first (so a crash still shows a run that never
+finished); then each vault is read from its chain with no database transaction open, and
+everything learnt about it (reversals, bookings, settlements, its result, alarms, its cursor) is
+written in ONE transaction. A vault is the unit because its cursor and its bookings must move
+together, while one chain's node being down must not hold back the other chain's vaults. A node
+failing mid-read leaves that vault exactly as it was; the next run resumes from its cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from custody.ethereum.records import SafeVaultRow
+from custody.records import VaultRecord
+from treasury.audit import Clock, utc_now
+from treasury.exceptions import TreasuryError
+from treasury.policy import ReconciliationOutcome, record_reconciliation
+from treasury.reconcile.alarms import open_alarm_of, raise_alarm
+from treasury.reconcile.bitcoin import BitcoinReader, btc_scope
+from treasury.reconcile.booking import Booker, booked_state
+from treasury.reconcile.errors import NodeUnavailableError, ReconcileError
+from treasury.reconcile.ethereum import EthereumReader, TrackedToken, eth_scope
+from treasury.reconcile.gate import ReconcileGate, newest_results
+from treasury.reconcile.observation import Observation, Progress, no_progress
+from treasury.reconcile.records import AlarmKind, RunRow, RunStatus, TrackedTokenRow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CURSOR_AGE_S = 3600
+"""A run that finds no successful run within this many seconds raises a stale-cursor alarm."""
+
+
+@dataclass(frozen=True)
+class VaultOutcome:
+    scope: str
+    ok: bool
+    booked: int = 0
+    reversed: int = 0
+    height: int | None = None
+    error: str | None = None
+    unreachable: bool = False
+    """The node did not answer: worth retrying after a backoff."""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run's summary; ``run_id`` is ``None`` when another process held the run lock."""
+
+    run_id: int | None
+    status: RunStatus | None
+    vaults: tuple[VaultOutcome, ...] = ()
+
+    @property
+    def skipped(self) -> bool:
+        return self.run_id is None
+
+
+@dataclass(frozen=True)
+class _VaultJob:
+    scope: str
+    chain: str
+    read: Callable[[Session], Observation]
+
+
+class Reconciler:
+    """Reconciles every Bitcoin vault and every Safe of the EVM node's chain, once per ``run``."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        bitcoin: BitcoinReader | None,
+        ethereum: EthereumReader | None,
+        max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S,
+        clock: Clock = utc_now,
+        progress: Progress = no_progress,
+    ) -> None:
+        self._sessions = sessions
+        self._bitcoin = bitcoin
+        self._ethereum = ethereum
+        self._max_age = timedelta(seconds=max_cursor_age_s)
+        self._clock = clock
+        self._progress = progress
+
+    def run(self) -> RunReport:
+        """Reconcile every vault once (the caller holds the run lock)."""
+        run_id = self._start()
+        booker = Booker(run_id, self._clock, self._progress)
+        outcomes = [self._vault(booker, run_id, job) for job in self._jobs()]
+        failed = [o for o in outcomes if not o.ok]
+        status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+        with self._sessions.begin() as session:
+            row = session.get_one(RunRow, run_id)
+            row.status = status
+            row.finished_at = self._clock()
+            row.booked = sum(o.booked for o in outcomes)
+            row.reversed = sum(o.reversed for o in outcomes)
+            row.error = "; ".join(f"{o.scope}: {o.error}" for o in failed)[:4000] or None
+            self._checkpoint(session)
+        log.info(
+            "reconciliation run %d %s: %d vaults, %d booked, %d reversed",
+            run_id, status.value, len(outcomes), row.booked, row.reversed,
+            extra={"run_id": run_id},
+        )  # fmt: skip
+        return RunReport(run_id, status, tuple(outcomes))
+
+    def _start(self) -> int:
+        with self._sessions.begin() as session:
+            now = self._clock()
+            last = session.scalar(
+                select(RunRow)
+                .where(RunRow.status == RunStatus.SUCCEEDED)
+                .order_by(RunRow.id.desc())
+                .limit(1)
+            )
+            row = RunRow(
+                started_at=now,
+                pid=os.getpid(),
+                host=socket.gethostname()[:200],
+                status=RunStatus.RUNNING,
+                booked=0,
+                reversed=0,
+            )
+            session.add(row)
+            session.flush()
+            if last is not None and last.finished_at is not None:
+                age = now - last.finished_at
+                if age > self._max_age:
+                    raise_alarm(
+                        session,
+                        AlarmKind.STALE_CURSOR,
+                        f"stale:{last.id}",
+                        "all",
+                        f"The last successful reconciliation (run {last.id}) finished "
+                        f"{int(age.total_seconds())} s ago, more than the "
+                        f"{int(self._max_age.total_seconds())} s allowed.",
+                        run_id=row.id,
+                        clock=self._clock,
+                    )
+            return row.id
+
+    def _jobs(self) -> list[_VaultJob]:
+        jobs: list[_VaultJob] = []
+        with self._sessions() as session:
+            for name, wallet in session.execute(
+                select(VaultRecord.name, VaultRecord.wallet_name).order_by(VaultRecord.id)
+            ).all():
+                jobs.append(
+                    _VaultJob(btc_scope(name), "bitcoin", self._btc_reader(btc_scope(name), wallet))
+                )
+            if self._ethereum is None:
+                safes = session.execute(select(SafeVaultRow.chain_id, SafeVaultRow.name)).all()
+                jobs += [
+                    _VaultJob(eth_scope(c, n), "ethereum", self._missing("EVM")) for c, n in safes
+                ]
+                return jobs
+            chain_id = self._ethereum_chain_id()
+            if chain_id is None:
+                safes = session.execute(select(SafeVaultRow.chain_id, SafeVaultRow.name)).all()
+                jobs += [
+                    _VaultJob(eth_scope(c, n), "ethereum", self._unreachable("EVM"))
+                    for c, n in safes
+                ]
+                return jobs
+            tokens = tuple(
+                TrackedToken(t.address, t.symbol, t.decimals)
+                for t in session.scalars(
+                    select(TrackedTokenRow).where(TrackedTokenRow.chain_id == chain_id)
+                )
+            )
+            for name, address in session.execute(
+                select(SafeVaultRow.name, SafeVaultRow.address)
+                .where(SafeVaultRow.chain_id == chain_id)
+                .order_by(SafeVaultRow.id)
+            ).all():
+                scope = eth_scope(chain_id, name)
+                jobs.append(_VaultJob(scope, "ethereum", self._eth_reader(scope, address, tokens)))
+        return jobs
+
+    def _ethereum_chain_id(self) -> int | None:
+        assert self._ethereum is not None
+        try:
+            return self._ethereum.chain_id()
+        except NodeUnavailableError:
+            return None
+
+    def _btc_reader(self, scope: str, wallet: str) -> Callable[[Session], Observation]:
+        def read(session: Session) -> Observation:
+            if self._bitcoin is None:
+                raise NodeUnavailableError("No bitcoind is configured for the reconciler.")
+            return self._bitcoin.observe(scope, wallet, booked_state(session, scope, "bitcoin"))
+
+        return read
+
+    def _eth_reader(
+        self, scope: str, address: str, tokens: tuple[TrackedToken, ...]
+    ) -> Callable[[Session], Observation]:
+        def read(session: Session) -> Observation:
+            assert self._ethereum is not None
+            state = booked_state(session, scope, "ethereum")
+            return self._ethereum.observe(scope, address, tokens, state)
+
+        return read
+
+    @staticmethod
+    def _missing(what: str) -> Callable[[Session], Observation]:
+        def read(_session: Session) -> Observation:
+            raise NodeUnavailableError(f"No {what} node is configured for the reconciler.")
+
+        return read
+
+    @staticmethod
+    def _unreachable(what: str) -> Callable[[Session], Observation]:
+        def read(_session: Session) -> Observation:
+            raise NodeUnavailableError(f"The {what} node did not answer eth_chainId.")
+
+        return read
+
+    def _vault(self, booker: Booker, run_id: int, job: _VaultJob) -> VaultOutcome:
+        try:
+            with self._sessions() as session:
+                observation = job.read(session)
+            with self._sessions.begin() as session:
+                applied = booker.apply(session, observation)
+        except NodeUnavailableError as exc:
+            self._node_down(run_id, job, str(exc))
+            return VaultOutcome(job.scope, ok=False, error=str(exc), unreachable=True)
+        except (TreasuryError, ReconcileError) as exc:
+            log.error("reconciling %s failed: %s", job.scope, exc, extra={"run_id": run_id})
+            return VaultOutcome(job.scope, ok=False, error=str(exc))
+        except Exception as exc:  # a node's unexpected answer must not stop the other vaults
+            log.exception("reconciling %s failed", job.scope, extra={"run_id": run_id})
+            return VaultOutcome(job.scope, ok=False, error=f"{type(exc).__name__}: {exc}")
+        self._progress(
+            f"{job.scope}: block {observation.target.height}, {applied.booked} booked, "
+            f"{applied.reversed} reversed"
+        )
+        return VaultOutcome(
+            job.scope, True, applied.booked, applied.reversed, observation.target.height
+        )
+
+    def _node_down(self, run_id: int, job: _VaultJob, message: str) -> None:
+        log.error("reconciling %s: %s", job.scope, message, extra={"run_id": run_id})
+        with self._sessions.begin() as session:
+            if not open_alarm_of(session, AlarmKind.NODE_UNREACHABLE, job.scope, None):
+                raise_alarm(
+                    session,
+                    AlarmKind.NODE_UNREACHABLE,
+                    f"node:{job.scope}:{run_id}",
+                    job.scope,
+                    f"Run {run_id} could not read {job.scope}: {message}",
+                    run_id=run_id,
+                    clock=self._clock,
+                )
+
+    def _checkpoint(self, session: Session) -> None:
+        """Feed the policy's own checkpoint table too, so its default gate sees the same verdict."""
+        gate = ReconcileGate()
+        now = self._clock()
+        for gate_asset in sorted({r.gate_asset for r in newest_results(session)}):
+            facts = gate.latest(session, gate_asset)
+            outcome = facts.outcome if facts else ReconciliationOutcome.MISMATCHED
+            record_reconciliation(
+                session, gate_asset, outcome, checked_at=now, detail="treasury.reconcile run"
+            )

@@ -1,0 +1,132 @@
+"""``reconcile_now``: one locked run against the configured nodes and database; and settings.
+
+Nodes come from ``custody.nodes`` (``TREASURY_BITCOIN_RPC_URL``, ``TREASURY_RESERVE_RPC_URL``,
+else the running devnet); credentials are read at run time and never stored with the job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody import nodes
+from custody.devnet.bitcoin import BitcoinRPC
+from custody.devnet.evm import EvmRPC
+from custody.exceptions import DevnetError
+from treasury.audit import Clock, utc_now
+from treasury.db import make_engine, session_factory
+from treasury.reconcile.bitcoin import DEFAULT_MIN_CONFIRMATIONS_BTC, BitcoinReader
+from treasury.reconcile.errors import ReconcileConfigError
+from treasury.reconcile.ethereum import DEFAULT_MIN_CONFIRMATIONS_ETH, EthereumReader
+from treasury.reconcile.lock import run_lock
+from treasury.reconcile.observation import Progress, no_progress
+from treasury.reconcile.reconciler import DEFAULT_MAX_CURSOR_AGE_S, Reconciler, RunReport
+from treasury.reconcile.records import TrackedTokenRow
+
+BTC_MIN_CONF_ENV = "TREASURY_RECONCILE_BTC_MIN_CONFIRMATIONS"
+ETH_MIN_CONF_ENV = "TREASURY_RECONCILE_ETH_MIN_CONFIRMATIONS"
+MAX_AGE_ENV = "TREASURY_RECONCILE_MAX_AGE_SECONDS"
+
+
+def _positive(env: str, default: int) -> int:
+    raw = os.environ.get(env)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ReconcileConfigError(f"{env} must be a positive whole number, not {raw!r}.")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """How deep a block must be before it is booked, and how old a run may get."""
+
+    btc_min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_BTC
+    eth_min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_ETH
+    max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S
+
+    @classmethod
+    def from_env(cls) -> ReconcileSettings:
+        return cls(
+            _positive(BTC_MIN_CONF_ENV, DEFAULT_MIN_CONFIRMATIONS_BTC),
+            _positive(ETH_MIN_CONF_ENV, DEFAULT_MIN_CONFIRMATIONS_ETH),
+            _positive(MAX_AGE_ENV, DEFAULT_MAX_CURSOR_AGE_S),
+        )
+
+
+def configured_nodes() -> tuple[BitcoinRPC | None, EvmRPC | None]:
+    """The configured bitcoind and reserve EVM node (``None`` for one that is not configured)."""
+    bitcoin: BitcoinRPC | None
+    evm: EvmRPC | None
+    try:
+        bitcoin = nodes.bitcoin_rpc()
+    except DevnetError:
+        bitcoin = None
+    try:
+        evm = nodes.reserve_rpc()
+    except DevnetError:
+        evm = None
+    return bitcoin, evm
+
+
+def reconcile_now(
+    url: str | None = None,
+    *,
+    bitcoin: BitcoinRPC | None,
+    evm: EvmRPC | None,
+    settings: ReconcileSettings | None = None,
+    clock: Clock = utc_now,
+    progress: Progress = no_progress,
+) -> RunReport:
+    """Run once if no other process is reconciling (else a skipped report), and dispose after."""
+    settings = settings or ReconcileSettings()
+    engine = make_engine(url)
+    try:
+        with run_lock(engine) as held:
+            if not held:
+                return RunReport(None, None)
+            reconciler = Reconciler(
+                session_factory(engine),
+                bitcoin=None
+                if bitcoin is None
+                else BitcoinReader(
+                    bitcoin, min_confirmations=settings.btc_min_confirmations, progress=progress
+                ),
+                ethereum=None
+                if evm is None
+                else EthereumReader(
+                    evm, min_confirmations=settings.eth_min_confirmations, progress=progress
+                ),
+                max_cursor_age_s=settings.max_cursor_age_s,
+                clock=clock,
+                progress=progress,
+            )
+            return reconciler.run()
+    finally:
+        engine.dispose()
+
+
+def track_token(session: Session, chain_id: int, address: str, symbol: str, decimals: int) -> None:
+    """Watch an ERC-20 in every Safe of ``chain_id`` (idempotent; the caller commits)."""
+    if not symbol or len(symbol) > 16 or not symbol.isalnum():
+        raise ReconcileConfigError(f"The token symbol {symbol!r} must be 1-16 letters or digits.")
+    if not 0 <= decimals <= 77:
+        raise ReconcileConfigError(f"The token decimals must be between 0 and 77, not {decimals}.")
+    existing = session.scalar(
+        select(TrackedTokenRow).where(
+            TrackedTokenRow.chain_id == chain_id, TrackedTokenRow.address == address
+        )
+    )
+    if existing is None:
+        session.add(
+            TrackedTokenRow(chain_id=chain_id, address=address, symbol=symbol, decimals=decimals)
+        )
+        session.flush()
+    elif (existing.symbol, existing.decimals) != (symbol, decimals):
+        raise ReconcileConfigError(
+            f"The token {address} is already tracked as {existing.symbol} with "
+            f"{existing.decimals} decimals."
+        )
