@@ -29,7 +29,10 @@ Callers catch ``CustodyError`` to handle all of them; the tree::
     │   ├── AbsurdFeeError       the fee exceeds the approval or the policy caps
     │   ├── NotACosignerError    the institution holds no key of this vault
     │   ├── UnknownSpendError    no spend with that id
-    │   └── SpendStateError      the spend is not in a state that allows the step
+    │   ├── SpendStateError      the spend is not in a state that allows the step
+    │   └── ReserveProofError    a BIP-127 reserve proof the signer will not build, sign or finalise
+    │       ├── BroadcastableReserveProofError  its first input is not the commitment input
+    │       └── ReserveProofMismatchError       other coins or outputs than the snapshot's
     ├── ProvisioningError        a node binary could not be found or fetched
     └── DevnetError              a devnet process misbehaved
         ├── NodeStartError       it died or never answered while starting
@@ -48,6 +51,8 @@ Callers catch ``CustodyError`` to handle all of them; the tree::
     │   ├── StaleSafeTxError         already executed, or its nonce is not the Safe's
     │   ├── NotAnOwnerError          a signer that is not on the vault's roster
     │   └── MissingSignaturesError   fewer owner signatures than the threshold
+    ├── SafeMessageError         an EIP-1271 attestation signature that cannot be made
+    │   └── SafeMessageHashMismatchError  our SafeMessage hash differs from the Safe's
     ├── SigningRefusedError      the signer will not sign what it was shown
     │   ├── DelegateCallRefusedError  a DELEGATECALL (could rewrite the Safe's storage)
     │   ├── UnknownContractError      a call to a contract that is not allowlisted
@@ -341,3 +346,26 @@ class SafeOwnerManagementError(SafeRevertError):
 
 class SafeConfigurationError(SafeRevertError):
     """GS300/GS400: a guard or fallback handler that cannot be set."""
+
+
+# --- Proofs of control for attestations (custody.bitcoin.reserve_proof, ethereum.safe_message) ---
+
+
+class ReserveProofError(SpendError, ValueError):
+    """A BIP-127 reserve-proof PSBT the signer will not build, sign or finalise."""
+
+
+class BroadcastableReserveProofError(ReserveProofError):
+    """The PSBT's first input is not the attestation's commitment input, so it could be broadcast."""
+
+
+class ReserveProofMismatchError(ReserveProofError):
+    """The PSBT spends other coins than the attested snapshot's, or pays another output."""
+
+
+class SafeMessageError(EthereumError, ValueError):
+    """A Safe EIP-1271 message signature that cannot be made, or that the Safe does not accept."""
+
+
+class SafeMessageHashMismatchError(SafeMessageError):
+    """Our EIP-712 SafeMessage hash differs from the Safe fallback handler's ``getMessageHash``."""

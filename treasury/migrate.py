@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "treasury.officers",
     "treasury.policy",
     "treasury.proposals",
+    "treasury.attest.records",
     "treasury.reconcile.records",
 )
 """Every module that declares tables on ``treasury.db.Base``, in migration order."""

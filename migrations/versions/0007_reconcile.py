@@ -4,7 +4,7 @@ Ledger entries are referenced by id without foreign keys, so this revision only 
 baseline. APScheduler creates its own job table (``reconcile_scheduler_jobs``) on first start.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-26
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
