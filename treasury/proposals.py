@@ -816,17 +816,27 @@ class Workflow:
     # -- preparing and approving
 
     def prepare(self, actor: Officer, proposal_id: int, spender: ChainSpender) -> ProposalView:
-        """Build the proposal's transaction; a different transaction voids standing approvals."""
+        """Build the proposal's transaction; a different transaction voids standing approvals.
+
+        The spender is called between two transactions, never inside one: it talks to a node and
+        writes custody's own records, and SQLite's single writer would otherwise wait on itself.
+        """
         actor.require(Role.PROPOSER, Role.ADMIN)
 
-        def work(session: Session) -> ProposalView:
+        def preparable(session: Session) -> SpendProposalRow:
             row = self._locked(session, proposal_id)
             if row.state not in (ProposalState.PROPOSED.value, ProposalState.APPROVED.value):
                 raise ProposalTransitionError(
                     f"Proposal {proposal_id} is {row.state}; a transaction is prepared only while "
                     "it is proposed or approved."
                 )
-            prepared = spender.build(SpendRequest(row.id, row.asset, row.amount, row.destination))
+            return row
+
+        row = self._write(preparable)
+        prepared = spender.build(SpendRequest(row.id, row.asset, row.amount, row.destination))
+
+        def work(session: Session) -> ProposalView:
+            row = preparable(session)
             current = self._current_tx(session, row.id)
             if current is not None and current.tx_hash == prepared.tx_hash:
                 return self._view(session, row)
@@ -1005,7 +1015,7 @@ class Workflow:
         """
         actor.require(Role.APPROVER)
 
-        def work(session: Session) -> ProposalView:
+        def signable(session: Session) -> tuple[PreparedTx, int]:
             row = self._locked(session, proposal_id)
             if row.state != ProposalState.APPROVED.value:
                 raise ProposalTransitionError(
@@ -1036,14 +1046,39 @@ class Workflow:
                 raise WorkflowInputError(
                     f"Institution {actor.institution_code} has already signed proposal {proposal_id}."
                 )
-            signed = spender.sign(
-                self._prepared(current), actor.institution_code, shares, passphrase
+            return self._prepared(current), judged.decision_id
+
+        # The signer runs between transactions (see ``prepare``); the record step re-checks.
+        approved, decision_id = self._write(signable)
+        signed = spender.sign(approved, actor.institution_code, shares, passphrase)
+        if signed.tx_hash != approved.tx_hash:
+            raise TransactionMismatchError(
+                f"The signer returned transaction {signed.tx_hash}, not the approved {approved.tx_hash}."
             )
-            if signed.tx_hash != current.tx_hash:
-                raise TransactionMismatchError(
-                    f"The signer returned transaction {signed.tx_hash}, not the approved {current.tx_hash}."
+
+        def work(session: Session) -> ProposalView:
+            row = self._locked(session, proposal_id)
+            current = self._current_tx(session, row.id)
+            if row.state != ProposalState.APPROVED.value or current is None:
+                raise ProposalTransitionError(
+                    f"Proposal {proposal_id} became {row.state} while it was being signed."
                 )
-            now = judged.context.now
+            if current.tx_hash != approved.tx_hash:
+                raise TransactionMismatchError(
+                    f"Proposal {proposal_id}'s transaction changed to {current.tx_hash} while "
+                    f"{approved.tx_hash} was being signed; sign the new transaction."
+                )
+            signed_already = session.scalars(
+                select(SignatureRow.institution_id).where(
+                    SignatureRow.proposal_id == row.id, SignatureRow.tx_hash == current.tx_hash
+                )
+            ).all()
+            if actor.institution_id in signed_already:
+                raise WorkflowInputError(
+                    f"Institution {actor.institution_code} has already signed proposal {proposal_id}."
+                )
+            policy = current_policy(session)
+            now = self._clock()
             current.payload = signed.payload
             session.add(
                 SignatureRow(
@@ -1060,7 +1095,7 @@ class Workflow:
             self._audit(
                 session, AuditKind.APPROVAL, actor, row, "signed",
                 institution=actor.institution_code, tx_hash=current.tx_hash,
-                decision_id=judged.decision_id,
+                decision_id=decision_id,
             )  # fmt: skip
             return self._view(session, row)
 

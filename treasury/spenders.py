@@ -1,0 +1,233 @@
+"""The approval workflow's chain spenders, built on the custody signers of both chains.
+
+The workflow (``treasury.proposals``) only knows the narrow ``ChainSpender`` interface; these
+adapters translate it into custody's own spend records, so that every spend the officers approve
+is also a spend custody knows (the reconciler raises an alarm on any vault outflow custody does
+not know). The approval hash is the PSBT's unsigned txid (equal to the final txid for segwit) or
+the SafeTx hash; each adapter refuses a payload that does not hash to it.
+
+Workflow institutions are known by code (``MOF``); custody knows them by the name their ceremony
+recorded ("Ministry of Finance"): ``institutions`` maps one to the other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from custody.bitcoin import Payment, load_vault
+from custody.bitcoin.psbt import parse_psbt, unsigned_txid
+from custody.bitcoin.spend import broadcast_spend, build_spend, load_spend, sign_spend
+from custody.ceremony import load_transcript
+from custody.devnet.bitcoin import BitcoinRPC
+from custody.ethereum import EthChain, KeyQuorum, SafeVaults, SigningPolicy
+from custody.exceptions import BitcoinRPCError
+from custody.keys import signing_keys
+from custody.shamir import combine_shares, parse_shares
+from treasury.proposals import PreparedTx, SpendRequest
+from treasury.workflow_exceptions import TransactionMismatchError
+
+RPC_NOT_FOUND_CODE = -5
+"""bitcoind's "invalid or non-wallet transaction id" / "transaction not in mempool" code."""
+
+
+def _custody_name(institutions: Mapping[str, str], code: str) -> str:
+    try:
+        return institutions[code]
+    except KeyError:
+        raise TransactionMismatchError(
+            f"Institution {code} has no custody cosigner mapped; known: {', '.join(institutions)}."
+        ) from None
+
+
+class BitcoinSpender:
+    """Spends from one Bitcoin vault through custody's PSBT spends (built, signed, broadcast)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        rpc: BitcoinRPC,
+        vault_name: str,
+        institutions: Mapping[str, str],
+        *,
+        fee_rate_sat_vb: Decimal,
+        max_fee_sats: int,
+    ) -> None:
+        self._sessions = sessions
+        self._rpc = rpc
+        self._vault_name = vault_name
+        self._institutions = dict(institutions)
+        self._fee_rate = fee_rate_sat_vb
+        self._max_fee = max_fee_sats
+
+    def __repr__(self) -> str:
+        return f"BitcoinSpender(vault={self._vault_name!r}, rpc={self._rpc!r})"
+
+    def _spend_id(self, prepared: PreparedTx) -> int:
+        """The custody spend behind ``prepared``, after checking it is the approved transaction."""
+        body: dict[str, Any] = json.loads(prepared.payload)
+        spend_id = int(body["spend_id"])
+        with self._sessions() as session:
+            spend = load_spend(session, spend_id)
+        actual = unsigned_txid(parse_psbt(spend.unsigned_psbt))
+        if actual != prepared.tx_hash or spend.approval.unsigned_txid != prepared.tx_hash:
+            raise TransactionMismatchError(
+                f"Custody spend {spend_id} is transaction {actual}, not the approved {prepared.tx_hash}."
+            )
+        return spend_id
+
+    def build(self, request: SpendRequest) -> PreparedTx:
+        with self._sessions.begin() as session:
+            spend = build_spend(
+                session,
+                self._rpc,
+                self._vault_name,
+                [Payment(request.destination, request.amount)],
+                self._fee_rate,
+                self._max_fee,
+            )
+        summary = {
+            "vault": self._vault_name,
+            "payments": [{"address": request.destination, "amount_sats": str(request.amount)}],
+            "fee_sats": str(spend.fee_sats),
+            "fee_rate_sat_vb": str(spend.fee_rate_sat_vb),
+            "inputs": len(parse_psbt(spend.unsigned_psbt).inputs),
+            "unsigned_txid": spend.approval.unsigned_txid,
+        }
+        payload = json.dumps({"spend_id": spend.id, "psbt": spend.unsigned_psbt})
+        return PreparedTx(spend.approval.unsigned_txid, summary, payload, spend.fee_sats)
+
+    def sign(
+        self, prepared: PreparedTx, institution: str, shares: Sequence[str], passphrase: str
+    ) -> PreparedTx:
+        spend_id = self._spend_id(prepared)
+        name = _custody_name(self._institutions, institution)
+        with self._sessions.begin() as session:
+            if name in load_spend(session, spend_id).signed_by:
+                # Custody kept the signature but the workflow crashed before recording it: the
+                # holders must still prove the key (recombine + fingerprint), nothing is re-signed.
+                fingerprint = load_transcript(session, name).fingerprint
+                with signing_keys(combine_shares(parse_shares(shares), passphrase), fingerprint):
+                    return prepared
+            sign_spend(session, spend_id, name, parse_shares(shares), passphrase)
+        return prepared
+
+    def broadcast(self, prepared: PreparedTx) -> str:
+        spend_id = self._spend_id(prepared)
+        with self._sessions.begin() as session:
+            return broadcast_spend(session, self._rpc, spend_id)
+
+    def find_broadcast(self, prepared: PreparedTx) -> str | None:
+        self._spend_id(prepared)
+        try:
+            self._rpc.call("getrawtransaction", prepared.tx_hash)
+        except BitcoinRPCError as exc:
+            if exc.code != RPC_NOT_FOUND_CODE:
+                raise
+            return prepared.tx_hash if self._wallet_tx(prepared.tx_hash) is not None else None
+        return prepared.tx_hash
+
+    def _wallet_tx(self, txid: str) -> dict[str, Any] | None:
+        with self._sessions() as session:
+            wallet = self._rpc.wallet(load_vault(session, self._vault_name).wallet_name)
+        try:
+            found: dict[str, Any] = wallet.call("gettransaction", txid, True)
+        except BitcoinRPCError as exc:
+            if exc.code != RPC_NOT_FOUND_CODE:
+                raise
+            return None
+        return found
+
+    def confirmations(self, txid: str) -> int:
+        found = self._wallet_tx(txid)
+        if found is None:
+            raise TransactionMismatchError(
+                f"Transaction {txid} is unknown to vault {self._vault_name!r}."
+            )
+        return int(found["confirmations"])
+
+
+class SafeSpender:
+    """Spends ether or one ERC-20 from a Safe vault through custody's SafeTx flow."""
+
+    def __init__(
+        self,
+        vaults: SafeVaults,
+        vault_name: str,
+        institutions: Mapping[str, str],
+        *,
+        relayer: str,
+        token: str | None = None,
+        policy: SigningPolicy | None = None,
+    ) -> None:
+        self._vaults = vaults
+        self._vault_name = vault_name
+        self._institutions = dict(institutions)
+        self._relayer = relayer
+        self._token = token
+        self._policy = policy or SigningPolicy(frozenset({token}) if token else frozenset())
+
+    def __repr__(self) -> str:
+        return f"SafeSpender(vault={self._vault_name!r}, token={self._token!r})"
+
+    @property
+    def _chain(self) -> EthChain:
+        return self._vaults.chain
+
+    def _checked_hash(self, prepared: PreparedTx) -> str:
+        body: dict[str, Any] = json.loads(prepared.payload)
+        proposal = self._vaults.proposal(str(body["safe_tx_hash"]))
+        if proposal.safe_tx.hash_hex != prepared.tx_hash:
+            raise TransactionMismatchError(
+                f"The stored SafeTx is {proposal.safe_tx.hash_hex}, not the approved {prepared.tx_hash}."
+            )
+        return prepared.tx_hash
+
+    def build(self, request: SpendRequest) -> PreparedTx:
+        if self._token is None:
+            safe_tx = self._vaults.propose_ether_transfer(
+                self._vault_name, request.destination, request.amount
+            )
+        else:
+            safe_tx = self._vaults.propose_token_transfer(
+                self._vault_name, self._token, request.destination, request.amount
+            )
+        approval = self._vaults.approval(safe_tx.hash_hex, self._policy)
+        summary = {
+            "vault": self._vault_name,
+            "action": approval.describe(),
+            "safe": safe_tx.safe,
+            "chain_id": safe_tx.chain_id,
+            "nonce": safe_tx.nonce,
+            "safe_tx_hash": safe_tx.hash_hex,
+        }
+        payload = json.dumps({"safe_tx_hash": safe_tx.hash_hex})
+        return PreparedTx(safe_tx.hash_hex, summary, payload, 0)
+
+    def sign(
+        self, prepared: PreparedTx, institution: str, shares: Sequence[str], passphrase: str
+    ) -> PreparedTx:
+        safe_tx_hash = self._checked_hash(prepared)
+        name = _custody_name(self._institutions, institution)
+        owner = self._vaults.vault(self._vault_name).owner(name)
+        quorum = KeyQuorum(name, parse_shares(shares), passphrase, owner.fingerprint)
+        self._vaults.sign(self._vaults.approval(safe_tx_hash, self._policy), quorum, self._policy)
+        return prepared
+
+    def broadcast(self, prepared: PreparedTx) -> str:
+        return self._vaults.execute(self._checked_hash(prepared), self._relayer).tx_hash
+
+    def find_broadcast(self, prepared: PreparedTx) -> str | None:
+        return self._vaults.proposal(self._checked_hash(prepared)).executed_tx_hash
+
+    def confirmations(self, txid: str) -> int:
+        receipt = self._chain.rpc.call("eth_getTransactionReceipt", txid)
+        if receipt is None:
+            return 0
+        if int(receipt["status"], 16) != 1:
+            return -1
+        return self._chain.rpc.block_number() - int(receipt["blockNumber"], 16) + 1
