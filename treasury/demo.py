@@ -1,6 +1,7 @@
 """``make demo``: the whole story on fresh local devnets, printed step by step.
 
-Each issue grows this script; it runs on embedded defaults and leaves no node behind.
+It runs on embedded defaults (a SQLite database in a fresh folder under ``var/demo/``), prints
+what happened, checks the books and the audit log at the end, and leaves no node behind.
 """
 
 from __future__ import annotations
@@ -8,34 +9,117 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 from custody.devnet import DevnetStack, find_binaries, install_signal_handlers
+from treasury import audit, ledger
+from treasury.ledger import PendingState
+from treasury.proposals import ProposalView, SpendPosting
+from treasury.story import SATS_PER_BTC, WEI_PER_ETH, Reserve
 
 Echo = Callable[[str], None]
 
+DEMO_ROOT = Path("var") / "demo"
+BTC_DEPOSITS_SATS = (60_000_000, 30_000_000, 10_000_000)
+ETH_DEPOSIT_WEI = 20 * WEI_PER_ETH
+TOKEN_DEPOSIT = 250_000 * 10**18
+ALLOCATIONS = {"BTC": 70_000_000, "ETH": 15 * WEI_PER_ETH}
+"""What parliament allocates to the National Reserve Fund: less than the vaults hold after the
+spends, so the attestation shows the reserve covering it."""
+BTC_SPEND_SATS = SATS_PER_BTC // 4
+ETH_SPEND_WEI = 3 * WEI_PER_ETH // 2
+
 
 def run_demo(echo: Echo) -> None:
-    """Start the devnets, show they are real, and stop them cleanly."""
+    """Run the story: ceremonies, vaults, deposits, a spend on each chain, an attestation."""
     started = time.monotonic()
     install_signal_handlers()
+    workdir = DEMO_ROOT / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    echo(f"== National reserve demo; everything it writes is in {workdir}")
     echo("== 1. Devnets")
     binaries = find_binaries(install=True, log=echo)
     for binary in (binaries.bitcoind, binaries.anvil):
         echo(f"   {binary.name}: {binary.version()} ({binary.source})")
     with DevnetStack(binaries) as stack:
         stack.start(lambda line: echo(f"   {line}"))
-        btc = stack.bitcoin.rpc
-        network = btc.call("getnetworkinfo")
-        echo(
-            f"   bitcoind subversion {network['subversion']}, chain {btc.call('getblockchaininfo')['chain']}"
-        )
-        echo(f"   bitcoin height {btc.call('getblockcount')} (101 blocks mined: coinbase matured)")
         for label, node in (("reserve", stack.reserve), ("services", stack.services)):
-            echo(
-                f"   {label} chain: chain id {node.rpc.chain_id()}, height {node.rpc.block_number()}"
-            )
+            echo(f"   {label} chain: chain id {node.rpc.chain_id()}")
         pids = [pid for node in (stack.bitcoin, stack.reserve, stack.services) if (pid := node.pid)]
+        reserve = Reserve(workdir, stack.bitcoin, stack.reserve)
+        _story(reserve, stack, echo)
+        reserve.engine.dispose()
     echo(f"== Done in {time.monotonic() - started:.1f} s; {_exited(pids)}")
+
+
+def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
+    echo("== 2. Key ceremonies: each institution's seed split 2-of-3 (SLIP-39) among its officers")
+    reserve.hold_ceremonies(echo)
+    echo("== 3. Vaults: 2-of-3 across the three institutions on both chains")
+    reserve.open_vaults(echo)
+    echo("== 4. Deposits, then a reconciliation run books them into the state ledger")
+    reserve.deposit(echo, BTC_DEPOSITS_SATS, ETH_DEPOSIT_WEI, TOKEN_DEPOSIT)
+    stack.reserve.rpc.call("evm_mine")
+    reserve.reconcile(echo)
+    echo("== 5. Governance: officers and roles, the written policy, a decree, the allowlist")
+    payees = {
+        "BTC": stack.bitcoin.rpc.wallet("miner").call("getnewaddress", "", "bech32"),
+        "ETH": stack.reserve.dev_accounts()[9],
+    }
+    reserve.govern(echo, payees)
+    echo("== 6. Allocation of the reserve to the National Reserve Fund")
+    reserve.allocate(echo, ALLOCATIONS)
+    echo("== 7. Spends: proposed under the decree, approved and signed by NBKR and ACH")
+    for asset, amount in (("BTC", BTC_SPEND_SATS), ("ETH", ETH_SPEND_WEI)):
+        _spend(reserve, asset, amount, payees[asset], echo)
+    reserve.reconcile(echo)
+    echo("== 8. Proof of reserves: snapshot, proofs of control, signatures, anchors")
+    result = reserve.attest(echo, stack.services)
+    echo("== 9. The auditor's independent verifier, against the live nodes")
+    if result.path is None:
+        raise RuntimeError("The attestation was not written to a file.")
+    report = reserve.verify(result.path, stack.services)
+    failed = report.failed()
+    echo(
+        f"   {len(report.checks)} checks, {len(failed)} failed: "
+        f"{'VERIFIED' if report.passed() else 'NOT VERIFIED'}"
+    )
+    for check in failed:
+        echo(f"   FAILED {check.name}: {check.reason}")
+    echo(
+        f"   re-run it yourself: treasury verify {result.path} --offline "
+        "(node checks need --bitcoin-rpc/--evm-rpc/--services-rpc; the devnets stop at the end)"
+    )
+    with reserve.sessions() as session:
+        balanced = all(totals.balanced for totals in ledger.trial_balance(session))
+        verdict = audit.verify(session)
+        head = audit.head(session)
+    echo(
+        f"== Books: trial balance {'zero per asset' if balanced else 'UNBALANCED'}; audit log "
+        f"{'intact' if verdict.ok else 'BROKEN'} ({head.sequence} events, head {head.hash[:16]}...)"
+    )
+
+
+def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) -> ProposalView:
+    wf = reserve.workflow()
+    view = reserve.propose_and_approve(wf, asset, amount, payee)
+    echo(
+        f"   proposal {view.id}: {amount} {asset} base units to {payee}; approved by "
+        f"{', '.join(sorted(a.institution for a in view.approvals))} for tx {view.tx_hash}"
+    )
+    view = reserve.sign(wf, view.id, asset)
+    view = wf.broadcast(view.id, reserve.spenders()[asset])
+    with reserve.sessions() as session:
+        entry = ledger.find_entry(session, SpendPosting.key_for(view.id))
+        state = ledger.pending_state(session, entry.id) if entry else None
+    echo(f"   signed by {', '.join(view.signed_by)}; broadcast as {view.txid}; ledger {state}")
+    view = reserve.confirm(wf, view.id, asset)
+    with reserve.sessions() as session:
+        posted = (
+            entry is not None and ledger.pending_state(session, entry.id) is PendingState.POSTED
+        )
+    echo(f"   {view.state.value}; ledger entry {'posted' if posted else 'NOT posted'}")
+    return view
 
 
 def _exited(pids: list[int]) -> str:

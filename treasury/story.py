@@ -19,7 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
 from sqlalchemy.orm import Session, sessionmaker
+from web3 import Web3
 
 from custody.bitcoin import create_vault, next_receive_address
 from custody.bitcoin.descriptor import Branch
@@ -34,7 +36,19 @@ from custody.ethereum import (
 )
 from custody.ethereum.dev_token import deploy_dev_token
 from custody.ethereum.erc20 import transfer_calldata
+from custody.shamir import parse_shares
+from reporting.attestation import SignerRole
+from reporting.verify import Nodes, Report, verify_bundle
 from treasury import ledger, migrate
+from treasury.attest import (
+    AttestNodes,
+    AttestOptions,
+    AttestResult,
+    BitcoinEndpoint,
+    InstitutionShares,
+    attest,
+)
+from treasury.attest.keys import role_key
 from treasury.db import make_engine, session_factory
 from treasury.ledger import AccountType
 from treasury.officers import Officer, Role, add_institution, add_officer
@@ -55,6 +69,7 @@ from treasury.reconcile import (
     btc_scope,
     eth_scope,
     holdings_account,
+    inflows_account,
     reconcile_now,
     track_token,
 )
@@ -426,6 +441,89 @@ class Reserve:
             words, passphrase = self.shares_of(code)
             view = wf.sign(self.officers[approver], proposal_id, spender, words, passphrase)
         return view
+
+    def allocate(self, echo: Echo, allocations: Mapping[str, int]) -> None:
+        """Parliament's budget lines: move reserve inflows into the fund accounts the attested
+        liabilities come from (the National Reserve Fund, per asset)."""
+        with self.sessions.begin() as session:
+            for asset, amount in allocations.items():
+                fund = f"fund:national-reserve:{asset}"
+                ledger.open_account(
+                    session,
+                    fund,
+                    name=f"National Reserve Fund ({asset})",
+                    account_type=AccountType.LIABILITY,
+                    asset_code=asset,
+                    actor="setup",
+                    clock=self.clock,
+                )
+                ledger.record_entry(
+                    session,
+                    f"allocation:{fund}:1",
+                    [
+                        ledger.Leg.debit(inflows_account(asset), amount),
+                        ledger.Leg.credit(fund, amount),
+                    ],
+                    description=f"Allocation to the National Reserve Fund by {DECREE}",
+                    clock=self.clock,
+                )
+                echo(f"   {fund}: {amount} base units allocated")
+
+    def attest(self, echo: Echo, services: EvmNode) -> AttestResult:
+        """Snapshot both chains, prove control through two institutions' share quorums, sign as
+        treasury and audit office, and anchor on Bitcoin and the services chain."""
+        keys = self.workdir / "keys"
+        treasury_key = role_key(keys / "treasury.key", SignerRole.TREASURY, generate=True)
+        auditor_key = role_key(keys / "auditor.key", SignerRole.AUDITOR, generate=True)
+        services_w3 = Web3(Web3.HTTPProvider(services.rpc_url))
+        publisher = Account.from_key(treasury_key.private_key).address
+        services.rpc.call("anvil_setBalance", publisher, hex(10**20))  # devnet gas money
+        quorum = []
+        for code in ("NBKR", "ACH"):
+            words, passphrase = self.shares_of(code)
+            quorum.append(
+                InstitutionShares(self.institutions[code], parse_shares(words), passphrase)
+            )
+        node = self.bitcoin
+        with self.sessions.begin() as session:
+            result = attest(
+                session,
+                AttestNodes(
+                    BitcoinEndpoint(node.rpc_url, node.rpc_user, node.rpc_password),
+                    "miner",
+                    self.chain,
+                    services_w3,
+                ),
+                treasury=treasury_key,
+                auditor=auditor_key,
+                institutions=quorum,
+                await_bitcoin_confirmation=self._mine_one,
+                options=AttestOptions(out=self._next_bundle_path()),
+                clock=self.clock,
+                progress=lambda line: echo(f"   {line}"),
+            )
+        return result
+
+    def _next_bundle_path(self) -> Path:
+        """``attestations/attestation-NNNN.json``: the folder ``treasury publish`` reads."""
+        folder = self.workdir / "attestations"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"attestation-{len(list(folder.glob('*.json'))) + 1:04d}.json"
+
+    def _mine_one(self, _txid: str) -> None:
+        self.bitcoin.mine(1)
+
+    def verify(self, bundle_path: Path, services: EvmNode) -> Report:
+        """What an auditor runs: the independent verifier against the live nodes."""
+        node = self.bitcoin
+        return verify_bundle(
+            bundle_path.read_bytes(),
+            nodes=Nodes(
+                bitcoin=f"http://{node.rpc_user}:{node.rpc_password}@127.0.0.1:{node.rpc_port}",
+                evm=self.evm.rpc_url,
+                services=services.rpc_url,
+            ),
+        )
 
     def confirm(self, wf: Workflow, proposal_id: int, asset: str) -> ProposalView:
         """Mine (Bitcoin) and track the spend to its confirmation."""
