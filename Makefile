@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup nodes demo test unit lint bench clean
+.PHONY: setup nodes browser demo test unit lint bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@echo "== Creating $(VENV) and installing pinned packages (requirements.lock)"
@@ -20,10 +20,13 @@ setup: $(STAMP)
 nodes: setup
 	$(BIN)/treasury devnet install
 
+browser:
+	bash scripts/install-browser.sh
+
 demo: nodes
 	$(BIN)/treasury demo
 
-test: lint nodes
+test: lint nodes browser
 	$(BIN)/pytest
 
 unit: setup

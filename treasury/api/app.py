@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from treasury import audit, ledger
+from treasury.api.console import console_router
 from treasury.api.schemas import (
     ApproveBody,
     AuditHeadOut,
@@ -212,4 +213,5 @@ def create_app(
             problem=None if verdict.brk is None else verdict.brk.message,
         )
 
+    app.include_router(console_router(workflow, sessions, clock=clock))
     return app

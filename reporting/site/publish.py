@@ -1,0 +1,473 @@
+"""Render the parliament site: every page in every language, the charts, the open data files.
+
+The output is a plain folder of files with relative links only, so it reads the same opened from
+the file system, from ``treasury serve`` or from any static web server, and needs no network:
+no remote font, script or style. Pages read without JavaScript except the inclusion verifier.
+A publish builds the whole site in a fresh folder beside ``out`` and swaps it in at the end, so
+a failure leaves the previous site as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from embit.networks import NETWORKS
+from embit.script import Script
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from reporting.site import charts
+from reporting.site.errors import SiteError
+from reporting.site.i18n import LANGUAGES, Catalogue, load_catalogues
+from reporting.site.sources import (
+    PublishedBundle,
+    TreasuryRecords,
+    assets_of,
+)
+from reporting.verify import CheckStatus
+
+SITE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = SITE_DIR / "templates"
+STATIC_DIR = SITE_DIR / "static"
+
+PAGES = ("index", "history", "spends", "verify", "data", "howto")
+"""The pages published in each language, in navigation order."""
+
+MARKER_FILE = ".national-reserve-site"
+"""Left in every published folder; ``publish`` only ever replaces a folder that carries it."""
+
+BITCOIN_NETWORKS = {"main": "main", "mainnet": "main", "bitcoin": "main", "test": "test",
+                    "testnet": "test", "regtest": "regtest", "signet": "signet"}  # fmt: skip
+"""Bundle network names to address encodings (bech32 prefixes)."""
+
+
+@dataclass(frozen=True)
+class PublishedSite:
+    """Where the site landed and what it holds."""
+
+    folder: Path
+    attestations: int
+    spends: int
+    pages: tuple[Path, ...]
+
+    @property
+    def entry(self) -> Path:
+        """The page to open first (the language chooser)."""
+        return self.folder / "index.html"
+
+
+def _status(item: PublishedBundle) -> str:
+    """``verified``, ``verified-offline`` (node checks skipped) or ``failed``."""
+    if item.report.passed():
+        return "verified"
+    if item.report.passed(allow_skipped=True):
+        return "verified-offline"
+    return "failed"
+
+
+def _address(script_hex: str, network: str) -> str:
+    """The address of a scriptPubKey, or the script itself if it has no address form."""
+    params = NETWORKS.get(BITCOIN_NETWORKS.get(network, ""))
+    if params is None:
+        return script_hex
+    try:
+        return str(Script(bytes.fromhex(script_hex)).address(params))
+    except (ValueError, KeyError, IndexError):
+        return script_hex
+
+
+def _reserve_addresses(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every address holding reserves at the snapshot, with its amount per asset."""
+    bitcoin = body["snapshot"]["bitcoin"]
+    totals: dict[str, int] = {}
+    for utxo in bitcoin["utxos"]:
+        address = _address(utxo["script_pubkey"], bitcoin["network"])
+        totals[address] = totals.get(address, 0) + int(utxo["amount"])
+    rows: list[dict[str, Any]] = [
+        {"chain": f"Bitcoin ({bitcoin['network']})", "address": address, "asset": "BTC",
+         "amount": amount}
+        for address, amount in sorted(totals.items())
+    ]  # fmt: skip
+    for snapshot in body["snapshot"]["evm"]:
+        for balance in snapshot["balances"]:
+            rows.append(
+                {
+                    "chain": f"EVM {snapshot['chain_id']}",
+                    "address": balance["safe_address"],
+                    "asset": balance["asset"],
+                    "amount": int(balance["amount"]),
+                }
+            )
+    return rows
+
+
+def _ratio(coverage: Mapping[str, Any]) -> Fraction | None:
+    """Coverage as an exact percentage, or None when nothing is owed."""
+    denominator = int(coverage["denominator"])
+    if denominator == 0:
+        return None
+    return Fraction(100 * int(coverage["numerator"]), denominator)
+
+
+def _percent_text(value: Fraction, catalogue: Catalogue) -> str:
+    """Truncated to two decimals, as the attestation's own ``ratio`` field."""
+    hundredths = value.numerator * 100 // value.denominator
+    return catalogue.percent(Decimal(hundredths) / 100)
+
+
+class _Pages:
+    """Renders one language's pages from the shared data."""
+
+    def __init__(
+        self,
+        env: Environment,
+        catalogue: Catalogue,
+        bundles: Sequence[PublishedBundle],
+        records: TreasuryRecords,
+        published_at: datetime,
+    ) -> None:
+        self.env = env
+        self.t = catalogue
+        self.bundles = bundles
+        self.records = records
+        self.published_at = published_at
+        self.assets = assets_of(bundles)
+
+    def amount(self, asset: str, value: int | str) -> str:
+        """An amount in whole units with its asset code (base units if the scale is unknown)."""
+        decimals = self.records.decimals.get(asset)
+        text = self.t.amount(int(value), decimals)
+        if decimals is None:
+            return f"{text} {self.t.text('unit.base_units', asset=asset)}"
+        return f"{text}\u00a0{asset}"
+
+    def when(self, moment: str | datetime | None) -> str:
+        """A UTC time as ``YYYY-MM-DD HH:MM UTC``."""
+        if moment is None:
+            return "—"
+        if isinstance(moment, str):
+            moment = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    def context(self, page: str) -> dict[str, Any]:
+        latest = self.bundles[-1]
+        return {
+            "lang": self.t.code,
+            "page": page,
+            "pages": PAGES,
+            "languages": LANGUAGES,
+            "t": self.t.text,
+            "num": self.t.integer,
+            "amount": self.amount,
+            "when": self.when,
+            "status_of": _status,
+            "published_at": self.when(self.published_at),
+            "latest": latest,
+            "bundles": self.bundles,
+            "assets": self.assets,
+            "records": self.records,
+        }
+
+    def index(self) -> dict[str, Any]:
+        latest = self.bundles[-1]
+        body = latest.bundle.body
+        rows = []
+        for asset in sorted(body["reconciliation"], key=str.encode):
+            line, cover = body["reconciliation"][asset], body["coverage"][asset]
+            ratio = _ratio(cover)
+            rows.append(
+                {
+                    "asset": asset,
+                    "line": line,
+                    "coverage": cover,
+                    "ratio": None if ratio is None else _percent_text(ratio, self.t),
+                }
+            )
+        return {
+            "rows": rows,
+            "body": body,
+            "addresses": _reserve_addresses(body),
+            "checks": latest.report.checks,
+            "counts": {s: sum(c.status is s for c in latest.report.checks) for s in CheckStatus},
+            "CheckStatus": CheckStatus,
+        }
+
+    def history(self) -> dict[str, Any]:
+        x_labels = tuple(
+            f"#{item.bundle.sequence} {item.bundle.body['as_of'][:10]}" for item in self.bundles
+        )
+        reserve_charts = []
+        for asset in self.assets:
+            decimals = self.records.decimals.get(asset)
+            scale = 10**decimals if decimals is not None else 1
+            holdings: list[Fraction | None] = []
+            available: list[Fraction | None] = []
+            owed: list[Fraction | None] = []
+            for item in self.bundles:
+                line = item.bundle.body["reconciliation"].get(asset)
+                for target, key in (
+                    (holdings, "chain_holdings"),
+                    (available, "available"),
+                    (owed, "liability_root_total"),
+                ):
+                    target.append(None if line is None else Fraction(int(line[key]), scale))
+
+            def whole(value: Fraction, asset: str = asset, scale: int = scale) -> str:
+                return self.amount(asset, int(value * scale))
+
+            chart = charts.Chart(
+                chart_id=f"chart-reserves-{asset.lower()}",
+                title=self.t.text("history.reserves_chart_title", asset=asset),
+                description=self.t.text(
+                    "history.reserves_chart_desc",
+                    asset=asset,
+                    count=str(len(self.bundles)),
+                    latest=self.amount(asset, int((holdings[-1] or 0) * scale)),
+                ),
+                x_labels=x_labels,
+                series=(
+                    charts.Series(self.t.text("figure.chain_holdings"), tuple(holdings)),
+                    charts.Series(self.t.text("figure.available"), tuple(available)),
+                    charts.Series(self.t.text("figure.liabilities"), tuple(owed)),
+                ),
+                y_format=whole,
+            )
+            reserve_charts.append({"asset": asset, "svg": charts.render(chart)})
+        coverage_series = []
+        for asset in self.assets:
+            values = []
+            for item in self.bundles:
+                cover = item.bundle.body["coverage"].get(asset)
+                values.append(None if cover is None else _ratio(cover))
+            coverage_series.append(charts.Series(asset, tuple(values)))
+        coverage = charts.Chart(
+            chart_id="chart-coverage",
+            title=self.t.text("history.coverage_chart_title"),
+            description=self.t.text("history.coverage_chart_desc", count=str(len(self.bundles))),
+            x_labels=x_labels,
+            series=tuple(coverage_series),
+            y_format=lambda value: _percent_text(value, self.t),
+            reference=Fraction(100),
+            reference_label=self.t.text("history.full_coverage"),
+        )
+        table = []
+        for item in self.bundles:
+            body = item.bundle.body
+            table.append(
+                {
+                    "item": item,
+                    "cells": [
+                        (
+                            asset,
+                            body["reconciliation"].get(asset),
+                            None
+                            if asset not in body["coverage"]
+                            else _ratio(body["coverage"][asset]),
+                        )
+                        for asset in self.assets
+                    ],
+                }
+            )
+        return {
+            "reserve_charts": reserve_charts,
+            "coverage_svg": charts.render(coverage),
+            "table": table,
+            "percent": lambda value: _percent_text(value, self.t),
+        }
+
+    def verify(self) -> dict[str, Any]:
+        data = [
+            {
+                "sequence": item.bundle.sequence,
+                "as_of": item.bundle.body["as_of"],
+                "digest": item.bundle.digest.hex(),
+                "file": item.file_name,
+                "root": item.bundle.body["liabilities"]["root"],
+                "listing": item.bundle.body["liabilities"]["public_listing"],
+            }
+            for item in reversed(self.bundles)
+        ]
+        messages = {
+            key.removeprefix("js."): text
+            for key, text in self.t.messages.items()
+            if key.startswith("js.")
+        }
+        return {"verifier_data": data, "verifier_messages": messages}
+
+    def render(self, page: str) -> str:
+        """The HTML of ``page`` in this language."""
+        extras: Mapping[str, Callable[[], dict[str, Any]]] = {
+            "index": self.index,
+            "history": self.history,
+            "verify": self.verify,
+        }
+        context = self.context(page)
+        if page in extras:
+            context.update(extras[page]())
+        return self.env.get_template(f"{page}.html").render(context)
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def _open_data(folder: Path, bundles: Sequence[PublishedBundle], records: TreasuryRecords) -> None:
+    """Raw bundles, verifier reports, and the summaries as JSON and CSV (amounts in base units)."""
+    data = folder / "data"
+    (data / "attestations").mkdir(parents=True)
+    (data / "verification").mkdir()
+    summary_rows = []
+    for item in bundles:
+        (data / "attestations" / item.file_name).write_bytes(item.raw)
+        report_name = item.file_name.removesuffix(".json") + ".txt"
+        (data / "verification" / report_name).write_text(item.report.render() + "\n", "utf-8")
+        body = item.bundle.body
+        for asset in sorted(body["reconciliation"], key=str.encode):
+            line, cover = body["reconciliation"][asset], body["coverage"][asset]
+            summary_rows.append(
+                {
+                    "sequence": item.bundle.sequence,
+                    "as_of": body["as_of"],
+                    "digest": item.bundle.digest.hex(),
+                    "asset": asset,
+                    "chain_holdings": line["chain_holdings"],
+                    "encumbered": line["encumbered"],
+                    "available": line["available"],
+                    "liabilities": line["liability_root_total"],
+                    "ledger_total": line["ledger_total"],
+                    "coverage_ratio": cover["ratio"],
+                    "covered": cover["covered"],
+                    "verification": _status(item),
+                }
+            )
+    (data / "attestations.json").write_text(_json(summary_rows), "utf-8")
+    header = list(summary_rows[0]) if summary_rows else ["sequence"]
+    (data / "attestations.csv").write_text(
+        _csv(header, [[row[key] for key in header] for row in summary_rows]), "utf-8"
+    )
+    spends: list[dict[str, Any]] = [
+        {
+            "proposal_id": s.proposal_id,
+            "state": s.state.value,
+            "executed_at": None if s.executed_at is None else s.executed_at.isoformat(),
+            "asset": s.asset,
+            "amount": str(s.amount),
+            "destination": s.destination,
+            "purpose": s.purpose,
+            "legal_basis": s.legal_basis,
+            "legal_basis_title": s.legal_basis_title,
+            "approving_institutions": list(s.approving_institutions),
+            "txid": s.txid,
+        }
+        for s in records.spends
+    ]
+    (data / "spends.json").write_text(_json(spends), "utf-8")
+    spend_header = ["proposal_id", "state", "executed_at", "asset", "amount", "destination",
+                    "purpose", "legal_basis", "legal_basis_title", "approving_institutions", "txid"]  # fmt: skip
+    (data / "spends.csv").write_text(
+        _csv(
+            spend_header,
+            [
+                [
+                    "; ".join(row[key]) if key == "approving_institutions" else row[key]
+                    for key in spend_header
+                ]
+                for row in spends
+            ],
+        ),
+        "utf-8",
+    )
+    funds = [
+        {"account": f.account, "name": f.name, "kind": f.kind.value, "asset": f.asset,
+         "posted": str(f.posted), "pending": str(f.pending), "available": str(f.available)}
+        for f in records.funds
+    ]  # fmt: skip
+    (data / "funds.json").write_text(_json(funds), "utf-8")
+    fund_header = ["account", "name", "kind", "asset", "posted", "pending", "available"]
+    (data / "funds.csv").write_text(
+        _csv(fund_header, [[row[key] for key in fund_header] for row in funds]), "utf-8"
+    )
+
+
+def publish_site(
+    bundles: Sequence[PublishedBundle],
+    records: TreasuryRecords,
+    out: Path,
+    *,
+    published_at: datetime,
+) -> PublishedSite:
+    """Write the site for ``bundles`` (in chain order) and ``records`` to the folder ``out``.
+
+    ``out`` must be absent, empty, or a folder an earlier publish wrote (it carries
+    ``MARKER_FILE``); it is replaced whole only once the new site is complete.
+    """
+    if not bundles:
+        raise SiteError("There is no attestation to publish; the site needs at least one.")
+    out = out.resolve()
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / MARKER_FILE).is_file())
+    ):
+        raise SiteError(
+            f"The output folder {out} exists and was not written by `treasury publish`; "
+            "choose an empty or new folder."
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    catalogues = load_catalogues()
+    env = _environment()
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        pages = []
+        for code in LANGUAGES:
+            renderer = _Pages(env, catalogues[code], bundles, records, published_at)
+            (staging / code).mkdir()
+            for page in PAGES:
+                path = staging / code / f"{page}.html"
+                path.write_text(renderer.render(page), "utf-8")
+                pages.append(out / code / f"{page}.html")
+        chooser = env.get_template("choose.html").render(
+            catalogues=[catalogues[code] for code in LANGUAGES], latest=bundles[-1]
+        )
+        (staging / "index.html").write_text(chooser, "utf-8")
+        pages.append(out / "index.html")
+        shutil.copytree(STATIC_DIR, staging / "static")
+        _open_data(staging, bundles, records)
+        (staging / MARKER_FILE).write_text(
+            f"published {published_at.isoformat()} by treasury publish\n", "utf-8"
+        )
+        staging.chmod(0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PublishedSite(out, len(bundles), len(records.spends), tuple(pages))

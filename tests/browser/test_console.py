@@ -1,0 +1,188 @@
+"""The officers' console: a real browser logs in with an API token and approves a proposal; the
+console keeps the API's rules (roles, policy, CSRF) and never exposes the token to scripts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from page_guard import guarded_page
+from playwright.sync_api import Browser
+from sqlalchemy import select
+from workflow_support import DECREE, DESTINATION, World, build_world
+
+from custody.devnet.process import free_port
+from treasury.api import create_app
+from treasury.api.console import LOGIN_CSRF_COOKIE, TOKEN_COOKIE, csrf_token
+from treasury.officers import InstitutionRow
+from treasury.proposals import ApprovalRow, ProposalState, SpendProposalRow
+
+SERVER_START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Console:
+    world: World
+    url: str
+    proposal_id: int
+    tx_hash: str
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    built = build_world(f"sqlite:///{tmp_path / 'treasury.sqlite3'}")
+    yield built
+    built.engine.dispose()
+
+
+def _prepared_with_one_approval(world: World) -> tuple[int, str]:
+    """A proposal with a prepared transaction that the Central Bank has already approved."""
+    wf = world.workflow()
+    view = wf.propose(
+        world.officers["proposer"], asset="BTC", amount=30_000_000, destination=DESTINATION,
+        purpose="School heating in Naryn", legal_basis=DECREE,
+    )  # fmt: skip
+    view = wf.prepare(world.officers["proposer"], view.id, world.chain)
+    assert view.tx_hash is not None
+    wf.approve(world.officers["cb_approver"], view.id, view.tx_hash)
+    return view.id, view.tx_hash
+
+
+@pytest.fixture
+def console(world: World) -> Iterator[Console]:
+    """The API app (console mounted) served by uvicorn on a free loopback port."""
+    proposal_id, tx_hash = _prepared_with_one_approval(world)
+    app = create_app(
+        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        assert time.monotonic() < deadline, "the console's server did not start"
+        time.sleep(0.02)
+    yield Console(world, f"http://127.0.0.1:{port}", proposal_id, tx_hash)
+    server.should_exit = True
+    thread.join()
+
+
+def _state(world: World, proposal_id: int) -> str:
+    with world.sessions() as session:
+        row = session.get(SpendProposalRow, proposal_id)
+        assert row is not None
+        return row.state
+
+
+def test_officer_logs_in_and_approves_and_the_database_changes(
+    browser: Browser, console: Console, screenshots: Path
+) -> None:
+    """Parliament's approver logs in, sees the proposal, its policy checks and the hash, approves
+    it; the proposal reaches quorum and is `approved` in the database, with PARL's approval."""
+    world = console.world
+    assert _state(world, console.proposal_id) == ProposalState.PROPOSED.value
+    with guarded_page(browser, console.url) as (page, traffic):
+        page.goto(f"{console.url}/console/proposals")
+        page.wait_for_url("**/console/login")
+        page.fill("#token", world.tokens["parl_approver"])
+        page.click("button[type=submit]")
+        page.wait_for_url("**/console/proposals")
+        row = page.locator(
+            "tbody tr", has=page.locator(f"a[href$='/proposals/{console.proposal_id}']")
+        )
+        assert row.locator("[data-state]").inner_text() == "proposed"
+        assert "allowed" in row.inner_text()
+        _shot = screenshots / "console-proposals.png"
+        page.screenshot(path=str(_shot), full_page=True)
+        row.locator("a").first.click()
+        page.wait_for_url(f"**/console/proposals/{console.proposal_id}")
+        assert page.locator("#tx-hash").inner_text() == console.tx_hash
+        assert DESTINATION in page.locator("main").inner_text()
+        assert page.locator("#policy ~ table tbody tr").count() >= 2
+        page.check("#reviewed")
+        page.click("#approve")
+        page.wait_for_url("**?done=approved")
+        assert page.locator("#proposal-state").inner_text() == "approved"
+        page.screenshot(path=str(screenshots / "console-proposal-approved.png"), full_page=True)
+        cookie = next(c for c in page.context.cookies() if c["name"] == TOKEN_COOKIE)
+        assert cookie["httpOnly"]
+        assert cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""
+        page.goto(f"{console.url}/console/alarms")
+        assert "matched" in page.locator("main").inner_text()
+        page.screenshot(path=str(screenshots / "console-alarms.png"), full_page=True)
+    traffic.assert_clean()
+    assert _state(world, console.proposal_id) == ProposalState.APPROVED.value
+    with world.sessions() as session:
+        institutions = session.scalars(
+            select(InstitutionRow.code)
+            .join(ApprovalRow, ApprovalRow.institution_id == InstitutionRow.id)
+            .where(ApprovalRow.proposal_id == console.proposal_id, ApprovalRow.voided_at.is_(None))
+        ).all()
+    assert sorted(institutions) == ["CB", "PARL"]
+
+
+def _logged_in(world: World, officer: str) -> TestClient:
+    app = create_app(
+        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
+    )
+    client = TestClient(app, base_url="http://127.0.0.1", follow_redirects=False)
+    client.get("/console/login")
+    login_csrf = client.cookies[LOGIN_CSRF_COOKIE]
+    response = client.post(
+        "/console/login", data={"token": world.tokens[officer], "csrf": login_csrf}
+    )
+    assert response.status_code == 303
+    return client
+
+
+def test_console_keeps_the_api_rules(world: World) -> None:
+    """Without a cookie the console sends you to log in; a proposer cannot approve (403, as the
+    API); a post without the right CSRF token changes nothing; a bad token does not log in."""
+    proposal_id, tx_hash = _prepared_with_one_approval(world)
+    anonymous = TestClient(
+        create_app(world.workflow(), world.sessions, clock=world.clock), follow_redirects=False
+    )
+    assert anonymous.get("/console/proposals").headers["location"] == "/console/login"
+    anonymous.get("/console/login")
+    bad = anonymous.post(
+        "/console/login", data={"token": "trs_00_00", "csrf": anonymous.cookies[LOGIN_CSRF_COOKIE]}
+    )
+    assert bad.status_code == 401
+    assert "not valid" in bad.text
+    forged_login = anonymous.post(
+        "/console/login", data={"token": world.tokens["parl_approver"], "csrf": "x"}
+    )
+    assert forged_login.status_code == 403
+    assert TOKEN_COOKIE not in forged_login.cookies
+
+    proposer = _logged_in(world, "proposer")
+    token = world.tokens["proposer"]
+    refused = proposer.post(
+        f"/console/proposals/{proposal_id}/approve",
+        data={"tx_hash": tx_hash, "csrf": csrf_token(token)},
+    )
+    assert refused.status_code == 403
+    assert "needs the role approver" in refused.text
+    approver = _logged_in(world, "parl_approver")
+    forged = approver.post(
+        f"/console/proposals/{proposal_id}/approve",
+        data={"tx_hash": tx_hash, "csrf": csrf_token(token)},
+    )
+    assert forged.status_code == 403
+    wrong_hash = approver.post(
+        f"/console/proposals/{proposal_id}/approve",
+        data={"tx_hash": "ab" * 32, "csrf": csrf_token(world.tokens["parl_approver"])},
+    )
+    assert wrong_hash.status_code == 409
+    assert _state(world, proposal_id) == ProposalState.PROPOSED.value
+    page = approver.get(f"/console/proposals/{proposal_id}")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert world.tokens["parl_approver"] not in page.text

@@ -1,0 +1,102 @@
+"""``treasury publish`` and ``treasury serve``: write the parliament site, and browse it locally.
+
+This module parses arguments and prints; the site itself is ``reporting.site``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reporting.site import SiteError, load_bundles, load_treasury, publish_site, site_server
+from reporting.verify import Nodes
+from treasury.audit import utc_now
+from treasury.db import make_engine, session_factory
+from treasury.exceptions import TreasuryError
+
+DEFAULT_BUNDLES_DIR = Path("var") / "attestations"
+"""Where attestation bundle files are kept unless ``--bundles`` says otherwise."""
+
+DEFAULT_SERVE_PORT = 8000
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def publish(
+    out: Annotated[Path, typer.Option(help="Folder to write the site to (created or replaced).")],
+    bundles: Annotated[
+        Path, typer.Option(help="Folder of attestation bundle files (*.json) to publish.")
+    ] = DEFAULT_BUNDLES_DIR,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Treasury database to read spends and funds from (default: TREASURY_DATABASE_URL)."
+        ),
+    ] = None,
+    bitcoin_rpc: Annotated[
+        str | None,
+        typer.Option(help="A bitcoind to verify against, as http://user:password@host:port."),
+    ] = None,
+    evm_rpc: Annotated[
+        str | None, typer.Option(help="A node of the Safes' chain to verify against.")
+    ] = None,
+    services_rpc: Annotated[
+        str | None, typer.Option(help="A node of the services chain holding the registry.")
+    ] = None,
+) -> None:
+    """Publish the parliament site: every attestation verified now, charts, spends, funds, open data, in Kyrgyz, Russian and English."""
+    try:
+        engine = make_engine(database_url)
+    except TreasuryError as error:
+        raise _fail(str(error)) from None
+    try:
+        records = load_treasury(session_factory(engine))
+        published = load_bundles(
+            bundles, nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc)
+        )
+        site = publish_site(published, records, out, published_at=utc_now())
+    except SiteError as error:
+        raise _fail(str(error)) from None
+    finally:
+        engine.dispose()
+    latest = published[-1]
+    verdict = (
+        "verified"
+        if latest.report.passed()
+        else (
+            "verified offline"
+            if latest.report.passed(allow_skipped=True)
+            else "FAILED verification"
+        )
+    )
+    typer.echo(
+        f"published {site.attestations} attestations and {site.spends} spends to {site.folder}; "
+        f"the latest (no. {latest.bundle.sequence}) {verdict}"
+    )
+    typer.echo(f"open {site.entry} or run: treasury serve {site.folder}")
+
+
+def serve(
+    folder: Annotated[Path, typer.Argument(help="A folder written by `treasury publish`.")],
+    port: Annotated[
+        int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one).")
+    ] = DEFAULT_SERVE_PORT,
+) -> None:
+    """Serve a published site on 127.0.0.1 so it can be browsed over HTTP, until interrupted."""
+    try:
+        server = site_server(folder, port)
+    except SiteError as error:
+        raise _fail(str(error)) from None
+    host, bound = server.server_address[:2]
+    typer.echo(f"serving {folder.resolve()} at http://{host!s}:{bound}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
