@@ -90,6 +90,10 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
         f"   re-run it yourself: treasury verify {result.path} --offline "
         "(node checks need --bitcoin-rpc/--evm-rpc/--services-rpc; the devnets stop at the end)"
     )
+    echo("== 10. The parliament site (static, no network needed, Kyrgyz / Russian / English)")
+    site = reserve.publish(stack.services)
+    echo(f"   {site.attestations} attestation(s), {site.spends} spend(s) published to {site.folder}")
+    echo(f"   open {site.entry} in a browser, or run: treasury serve {site.folder}")
     with reserve.sessions() as session:
         balanced = all(totals.balanced for totals in ledger.trial_balance(session))
         verdict = audit.verify(session)

@@ -38,6 +38,7 @@ from custody.ethereum.dev_token import deploy_dev_token
 from custody.ethereum.erc20 import transfer_calldata
 from custody.shamir import parse_shares
 from reporting.attestation import SignerRole
+from reporting.site import PublishedSite, load_bundles, load_treasury, publish_site
 from reporting.verify import Nodes, Report, verify_bundle
 from treasury import ledger, migrate
 from treasury.attest import (
@@ -509,6 +510,22 @@ class Reserve:
         folder = self.workdir / "attestations"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"attestation-{len(list(folder.glob('*.json'))) + 1:04d}.json"
+
+    def publish(self, services: EvmNode) -> PublishedSite:
+        """The parliament site: every attestation verified against the live nodes, the spends,
+        the funds, in Kyrgyz, Russian and English, in ``site/`` of the working folder."""
+        node = self.bitcoin
+        bundles = load_bundles(
+            self.workdir / "attestations",
+            nodes=Nodes(
+                bitcoin=f"http://{node.rpc_user}:{node.rpc_password}@127.0.0.1:{node.rpc_port}",
+                evm=self.evm.rpc_url,
+                services=services.rpc_url,
+            ),
+        )
+        return publish_site(
+            bundles, load_treasury(self.sessions), self.workdir / "site", published_at=self.clock()
+        )
 
     def _mine_one(self, _txid: str) -> None:
         self.bitcoin.mine(1)
