@@ -1,4 +1,7 @@
-"""The ``treasury`` command: one entry point, one sub-command group per domain."""
+"""The ``treasury`` command: one entry point, one sub-command group per domain.
+
+Groups are registered in the order of the reserve's story, which is the order ``--help`` lists.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,35 @@ import logging
 
 import typer
 
-from treasury.cli import db, devnet
+from treasury.cli import (
+    api,
+    attest,
+    audit,
+    btc,
+    ceremony,
+    db,
+    devnet,
+    ledger,
+    officers,
+    publish,
+    reconcile,
+    safe,
+    scheduler,
+    spend,
+    verify,
+)
 from treasury.demo import run_demo
 
 app = typer.Typer(
     help=(
         "Custody, state ledger and proof-of-reserves for the national crypto reserve. "
-        "Start with `treasury demo` to see the whole story on local devnets."
+        "Start with `treasury demo` to see the whole story on local devnets; every command "
+        "has its own --help."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
-app.add_typer(devnet.app, name="devnet")
-app.add_typer(db.app, name="db")
 
 
 @app.callback()
@@ -35,6 +54,25 @@ def _root(
 def demo() -> None:
     """Run the whole story on fresh local devnets and print what happened."""
     run_demo(typer.echo)
+
+
+app.add_typer(devnet.app, name="devnet")
+app.add_typer(db.app, name="db")
+app.add_typer(ceremony.app, name="ceremony")
+app.add_typer(btc.app, name="btc")
+app.add_typer(safe.app, name="safe")
+app.add_typer(officers.app, name="officers")
+app.add_typer(officers.policy_app, name="policy")
+app.add_typer(spend.app, name="spend")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(reconcile.app, name="reconcile")
+app.add_typer(scheduler.app, name="scheduler")
+app.add_typer(audit.app, name="audit")
+app.command(name="attest")(attest.attest)
+app.command(name="verify")(verify.verify)
+app.command(name="publish")(publish.publish)
+app.command(name="serve")(publish.serve)
+app.add_typer(api.app, name="api")
 
 
 def main() -> None:
