@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from custody.ceremony import load_transcript
 from custody.devnet.evm import EvmRPC
 from custody.ethereum.chain import EthChain
 from custody.ethereum.deploy import deploy_safe_contracts
@@ -71,10 +72,18 @@ def _gas_payer(chain: EthChain, given: str | None) -> str:
 
 
 def _owner(text: str) -> VaultOwner:
+    """An owner from its ceremony transcript ('National Bank'), or given in full."""
+    if "=" not in text:
+        with session_factory(make_engine())() as session:
+            transcript = load_transcript(session, text.strip())
+        return VaultOwner(transcript.institution, transcript.eth_address, transcript.fingerprint)
     institution, _, rest = text.partition("=")
     fingerprint, _, address = rest.partition(":")
     if not (institution and fingerprint and address):
-        raise _CliError(f"--owner {text!r} must look like 'INSTITUTION=FINGERPRINT:0xADDRESS'.")
+        raise _CliError(
+            f"--owner {text!r} must name an institution with a ceremony transcript, or look "
+            "like 'INSTITUTION=FINGERPRINT:0xADDRESS'."
+        )
     return VaultOwner(institution.strip(), address.strip(), fingerprint.strip())
 
 
@@ -106,7 +115,8 @@ def create(
     owner: Annotated[
         list[str],
         typer.Option(
-            help="INSTITUTION=FINGERPRINT:0xADDRESS from the ceremony transcript (repeat)."
+            help="An institution whose ceremony transcript gives its owner key (repeat), or "
+            "INSTITUTION=FINGERPRINT:0xADDRESS."
         ),
     ],
     relayer: str | None = PAYER_OPTION,
