@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from custody.devnet import DevnetStack, find_binaries, install_signal_handlers
@@ -108,7 +109,7 @@ def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) ->
     wf = reserve.workflow()
     view = reserve.propose_and_approve(wf, asset, amount, payee)
     echo(
-        f"   proposal {view.id}: {amount} {asset} base units to {payee}; approved by "
+        f"   proposal {view.id}: {_amount(asset, amount)} to {payee}; approved by "
         f"{', '.join(sorted(a.institution for a in view.approvals))} for tx {view.tx_hash}"
     )
     view = reserve.sign(wf, view.id, asset)
@@ -124,6 +125,13 @@ def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) ->
         )
     echo(f"   {view.state.value}; ledger entry {'posted' if posted else 'NOT posted'}")
     return view
+
+
+def _amount(asset: str, base_units: int) -> str:
+    """Exact base units with the whole-coin value beside them (display only)."""
+    unit, decimals = {"BTC": ("sat", 8), "ETH": ("wei", 18)}[asset]
+    whole = Decimal(base_units).scaleb(-decimals).normalize()
+    return f"{base_units} {unit} ({whole:f} {asset})"
 
 
 def _exited(pids: list[int]) -> str:
