@@ -44,8 +44,12 @@ def run_demo(echo: Echo) -> None:
         echo(f"   {binary.name}: {binary.version()} ({binary.source})")
     with DevnetStack(binaries) as stack:
         stack.start(lambda line: echo(f"   {line}"))
+        echo(f"   bitcoin: regtest, height {stack.bitcoin.rpc.call('getblockcount')}")
         for label, node in (("reserve", stack.reserve), ("services", stack.services)):
-            echo(f"   {label} chain: chain id {node.rpc.chain_id()}")
+            echo(
+                f"   {label} chain: chain id {node.rpc.chain_id()}, "
+                f"height {node.rpc.block_number()}"
+            )
         pids = [pid for node in (stack.bitcoin, stack.reserve, stack.services) if (pid := node.pid)]
         reserve = Reserve(workdir, stack.bitcoin, stack.reserve)
         _story(reserve, stack, echo)
@@ -93,7 +97,9 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
     )
     echo("== 10. The parliament site (static, no network needed, Kyrgyz / Russian / English)")
     site = reserve.publish(stack.services)
-    echo(f"   {site.attestations} attestation(s), {site.spends} spend(s) published to {site.folder}")
+    echo(
+        f"   {site.attestations} attestation(s), {site.spends} spend(s) published to {site.folder}"
+    )
     echo(f"   open {site.entry} in a browser, or run: treasury serve {site.folder}")
     with reserve.sessions() as session:
         balanced = all(totals.balanced for totals in ledger.trial_balance(session))
