@@ -19,11 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.exceptions import CustodyError
 from treasury import audit, officers, policy
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role
-from treasury.proposals import LedgerSpendHook, Workflow
+from treasury.proposals import Workflow
+from treasury.wiring import configured_workflow
 
 TOKEN_ENV = "TREASURY_API_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
 ERROR_EXIT_CODE = 1
@@ -58,15 +60,18 @@ def fail(message: str) -> typer.Exit:
 
 @contextlib.contextmanager
 def cli_context(token: str | None, *, authenticated: bool = True) -> Iterator[CliContext]:
-    """Open the database, authenticate ``token``, and turn domain errors into one-line messages."""
+    """Open the database, authenticate ``token``, and turn domain errors into one-line messages.
+
+    The workflow is the configured one (``treasury.wiring``): chain and node errors of signing and
+    broadcasting become one line too.
+    """
     if authenticated and not token:
         raise fail(f"an API token is required: pass --token or set {TOKEN_ENV}.")
     try:
         engine = make_engine()
         try:
             sessions = session_factory(engine)
-            # Broadcasting is not a CLI operation, so the workflow needs no ledger accounts here.
-            workflow = Workflow(sessions, LedgerSpendHook({}))
+            workflow = configured_workflow(sessions)
             actor = None
             if authenticated and token:
                 with sessions() as session:
@@ -74,7 +79,7 @@ def cli_context(token: str | None, *, authenticated: bool = True) -> Iterator[Cl
             yield CliContext(sessions, workflow, actor)
         finally:
             engine.dispose()
-    except TreasuryError as exc:
+    except (TreasuryError, CustodyError) as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]

@@ -1,19 +1,63 @@
-"""``treasury spend``: propose, approve, reject, veto and inspect spend proposals.
+"""``treasury spend``: propose, prepare, approve, sign, broadcast and track spends of the reserve.
 
-The same ``Workflow`` service as the REST API; authenticate with ``--token`` or
-``TREASURY_API_TOKEN``.
+The same ``Workflow`` service as the REST API, wired by ``treasury.wiring`` to the configured
+vaults and nodes; authenticate with ``--token`` or ``TREASURY_API_TOKEN``. Share words and
+passphrases come from the holders' files or prompts without echo, never from the command line.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from treasury.cli.officers import TokenOption, cli_context
+from custody.ceremony import read_share_file
+from treasury.cli.officers import TokenOption, cli_context, fail
+from treasury.officers import Role
 from treasury.proposals import ProposalState, ProposalView
+from treasury.wiring import (
+    BTC_FEE_RATE_ENV,
+    BTC_MAX_FEE_ENV,
+    BTC_VAULT_ENV,
+    CONFIRMATIONS_ENV,
+    ETH_RELAYER_ENV,
+    SAFE_VAULT_ENV,
+    institution_transcript,
+    spender_for,
+    spender_for_proposal,
+)
+from treasury.workflow_exceptions import ProposalTransitionError
 
-app = typer.Typer(help="Propose, approve and inspect spends of the reserve.", no_args_is_help=True)
+app = typer.Typer(
+    help=(
+        "Propose, prepare, approve, sign, broadcast and track spends of the reserve. Spends are "
+        f"paid from the only Bitcoin vault or Safe in the database, or from {BTC_VAULT_ENV} / "
+        f"{SAFE_VAULT_ENV}; nodes come from TREASURY_BITCOIN_RPC_URL / TREASURY_RESERVE_RPC_URL "
+        "or the running `treasury devnet up`. Bitcoin fees: "
+        f"{BTC_FEE_RATE_ENV} (default 2) and {BTC_MAX_FEE_ENV} (default 50000). The Safe pays no "
+        f"gas: a relayer does, {ETH_RELAYER_ENV} (an address the node signs for) or, on a devnet, "
+        f"the node's first account. Confirmations: {', '.join(CONFIRMATIONS_ENV.values())} "
+        "(default 1)."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _rendered(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _show_summary(summary: Mapping[str, Any]) -> None:
+    """The decoded transaction approvers review, one field a line."""
+    for key, value in summary.items():
+        if key == "payments" and isinstance(value, list):
+            for payment in value:
+                typer.echo(f"    pay {payment['amount_sats']} sats to {payment['address']}")
+        else:
+            typer.echo(f"    {key}: {_rendered(value)}")
 
 
 def _show(view: ProposalView) -> None:
@@ -23,6 +67,8 @@ def _show(view: ProposalView) -> None:
     )
     if view.tx_hash:
         typer.echo(f"  transaction {view.tx_hash} (fee {view.fee})")
+    if view.tx_summary:
+        _show_summary(view.tx_summary)
     for a in view.approvals:
         status = f"void: {a.void_reason}" if a.voided_at else "standing"
         typer.echo(
@@ -59,6 +105,21 @@ def propose(
             legal_basis=legal_basis,
         )
     _show(view)
+
+
+@app.command()
+def prepare(proposal_id: int, token: str | None = TokenOption) -> None:
+    """Build the proposal's transaction on its chain and print the decoded summary and the hash approvers approve (proposer or admin)."""
+    with cli_context(token) as ctx:
+        assert ctx.actor is not None
+        ctx.actor.require(Role.PROPOSER, Role.ADMIN)
+        view = ctx.workflow.status(ctx.actor, proposal_id)
+        view = ctx.workflow.prepare(ctx.actor, proposal_id, spender_for(ctx.sessions, view.asset))
+    _show(view)
+    typer.echo(
+        f"hash to approve: {view.tx_hash} "
+        f"(`treasury spend approve {view.id} --tx-hash {view.tx_hash}`)"
+    )
 
 
 @app.command()
@@ -121,3 +182,93 @@ def list_proposals(
             typer.echo(
                 f"{view.id}\t{view.state.value}\t{view.amount}\t{view.asset}\t{view.destination}"
             )
+
+
+def _passphrase(path: Path | None, protected: bool, institution: str) -> str:
+    if path is not None:
+        if not protected:
+            raise fail(
+                f"--passphrase-file was given, but {institution}'s ceremony recorded no passphrase."
+            )
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise fail(f"cannot read the passphrase file {path}: {exc.strerror}.") from None
+    if not protected:
+        return ""
+    return str(typer.prompt(f"SLIP-39 passphrase of {institution}", hide_input=True))
+
+
+def _share_words(files: list[Path], threshold: int) -> list[str]:
+    if files:
+        words = []
+        for path in files:
+            try:
+                words.append(read_share_file(path))
+            except OSError as exc:
+                raise fail(f"cannot read the share file {path}: {exc.strerror}.") from None
+        return words
+    return [
+        str(typer.prompt(f"Share words of holder {n} of {threshold}", hide_input=True))
+        for n in range(1, threshold + 1)
+    ]
+
+
+@app.command()
+def sign(
+    proposal_id: int,
+    share_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A holder's share file; repeat per holder (without it, shares are prompted without echo)."
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the SLIP-39 passphrase (without it, prompted without echo if the ceremony set one)."
+        ),
+    ] = None,
+    token: str | None = TokenOption,
+) -> None:
+    """Sign an approved proposal's transaction for your institution with its holders' shares (approver)."""
+    with cli_context(token) as ctx:
+        assert ctx.actor is not None
+        ctx.actor.require(Role.APPROVER)
+        view = ctx.workflow.status(ctx.actor, proposal_id)
+        if view.state is not ProposalState.APPROVED:
+            # Checked before the holders type their shares; the workflow checks again.
+            raise ProposalTransitionError(
+                f"Proposal {proposal_id} is {view.state.value}; only an approved proposal is signed."
+            )
+        spender = spender_for_proposal(ctx.sessions, view)
+        with ctx.sessions() as session:
+            transcript = institution_transcript(session, ctx.actor.institution_code)
+        passphrase = _passphrase(
+            passphrase_file, transcript.passphrase_protected, transcript.institution
+        )
+        words = _share_words(share_file or [], transcript.threshold)
+        view = ctx.workflow.sign(ctx.actor, proposal_id, spender, words, passphrase)
+    _show(view)
+
+
+@app.command()
+def broadcast(proposal_id: int, token: str | None = TokenOption) -> None:
+    """Send a signed proposal's transaction to its chain, at most once however often it is retried (proposer, approver or admin)."""
+    with cli_context(token) as ctx:
+        assert ctx.actor is not None
+        ctx.actor.require(Role.PROPOSER, Role.APPROVER, Role.ADMIN)
+        view = ctx.workflow.status(ctx.actor, proposal_id)
+        view = ctx.workflow.broadcast(proposal_id, spender_for_proposal(ctx.sessions, view))
+    _show(view)
+
+
+@app.command()
+def refresh(proposal_id: int, token: str | None = TokenOption) -> None:
+    """Track a broadcast spend: once confirmed its ledger entry is posted, if it failed voided (any role)."""
+    with cli_context(token) as ctx:
+        assert ctx.actor is not None
+        view = ctx.workflow.status(ctx.actor, proposal_id)
+        if view.state is ProposalState.BROADCAST:
+            view = ctx.workflow.refresh(proposal_id, spender_for_proposal(ctx.sessions, view))
+    _show(view)

@@ -3,7 +3,7 @@
 Per vault and asset, the holdings account (an asset) is what the chain balance is compared with;
 per asset, deposits are credited to unallocated reserve inflows (equity) until allocated, and
 outflows are debited to approved outflows or, when nothing in the system explains them, to a
-suspense account that auditors must clear.
+suspense account that auditors must clear. Network fees of spends are debited to a fees expense.
 """
 
 from __future__ import annotations
@@ -50,8 +50,13 @@ def suspense_account(asset_code: str) -> str:
     return f"reserve:suspense-outflows:{asset_code}"
 
 
+def fees_account(asset_code: str) -> str:
+    """Network fees that spends pay from the vault (``SpendAccounts.fees``)."""
+    return f"fees:{asset_code}"
+
+
 def ensure_accounts(session: Session, scope: str, asset: AssetSpec, clock: Clock) -> str:
-    """Register the asset and open the four accounts (idempotent); returns the holdings code."""
+    """Register the asset and open the five accounts (idempotent); returns the holdings code."""
     ledger.register_asset(session, asset, actor=ACTOR, clock=clock)
     holdings = holdings_account(scope, asset.code)
     wanted = (
@@ -59,6 +64,7 @@ def ensure_accounts(session: Session, scope: str, asset: AssetSpec, clock: Clock
         (inflows_account(asset.code), "Unallocated reserve inflows", AccountType.EQUITY),
         (approved_outflows_account(asset.code), "Approved outflows", AccountType.EXPENSE),
         (suspense_account(asset.code), "Unexplained outflows (suspense)", AccountType.EXPENSE),
+        (fees_account(asset.code), f"Network fees ({asset.code})", AccountType.EXPENSE),
     )
     for code, name, kind in wanted:
         ledger.open_account(
