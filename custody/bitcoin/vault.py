@@ -163,6 +163,7 @@ def create_vault(
     ceremonies = [ceremony_record(session, institution) for institution in institutions]
     cosigners = tuple(Transcript.from_record(c) for c in ceremonies)
     descriptor = VaultDescriptor(threshold, tuple(t.key_origin for t in cosigners))
+    _refuse_same_addresses(session, descriptor)
     wallet_name = f"{WALLET_PREFIX}{name}"
     if wallet_name in rpc.call("listwallets") or wallet_name in _wallet_dirs(rpc):
         raise VaultConfigError(
@@ -220,6 +221,20 @@ def create_vault(
         wallet_name,
     )
     return vault
+
+
+def _refuse_same_addresses(session: Session, descriptor: VaultDescriptor) -> None:
+    """Two vaults over the same keys and threshold share every address (``sortedmulti`` ignores
+    key order), so their coins and books would be mixed up: one such vault only."""
+    first = descriptor.address(Branch.RECEIVE, 0)
+    for record in session.scalars(select(VaultRecord)):
+        existing = _vault_from_record(record)
+        if existing.descriptor.address(Branch.RECEIVE, 0) == first:
+            raise VaultConfigError(
+                f"Vault {existing.name!r} already has these {len(descriptor.key_origins)} "
+                f"cosigners with threshold {descriptor.threshold}, so it would share every "
+                "address with the new vault; use that vault, or another threshold or cosigners."
+            )
 
 
 def _wallet_dirs(rpc: BitcoinRPC) -> list[str]:

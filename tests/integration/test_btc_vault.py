@@ -13,7 +13,7 @@ import pytest
 from embit.psbt import PSBT, InputScope
 from embit.script import address_to_scriptpubkey
 from embit.transaction import TransactionOutput
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from custody.bitcoin import (
@@ -55,7 +55,7 @@ from custody.exceptions import (
     VaultConfigError,
 )
 from custody.keys import signing_keys
-from custody.records import CUSTODY_TABLES, SpendRecord
+from custody.records import CUSTODY_TABLES, SpendRecord, VaultRecord
 from custody.shamir import ShareMnemonic, combine_shares, parse_shares
 from treasury import migrate
 from treasury.db import make_engine, session_factory
@@ -223,6 +223,16 @@ def test_vault_with_unknown_or_repeated_cosigners_is_refused(world: World) -> No
             create_vault(session, world.node.rpc, "dup", 2, [FINANCE, FINANCE, BANK])
         with pytest.raises(VaultConfigError, match="threshold must be between 1 and the 3"):
             create_vault(session, world.node.rpc, "big", 4, [FINANCE, BANK, CHAMBER])
+    assert world.node.rpc.call("listwallets") == wallets
+
+
+def test_a_second_vault_over_the_same_keys_is_refused(world: World) -> None:
+    """The same cosigners in another order would share every address with the existing vault."""
+    wallets = world.node.rpc.call("listwallets")
+    with world.sessions() as session:
+        with pytest.raises(VaultConfigError, match="would share every address"):
+            create_vault(session, world.node.rpc, "twin", 2, [CHAMBER, FINANCE, BANK])
+        assert len(session.scalars(select(VaultRecord)).all()) == 1
     assert world.node.rpc.call("listwallets") == wallets
 
 
