@@ -141,29 +141,45 @@ class BtcWorld:
 
     def out_of_band_spend(self, to: str, amount_sats: int) -> str:
         """Sign a spend directly with two institutions' recombined keys and broadcast it."""
-        funded = self.wallet.call(
-            "walletcreatefundedpsbt",
-            [],
-            [{to: Decimal(amount_sats) / 10**8}],
-            0,
-            {"fee_rate": 5, "includeWatching": True},
-            True,
-        )
-        signed = []
-        for institution in INSTITUTIONS[:2]:
-            texts = self.shares[institution]
-            quorum = parse_shares(texts[:2])
-            fingerprint = next(
-                t.fingerprint for t in self.vault.cosigners if t.institution == institution
+        quorums = [
+            (
+                self.shares[institution][:2],
+                "",
+                next(t.fingerprint for t in self.vault.cosigners if t.institution == institution),
             )
-            with signing_keys(combine_shares(quorum), fingerprint) as keys:
-                psbt = PSBT.from_string(funded["psbt"])
-                psbt.sign_with(keys.bitcoin_root)
-                signed.append(psbt.to_string())
-        combined = self.node.rpc.call("combinepsbt", signed)
-        final = self.node.rpc.call("finalizepsbt", combined)
-        assert final["complete"]
-        return str(self.node.rpc.call("sendrawtransaction", final["hex"]))
+            for institution in INSTITUTIONS[:2]
+        ]
+        return out_of_band_spend(self.node, self.wallet, to, amount_sats, quorums)
+
+
+def out_of_band_spend(
+    node: BitcoinNode,
+    wallet: BitcoinRPC,
+    to: str,
+    amount_sats: int,
+    quorums: list[tuple[list[str], str, str]],
+) -> str:
+    """What a thief with the keys does: fund a PSBT from the vault's watch-only wallet, sign it
+    with each (shares, passphrase, fingerprint) quorum's recombined key, broadcast; no custody
+    record, no proposal."""
+    funded = wallet.call(
+        "walletcreatefundedpsbt",
+        [],
+        [{to: Decimal(amount_sats) / 10**8}],
+        0,
+        {"fee_rate": 5, "includeWatching": True},
+        True,
+    )
+    signed = []
+    for texts, passphrase, fingerprint in quorums:
+        with signing_keys(combine_shares(parse_shares(texts), passphrase), fingerprint) as keys:
+            psbt = PSBT.from_string(funded["psbt"])
+            psbt.sign_with(keys.bitcoin_root)
+            signed.append(psbt.to_string())
+    combined = node.rpc.call("combinepsbt", signed)
+    final = node.rpc.call("finalizepsbt", combined)
+    assert final["complete"]
+    return str(node.rpc.call("sendrawtransaction", final["hex"]))
 
 
 def btc_world(db: Db, node: BitcoinNode, folder: Path, seed: int, name: str) -> BtcWorld:

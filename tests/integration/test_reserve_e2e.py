@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from reconcile_support import out_of_band_spend
 
 from custody.bitcoin.spend import load_spend
 from custody.devnet import BitcoinNode, EvmNode, btc_to_sats
@@ -19,8 +20,9 @@ from custody.exceptions import FingerprintMismatchError
 from treasury import audit, ledger
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalState, SpendPosting
-from treasury.reconcile import btc_scope, eth_scope, holdings_account, list_alarms
-from treasury.story import SAFE_VAULT, SATS_PER_BTC, WEI_PER_ETH, Reserve
+from treasury.reconcile import acknowledge, btc_scope, eth_scope, holdings_account, list_alarms
+from treasury.story import DECREE, SAFE_VAULT, SATS_PER_BTC, WEI_PER_ETH, Reserve
+from treasury.workflow_exceptions import PolicyRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +144,45 @@ def test_a_signature_custody_kept_across_a_crash_still_needs_the_shares(reserve:
         assert load_spend(session, int(json.loads(current.payload)["spend_id"])).signed_by == (
             "National Bank",
         )
+
+
+def test_an_out_of_band_spend_blocks_new_proposals_until_acknowledged(reserve: Reserve) -> None:
+    """Keys used outside the system raise an alarm in one run; proposals are refused until
+    oversight acknowledges it, and accepted again after the next run."""
+    wf = reserve.workflow()
+    proposer = reserve.officers["Asel Proposer (MOF)"]
+    quorums = []
+    for code in ("MOF", "ACH"):
+        words, passphrase = reserve.shares_of(code)
+        quorums.append((words, passphrase, reserve.transcripts[code].fingerprint))
+    thief = reserve.bitcoin.rpc.wallet("miner").call("getnewaddress", "", "bech32")
+    wallet = reserve.bitcoin.rpc.wallet(f"vault-{reserve.btc_vault}")
+    txid = out_of_band_spend(reserve.bitcoin, wallet, thief, 10_000_000, quorums)
+    reserve.bitcoin.mine(1)
+    reserve.reconcile(log.info)
+    with reserve.sessions() as session:
+        (alarm,) = list_alarms(session, only_open=True)
+    assert alarm.tx_ref == txid
+
+    def propose() -> ProposalState:
+        return wf.propose(
+            proposer,
+            asset="BTC",
+            amount=BTC_SPEND_SATS,
+            destination=reserve.payees["BTC"],  # type: ignore[attr-defined]
+            purpose="Reserve rebalancing",
+            legal_basis=DECREE,
+        ).state
+
+    with pytest.raises(PolicyRefusedError, match="reconciliation"):
+        propose()
+    with reserve.sessions.begin() as session:
+        acknowledge(
+            session,
+            alarm.id,
+            reserve.officers["Oversight committee (ACH)"],
+            "Investigated: keys used outside the system; case opened.",
+            clock=reserve.clock,
+        )
+    reserve.reconcile(log.info)
+    assert propose() is ProposalState.PROPOSED
