@@ -51,6 +51,17 @@ BITCOIN_NETWORKS = {"main": "main", "mainnet": "main", "bitcoin": "main", "test"
 """Bundle network names to address encodings (bech32 prefixes)."""
 
 
+ASSET_LABEL_MAX_CHARS = 16
+"""Longer asset codes (``ERC20:0x...``) are shortened beside amounts; row headers keep them whole."""
+
+
+def short_asset(asset: str) -> str:
+    """``ERC20:0x…F6C9`` for a token code, so amount columns stay readable."""
+    if len(asset) <= ASSET_LABEL_MAX_CHARS:
+        return asset
+    return f"{asset[:8]}\u2026{asset[-4:]}"
+
+
 @dataclass(frozen=True)
 class PublishedSite:
     """Where the site landed and what it holds."""
@@ -149,7 +160,7 @@ class _Pages:
         text = self.t.amount(int(value), decimals)
         if decimals is None:
             return f"{text} {self.t.text('unit.base_units', asset=asset)}"
-        return f"{text}\u00a0{asset}"
+        return f"{text}\u00a0{short_asset(asset)}"
 
     def when(self, moment: str | datetime | None) -> str:
         """A UTC time as ``YYYY-MM-DD HH:MM UTC``."""
@@ -169,6 +180,7 @@ class _Pages:
             "t": self.t.text,
             "num": self.t.integer,
             "amount": self.amount,
+            "asset_label": short_asset,
             "when": self.when,
             "status_of": _status,
             "published_at": self.when(self.published_at),
