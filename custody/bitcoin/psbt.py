@@ -4,11 +4,14 @@ and asking the vault's watch-only wallet to fund one.
 
 from __future__ import annotations
 
+import binascii
 import math
 from collections.abc import Sequence
 from decimal import Decimal
+from io import BytesIO
 
-from embit.psbt import PSBT
+from embit.psbt import PSBT, read_string
+from embit.transaction import Transaction
 
 from custody.bitcoin.approval import Payment
 from custody.devnet.bitcoin import BitcoinRPC, sats_to_btc
@@ -18,19 +21,58 @@ ECDSA_SIGNATURE_MAX_BYTES = 73
 """DER signature (at most 72 bytes) plus its sighash byte."""
 WITNESS_SCALE_FACTOR = 4
 SEGWIT_MARKER_FLAG_BYTES = 2
+PSBT_GLOBAL_UNSIGNED_TX_KEY = b"\x00"
+"""Key of the global unsigned transaction record (type 0x00, no key data)."""
 
 
 def parse_psbt(text: str) -> PSBT:
     """Decode a base64 PSBT; anything else raises ``MalformedPSBTError`` (no content echoed)."""
     try:
-        psbt = PSBT.from_string(text.strip())
+        raw = _psbt_bytes(text.strip())
+        psbt = PSBT.parse(raw)
     except Exception as exc:  # embit raises assorted types (binascii, EmbitError, ValueError, ...)
         raise MalformedPSBTError(
             f"The PSBT does not decode ({type(exc).__name__}): expected base64 of a BIP-174 PSBT."
         ) from None
+    _check_unsigned_tx_encoding(raw)
     if not psbt.inputs or not psbt.outputs:
         raise MalformedPSBTError("The PSBT has no inputs or no outputs; nothing can be signed.")
     return psbt
+
+
+def _psbt_bytes(text: str) -> bytes:
+    """``text`` decoded as ``PSBT.from_string`` does: hex if it starts with the magic, else base64."""
+    if text.startswith(PSBT.MAGIC.hex()):
+        return bytes.fromhex(text)
+    return binascii.a2b_base64(text)
+
+
+def _check_unsigned_tx_encoding(raw: bytes) -> None:
+    """BIP-174 strictness that embit 0.8 lacks: refuse the two invalid test vectors it accepts.
+
+    BIP-174 says the global unsigned transaction's "scriptSigs and witnesses for each input
+    must be empty" and it "must be in the old serialization format (without witnesses)".
+    embit parses such a transaction and silently re-encodes it, so the check reads the
+    record as sent. ``raw`` has already been parsed by embit, so its global map is well formed.
+    """
+    stream = BytesIO(raw[len(PSBT.MAGIC) :])
+    while key := read_string(stream):
+        value = read_string(stream)
+        if key != PSBT_GLOBAL_UNSIGNED_TX_KEY:
+            continue
+        tx = Transaction.parse(value)
+        for position, vin in enumerate(tx.vin):
+            if vin.script_sig.data or vin.witness.items:
+                raise MalformedPSBTError(
+                    f"Input {position} of the PSBT's unsigned transaction carries a scriptSig or "
+                    "witness; BIP-174 requires both to be empty."
+                )
+        if tx.serialize() != value:
+            raise MalformedPSBTError(
+                "The PSBT's unsigned transaction is not in the legacy (non-witness) "
+                "serialisation that BIP-174 requires."
+            )
+        return
 
 
 def unsigned_txid(psbt: PSBT) -> str:
