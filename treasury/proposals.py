@@ -598,6 +598,23 @@ class Workflow:
         )
 
     @staticmethod
+    def _earlier_signers(
+        session: Session, actor: Officer, proposal_id: int, tx_hash: str
+    ) -> Sequence[int]:
+        """The institutions that signed ``tx_hash`` already; each signs once, so the actor's must
+        not be among them."""
+        signed_already = session.scalars(
+            select(SignatureRow.institution_id).where(
+                SignatureRow.proposal_id == proposal_id, SignatureRow.tx_hash == tx_hash
+            )
+        ).all()
+        if actor.institution_id in signed_already:
+            raise WorkflowInputError(
+                f"Institution {actor.institution_code} has already signed proposal {proposal_id}."
+            )
+        return signed_already
+
+    @staticmethod
     def _prepared(row: PreparedTxRow) -> PreparedTx:
         return PreparedTx(row.tx_hash, json.loads(row.summary), row.payload, row.fee)
 
@@ -1037,15 +1054,7 @@ class Workflow:
                 )
             current = self._current_tx(session, row.id)
             assert current is not None  # the SIGN decision refuses a proposal without one
-            signed_already = session.scalars(
-                select(SignatureRow.institution_id).where(
-                    SignatureRow.proposal_id == row.id, SignatureRow.tx_hash == current.tx_hash
-                )
-            ).all()
-            if actor.institution_id in signed_already:
-                raise WorkflowInputError(
-                    f"Institution {actor.institution_code} has already signed proposal {proposal_id}."
-                )
+            self._earlier_signers(session, actor, row.id, current.tx_hash)
             return self._prepared(current), judged.decision_id
 
         # The signer runs between transactions (see ``prepare``); the record step re-checks.
@@ -1068,15 +1077,7 @@ class Workflow:
                     f"Proposal {proposal_id}'s transaction changed to {current.tx_hash} while "
                     f"{approved.tx_hash} was being signed; sign the new transaction."
                 )
-            signed_already = session.scalars(
-                select(SignatureRow.institution_id).where(
-                    SignatureRow.proposal_id == row.id, SignatureRow.tx_hash == current.tx_hash
-                )
-            ).all()
-            if actor.institution_id in signed_already:
-                raise WorkflowInputError(
-                    f"Institution {actor.institution_code} has already signed proposal {proposal_id}."
-                )
+            signed_already = self._earlier_signers(session, actor, row.id, current.tx_hash)
             policy = current_policy(session)
             now = self._clock()
             current.payload = signed.payload

@@ -9,49 +9,28 @@ Bitcoin and in a fresh registry on the services chain: what ``treasury verify`` 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
-from eth_abi.abi import decode, encode
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_keys import keys
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
+from bundle_support import liabilities
+from live_reserve_support import bitcoin_snapshot, fund_reserve, open_live_reserve, produce
 from playwright.sync_api import Browser, Playwright, sync_playwright
-from web3 import Web3
 
-from custody.devnet import BitcoinNode, EvmNode, btc_to_sats
-from custody.ethereum.chain import EthChain
-from custody.ethereum.deploy import (
-    FALLBACK_HANDLER,
-    PROXY_FACTORY,
-    SAFE_L2_SINGLETON,
-    deploy_safe_contracts,
-)
-from reporting.anchor import BitcoinWalletRPC, anchor, deploy_registry
+from custody.devnet import BitcoinNode, EvmNode
 from reporting.attestation import (
     AttestationInputs,
     AuditHead,
-    BitcoinSnapshot,
     BlockRef,
     EvmSnapshot,
     KeySigner,
     RegistryRef,
     SignerRole,
-    SnapshotUtxo,
-    build_attestation,
-    reserve_commitment_txid,
-    sign_bundle,
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle
 from reporting.holdings import SafeBalanceHolding
-from reporting.sumtree import LiabilityTree
 from reporting.verify import Nodes
 
 CHROMIUM_PATH = "/usr/bin/chromium"
@@ -106,98 +85,21 @@ class Attestations:
     public_salt: str
 
 
-def _create_safe(w3: Web3, payer: str) -> str:
-    owners = sorted(keys.PrivateKey(k).public_key.to_checksum_address() for k in OWNER_KEYS)
-    setup = keccak(text="setup(address[],uint256,address,bytes,address,address,uint256,address)")[
-        :4
-    ]
-    zero = "0x" + "00" * 20
-    setup += encode(
-        ["address[]", "uint256", "address", "bytes", "address", "address", "uint256", "address"],
-        [owners, 2, zero, b"", FALLBACK_HANDLER.canonical_address, zero, 0, zero],
-    )
-    create = keccak(text="createProxyWithNonce(address,bytes,uint256)")[:4] + encode(
-        ["address", "bytes", "uint256"],
-        [SAFE_L2_SINGLETON.canonical_address, setup, SAFE_SALT_NONCE],
-    )
-    call = {"from": payer, "to": PROXY_FACTORY.canonical_address, "data": "0x" + create.hex()}
-    (address,) = decode(["address"], w3.eth.call(call))  # type: ignore[arg-type]
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(call))  # type: ignore[arg-type]
-    return str(to_checksum_address(address))
-
-
-def _eip1271_signature(w3: Web3, safe: str, digest: bytes) -> bytes:
-    message = encode(["bytes32"], [digest])
-    data = keccak(text="getMessageHash(bytes)")[:4] + encode(["bytes"], [message])
-    (message_hash,) = decode(["bytes32"], w3.eth.call({"to": safe, "data": "0x" + data.hex()}))  # type: ignore[typeddict-item]
-    parts = []
-    for key in sorted(
-        OWNER_KEYS, key=lambda k: keys.PrivateKey(k).public_key.to_canonical_address()
-    ):
-        sig = keys.PrivateKey(key).sign_msg_hash(message_hash)
-        parts.append(sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes((sig.v + 27,)))
-    return b"".join(parts)
-
-
-def _bitcoin_snapshot(node: BitcoinNode, reserve: BitcoinWalletRPC) -> BitcoinSnapshot:
-    info = node.rpc.call("getblockchaininfo")
-    utxos = []
-    for entry in reserve.call("listunspent", 1):
-        found = reserve.call("gettransaction", entry["txid"])
-        utxos.append(
-            SnapshotUtxo(
-                txid=entry["txid"],
-                vout=entry["vout"],
-                amount_sats=btc_to_sats(entry["amount"]),
-                script_pubkey=bytes.fromhex(entry["scriptPubKey"]),
-                created=BlockRef(found["blockheight"], found["blockhash"]),
-            )
-        )
-    return BitcoinSnapshot("regtest", BlockRef(info["blocks"], info["bestblockhash"]), tuple(utxos))
-
-
-def _reserve_psbt(node: BitcoinNode, reserve: BitcoinWalletRPC, bundle: Bundle) -> str:
-    utxos = bundle.body["snapshot"]["bitcoin"]["utxos"]
-    total = sum(int(u["amount"]) for u in utxos)
-    psbt = node.rpc.call(
-        "createpsbt",
-        [{"txid": reserve_commitment_txid(bundle.digest), "vout": 0}]
-        + [{"txid": u["txid"], "vout": u["vout"]} for u in utxos],
-        [{reserve.call("getnewaddress"): str(Decimal(total) / 10**8)}],
-    )
-    processed = reserve.call("walletprocesspsbt", psbt, True, "ALL", True, True)
-    return str(processed["psbt"])
-
-
 def build_attestations(
     bitcoin_node: BitcoinNode, evm_node: EvmNode, services_node: EvmNode
 ) -> Attestations:
     """Three anchored attestations of a growing reserve (see ``STEPS``), in chain order."""
-    w3 = Web3(Web3.HTTPProvider(evm_node.rpc_url))
-    payer = w3.eth.accounts[0]
-    deploy_safe_contracts(EthChain(evm_node.rpc), payer)
-    safe = _create_safe(w3, payer)
-    services = Web3(Web3.HTTPProvider(services_node.rpc_url))
-    publisher: LocalAccount = Account.from_key(PUBLISHER_KEY)
-    services.provider.make_request("anvil_setBalance", [publisher.address, hex(10**20)])  # type: ignore[arg-type]
-    registry = deploy_registry(services, publisher, publisher.address)
-    name = f"site-reserve-{uuid.uuid4().hex[:8]}"
-    bitcoin_node.rpc.call("createwallet", name)
-    bitcoin_node.miner_address()
-    reserve = BitcoinWalletRPC(
-        bitcoin_node.rpc_url, bitcoin_node.rpc_user, bitcoin_node.rpc_password, name
-    )
-    miner = BitcoinWalletRPC(
-        bitcoin_node.rpc_url, bitcoin_node.rpc_user, bitcoin_node.rpc_password, "miner"
-    )
+    live = open_live_reserve(
+        bitcoin_node, evm_node, services_node, owner_keys=OWNER_KEYS,
+        safe_salt_nonce=SAFE_SALT_NONCE, publisher_key=PUBLISHER_KEY, wallet_prefix="site-reserve",
+    )  # fmt: skip
+    w3, safe = live.w3, live.safe
     bundles: list[Bundle] = []
     tree = None
-    for step, (btc_amounts, wei, liabilities) in enumerate(STEPS):
-        for amount in btc_amounts:
-            miner.call("sendtoaddress", reserve.call("getnewaddress"), amount)
-        bitcoin_node.mine(1)
+    for step, (btc_amounts, wei, rows) in enumerate(STEPS):
+        fund_reserve(live, btc_amounts)
         w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_transaction({"from": payer, "to": safe, "value": wei})
+            w3.eth.send_transaction({"from": live.payer, "to": safe, "value": wei})
         )
         block = w3.eth.get_block("latest")
         chain_id = w3.eth.chain_id
@@ -210,47 +112,28 @@ def build_attestations(
                 ),
             ),
         )
-        tree = LiabilityTree.from_rows(ASSETS, list(liabilities.items()), NONCE)
-        totals = {
-            asset: sum(row[i] for row in liabilities.values()) for i, asset in enumerate(ASSETS)
-        }
+        tree, totals = liabilities(ASSETS, rows, NONCE)
         inputs = AttestationInputs(
             sequence=step + 1,
             previous_digest=bundles[-1].digest.hex() if bundles else GENESIS_DIGEST_HEX,
             as_of=FIRST_AS_OF + timedelta(days=30 * step),
-            bitcoin=_bitcoin_snapshot(bitcoin_node, reserve),
+            bitcoin=bitcoin_snapshot(live),
             evm=(evm,),
             liabilities=tree,
             ledger_totals=totals,
             audit_head=AuditHead(10 * (step + 1), hashlib.sha256(bytes([step])).hexdigest()),
-            registry=RegistryRef(services.eth.chain_id, registry, publisher.address),
+            registry=RegistryRef(live.services.eth.chain_id, live.registry, live.publisher.address),
             treasury=KeySigner(SignerRole.TREASURY, TREASURY_KEY),
             auditor=KeySigner(SignerRole.AUDITOR, AUDITOR_KEY),
             public_accounts=(PUBLIC_ACCOUNT,),
         )
-        bundle = build_attestation(inputs)
-        bundle = bundle.with_proof(
-            "bitcoin_reserve_proof", {"psbt": _reserve_psbt(bitcoin_node, reserve, bundle)}
-        )
-        bundle = bundle.with_proof(
-            "eip1271",
-            [{"chain_id": chain_id, "safe_address": safe,
-              "signature": _eip1271_signature(w3, safe, bundle.digest).hex()}],
-        )  # fmt: skip
-        bundle = sign_bundle(sign_bundle(bundle, inputs.treasury), inputs.auditor)
-        bundle = anchor(
-            bundle, miner, services, registry, publisher,
-            await_bitcoin_confirmation=lambda _txid: bitcoin_node.mine(1) and None,
-        )  # fmt: skip
-        bundles.append(bundle)
+        bundles.append(produce(live, inputs))
     assert tree is not None
-    nodes = Nodes(
-        bitcoin=f"http://{bitcoin_node.rpc_user}:{bitcoin_node.rpc_password}@127.0.0.1:{bitcoin_node.rpc_port}",
-        evm=evm_node.rpc_url,
-        services=services_node.rpc_url,
-    )
     return Attestations(
-        tuple(bundles), nodes, tree.package(PRIVATE_ACCOUNT), tree.leaf(PUBLIC_ACCOUNT).salt.hex()
+        tuple(bundles),
+        live.nodes,
+        tree.package(PRIVATE_ACCOUNT),
+        tree.leaf(PUBLIC_ACCOUNT).salt.hex(),
     )
 
 

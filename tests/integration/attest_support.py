@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
+from live_reserve_support import live_nodes
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -119,12 +121,7 @@ class Reserve:
 
     @property
     def verify_nodes(self) -> Nodes:
-        node = self.bitcoin_node
-        return Nodes(
-            bitcoin=f"http://{node.rpc_user}:{node.rpc_password}@127.0.0.1:{node.rpc_port}",
-            evm=self.evm_node.rpc_url,
-            services=self.services_node.rpc_url,
-        )
+        return live_nodes(self.bitcoin_node, self.evm_node, self.services_node)
 
     def shares(self, institution: str, first: int = 0) -> list[ShareMnemonic]:
         texts = [read_share_file(path) for path in self.share_files[institution]]
@@ -273,4 +270,27 @@ def build_reserve(
     reserve.post(
         "allocate-eth", [Leg.debit(OPENING_ETH, FUND_ETH_WEI), Leg.credit(FUND_ETH, FUND_ETH_WEI)]
     )
+    return reserve
+
+
+def reserve_fixture(label: str) -> Callable[..., Iterator[Reserve]]:
+    """A module-scoped ``reserve`` fixture: a reserve built for one test module, then disposed.
+
+    ``label`` is the module's ``build_reserve`` label (and names its temporary folder).
+    """
+
+    @pytest.fixture(scope="module")
+    def reserve(
+        tmp_path_factory: pytest.TempPathFactory,
+        bitcoin_node: BitcoinNode,
+        evm_node: EvmNode,
+        services_node: EvmNode,
+        test_seed: int,
+    ) -> Iterator[Reserve]:
+        built = build_reserve(
+            tmp_path_factory.mktemp(label), bitcoin_node, evm_node, services_node, test_seed, label
+        )
+        yield built
+        built.engine.dispose()
+
     return reserve

@@ -5,7 +5,6 @@ it against the live nodes; the next ones chain to it; under-coverage is stated a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,15 @@ from attest_support import (
     PASSPHRASES,
     VAULT_FUNDING_SATS,
     Reserve,
-    build_reserve,
+    reserve_fixture,
 )
+from bundle_support import failed
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from custody.devnet import BitcoinNode, EvmNode
 from reporting.bundle import Bundle
 from reporting.merkle import LiabilityLeaf
-from reporting.verify import CheckStatus, LeafQuery, Report, verify_bundle
+from reporting.verify import CheckStatus, LeafQuery, verify_bundle
 from treasury.attest import AttestationRecord, AttestResult, RegistryRecord
 from treasury.cli import app
 from treasury.ledger import Leg
@@ -36,24 +35,7 @@ HOLDERS_ACCOUNT = "fund:eth:token-holders"
 HOLDER_WEI = (3 * 10**17, 2 * 10**17)
 
 
-@pytest.fixture(scope="module")
-def reserve(
-    tmp_path_factory: pytest.TempPathFactory,
-    bitcoin_node: BitcoinNode,
-    evm_node: EvmNode,
-    services_node: EvmNode,
-    test_seed: int,
-) -> Iterator[Reserve]:
-    built = build_reserve(
-        tmp_path_factory.mktemp("attest"),
-        bitcoin_node,
-        evm_node,
-        services_node,
-        test_seed,
-        "end-to-end",
-    )
-    yield built
-    built.engine.dispose()
+reserve = reserve_fixture("end-to-end")
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +68,6 @@ def second(
     )
     reserve.fund_vault(30_000_000)
     return reserve.attest(out=folder / "second.json", csv=csv, csv_itemises=HOLDERS_ACCOUNT)
-
-
-def failed(report: Report) -> dict[str, str]:
-    return {c.name: c.reason for c in report.checks if c.status is CheckStatus.FAILED}
 
 
 def test_first_attestation_passes_every_check_against_live_nodes(

@@ -4,13 +4,12 @@ could be broadcast or that spends a foreign coin; the Safe message signer signs 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from attest_support import INSTITUTIONS, PASSPHRASES, Reserve, build_reserve
+from attest_support import INSTITUTIONS, PASSPHRASES, Reserve, reserve_fixture
 from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import TransactionInput, TransactionOutput
@@ -24,7 +23,6 @@ from custody.bitcoin.reserve_proof import (
     sign_reserve_proof_with_shares,
 )
 from custody.ceremony import load_transcript
-from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum.safe_message import safe_message_hash, sign_attestation
 from custody.ethereum.vault import SafeVaults
 from custody.exceptions import (
@@ -41,25 +39,7 @@ from reporting.sumtree import LiabilityTree
 from reporting.verify import EIP1271_MAGIC, VerifierError, check_reserve_psbt, eip1271_call
 from treasury.attest.snapshot import bitcoin_snapshot, evm_snapshot
 
-
-@pytest.fixture(scope="module")
-def reserve(
-    tmp_path_factory: pytest.TempPathFactory,
-    bitcoin_node: BitcoinNode,
-    evm_node: EvmNode,
-    services_node: EvmNode,
-    test_seed: int,
-) -> Iterator[Reserve]:
-    built = build_reserve(
-        tmp_path_factory.mktemp("proofs"),
-        bitcoin_node,
-        evm_node,
-        services_node,
-        test_seed,
-        "proofs",
-    )
-    yield built
-    built.engine.dispose()
+reserve = reserve_fixture("proofs")
 
 
 @pytest.fixture(scope="module")

@@ -3,55 +3,26 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from ledger_support import StepClock, run_at_once
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from treasury import audit, ledger, migrate
+from treasury import audit, ledger
 from treasury.audit import GENESIS_HASH, AuditKind, BreakKind, ChainHead
 from treasury.cli import app
-from treasury.db import DATABASE_URL_ENV, make_engine, session_factory
+from treasury.db import DATABASE_URL_ENV
 from treasury.exceptions import AuditChainBrokenError, InvalidAuditEventError
 
 T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 
 
-class StepClock:
-    """A deterministic clock: T0, then one second later at every reading."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self.lock:
-            current = self.now
-            self.now += timedelta(seconds=1)
-            return current
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An engine on a database migrated to every head."""
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
-
-
 def _append_approvals(sessions: sessionmaker[Session], count: int) -> list[audit.AuditEventRecord]:
-    clock = StepClock()
+    clock = StepClock(T0)
     with sessions.begin() as session:
         return [
             audit.append(
@@ -208,12 +179,10 @@ APPENDS_PER_THREAD = 10
 
 def test_concurrent_appends_form_one_unbroken_chain(sessions: sessionmaker[Session]) -> None:
     """Eight threads appending at once produce one contiguous chain that verifies."""
-    clock = StepClock()
+    clock = StepClock(T0)
     failures: list[BaseException] = []
-    start = threading.Barrier(APPEND_THREADS)
 
     def worker(number: int) -> None:
-        start.wait()
         try:
             for step in range(APPENDS_PER_THREAD):
                 with sessions.begin() as session:
@@ -228,11 +197,7 @@ def test_concurrent_appends_form_one_unbroken_chain(sessions: sessionmaker[Sessi
         except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(APPEND_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(worker, APPEND_THREADS)
     assert failures == []
     with sessions() as session:
         verdict = audit.verify(session)
@@ -244,7 +209,7 @@ def test_an_audit_event_commits_or_rolls_back_with_its_ledger_entry(
     sessions: sessionmaker[Session],
 ) -> None:
     """An entry and the event recorded in its transaction are both kept, or both gone."""
-    clock = StepClock()
+    clock = StepClock(T0)
     with sessions.begin() as session:
         ledger.register_asset(session, ledger.BTC, actor="setup", clock=clock)
         for code, kind in (

@@ -11,21 +11,21 @@ import itertools
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ledger_support import StepClock, run_at_once
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from treasury import audit, ledger, migrate
+from treasury import audit, ledger
 from treasury.audit import AuditEvent
 from treasury.cli import app
-from treasury.db import DATABASE_URL_ENV, Base, make_engine, session_factory
+from treasury.db import DATABASE_URL_ENV, Base
 from treasury.exceptions import (
     IdempotencyConflictError,
     IllegalTransitionError,
@@ -61,37 +61,9 @@ OPENING_ETH = "equity:eth:opening"
 NATIONAL_FUND_ETH = "fund:eth:national-reserve"
 
 
-class StepClock:
-    """A deterministic clock: T0, then one second later at every reading."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self.lock:
-            current = self.now
-            self.now += timedelta(seconds=1)
-            return current
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An engine on a database migrated to every head."""
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
-
-
 @pytest.fixture
 def clock() -> StepClock:
-    return StepClock()
+    return StepClock(T0)
 
 
 @pytest.fixture
@@ -843,12 +815,10 @@ def test_concurrent_transfers_keep_the_bank_invariants(
     failures: list[BaseException] = []
     open_pendings: list[int] = []  # shared: threads race to post or void the same pending entry
     results_lock = threading.Lock()
-    start = threading.Barrier(BANK_THREADS)
 
     def worker(number: int) -> None:
         rng = random.Random(test_seed * 100 + number)  # noqa: S311 - reproducible test data
         mine: list[tuple[str, str, str, int]] = []
-        start.wait()
         for step in range(BANK_OPERATIONS_PER_THREAD):
             roll = rng.random()
             if roll < 0.25:
@@ -899,11 +869,7 @@ def test_concurrent_transfers_keep_the_bank_invariants(
                 failures.append(exc)
                 return
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(BANK_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(worker, BANK_THREADS)
     assert failures == []
     with sessions() as session:
         assert all(line.balanced for line in ledger.trial_balance(session))

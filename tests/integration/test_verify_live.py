@@ -6,42 +6,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
+from bundle_support import failed, liabilities
 from eth_abi.abi import decode, encode
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_keys import keys
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from live_reserve_support import (
+    LiveReserve,
+    bitcoin_snapshot,
+    eip1271_signature,
+    fund_reserve,
+    open_live_reserve,
+    produce,
+)
 from typer.testing import CliRunner
-from web3 import Web3
 
-from custody.devnet import BitcoinNode, EvmNode, btc_to_sats
+from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum.chain import EthChain
-from custody.ethereum.deploy import (
-    FALLBACK_HANDLER,
-    PROXY_FACTORY,
-    SAFE_L2_SINGLETON,
-    deploy_safe_contracts,
-)
 from custody.ethereum.dev_token import deploy_dev_token
-from reporting.anchor import (
-    BitcoinWalletRPC,
-    anchor,
-    deploy_registry,
-    publish_digest,
-    registry_contract,
-)
+from reporting.anchor import publish_digest, registry_contract
 from reporting.attestation import (
     AttestationInputs,
     AuditHead,
-    BitcoinSnapshot,
     BlockRef,
     Encumbrance,
     EncumbranceKind,
@@ -49,15 +38,10 @@ from reporting.attestation import (
     KeySigner,
     RegistryRef,
     SignerRole,
-    SnapshotUtxo,
-    build_attestation,
-    reserve_commitment_txid,
-    sign_bundle,
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, AnchorError, Bundle
 from reporting.holdings import SafeBalanceHolding
-from reporting.sumtree import LiabilityTree
-from reporting.verify import CheckStatus, LeafQuery, Nodes, Report, verify_bundle
+from reporting.verify import CheckStatus, LeafQuery, verify_bundle
 from treasury.cli import app
 
 log = logging.getLogger(__name__)
@@ -65,6 +49,8 @@ log = logging.getLogger(__name__)
 TOKEN_SUPPLY = 10**24
 SAFE_ETH_WEI = 5 * 10**18
 SAFE_TOKEN_UNITS = 7 * 10**20
+SAFE_SALT_NONCE = 7
+"""CREATE2 salt of this module's Safe, so it never collides with other tests' Safes."""
 NONCE = bytes(range(32))
 TREASURY_KEY = hashlib.sha256(b"test treasury key").digest()
 AUDITOR_KEY = hashlib.sha256(b"test audit office key").digest()
@@ -73,69 +59,20 @@ OWNER_KEYS = tuple(hashlib.sha256(f"safe owner {i}".encode()).digest() for i in 
 
 
 @dataclass(frozen=True)
-class Scenario:
-    """The live pieces every test of this module shares."""
+class Scenario(LiveReserve):
+    """The live pieces every test of this module shares; the Safe also holds a test ERC-20."""
 
-    bitcoin_node: BitcoinNode
-    reserve: BitcoinWalletRPC
-    miner: BitcoinWalletRPC
-    w3: Web3
-    services: Web3
-    safe: str
     token: str
-    registry: str
-    publisher: LocalAccount
-    nodes: Nodes
-
-
-def _wallet(node: BitcoinNode, name: str) -> BitcoinWalletRPC:
-    return BitcoinWalletRPC(node.rpc_url, node.rpc_user, node.rpc_password, name)
-
-
-def _create_safe(w3: Web3, payer: str) -> str:
-    """A 2-of-2 Safe v1.4.1 (canonical contracts) owned by the two test owner keys."""
-    owners = sorted(keys.PrivateKey(k).public_key.to_checksum_address() for k in OWNER_KEYS)
-    setup = keccak(text="setup(address[],uint256,address,bytes,address,address,uint256,address)")[
-        :4
-    ]
-    setup += encode(
-        ["address[]", "uint256", "address", "bytes", "address", "address", "uint256", "address"],
-        [owners, 2, "0x" + "00" * 20, b"", FALLBACK_HANDLER.canonical_address,
-         "0x" + "00" * 20, 0, "0x" + "00" * 20],
-    )  # fmt: skip
-    create = keccak(text="createProxyWithNonce(address,bytes,uint256)")[:4] + encode(
-        ["address", "bytes", "uint256"], [SAFE_L2_SINGLETON.canonical_address, setup, 7]
-    )
-    call = {"from": payer, "to": PROXY_FACTORY.canonical_address, "data": "0x" + create.hex()}
-    (address,) = decode(["address"], w3.eth.call(call))  # type: ignore[arg-type]
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(call))  # type: ignore[arg-type]
-    return to_checksum_address(address)
-
-
-def eip1271_signature(w3: Web3, safe: str, digest: bytes) -> bytes:
-    """Both owners sign the Safe's message hash of ``digest``; packed in owner-address order."""
-    message = encode(["bytes32"], [digest])
-    data = keccak(text="getMessageHash(bytes)")[:4] + encode(["bytes"], [message])
-    (message_hash,) = decode(["bytes32"], w3.eth.call({"to": safe, "data": "0x" + data.hex()}))  # type: ignore[typeddict-item]
-    signatures = []
-    for key in sorted(
-        OWNER_KEYS, key=lambda k: keys.PrivateKey(k).public_key.to_canonical_address()
-    ):
-        sig = keys.PrivateKey(key).sign_msg_hash(message_hash)
-        signatures.append(
-            sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes((sig.v + 27,))
-        )
-    return b"".join(signatures)
 
 
 @pytest.fixture(scope="module")
 def scenario(bitcoin_node: BitcoinNode, evm_node: EvmNode, services_node: EvmNode) -> Scenario:
-    w3 = Web3(Web3.HTTPProvider(evm_node.rpc_url))
-    payer = w3.eth.accounts[0]
-    chain = EthChain(evm_node.rpc)
-    deploy_safe_contracts(chain, payer)
-    safe = _create_safe(w3, payer)
-    token = deploy_dev_token(chain, payer, TOKEN_SUPPLY)
+    live = open_live_reserve(
+        bitcoin_node, evm_node, services_node, owner_keys=OWNER_KEYS,
+        safe_salt_nonce=SAFE_SALT_NONCE, publisher_key=PUBLISHER_KEY, wallet_prefix="reserve",
+    )  # fmt: skip
+    w3, payer, safe = live.w3, live.payer, live.safe
+    token = deploy_dev_token(EthChain(evm_node.rpc), payer, TOKEN_SUPPLY)
     w3.eth.wait_for_transaction_receipt(
         w3.eth.send_transaction({"from": payer, "to": safe, "value": SAFE_ETH_WEI})
     )
@@ -145,46 +82,7 @@ def scenario(bitcoin_node: BitcoinNode, evm_node: EvmNode, services_node: EvmNod
     w3.eth.wait_for_transaction_receipt(
         w3.eth.send_transaction({"from": payer, "to": token, "data": "0x" + transfer.hex()})  # type: ignore[typeddict-item]
     )
-    services = Web3(Web3.HTTPProvider(services_node.rpc_url))
-    publisher: LocalAccount = Account.from_key(PUBLISHER_KEY)
-    services.provider.make_request("anvil_setBalance", [publisher.address, hex(10**20)])  # type: ignore[arg-type]
-    registry = deploy_registry(services, publisher, publisher.address)
-    name = f"reserve-{uuid.uuid4().hex[:8]}"
-    bitcoin_node.rpc.call("createwallet", name)
-    bitcoin_node.miner_address()
-    nodes = Nodes(
-        bitcoin=f"http://{bitcoin_node.rpc_user}:{bitcoin_node.rpc_password}@127.0.0.1:{bitcoin_node.rpc_port}",
-        evm=evm_node.rpc_url,
-        services=services_node.rpc_url,
-    )
-    return Scenario(
-        bitcoin_node, _wallet(bitcoin_node, name), _wallet(bitcoin_node, "miner"), w3, services,
-        safe, token, registry, publisher, nodes,
-    )  # fmt: skip
-
-
-def fund_reserve(s: Scenario, amounts_btc: tuple[str, ...]) -> None:
-    for amount in amounts_btc:
-        s.miner.call("sendtoaddress", s.reserve.call("getnewaddress"), amount)
-    s.bitcoin_node.mine(1)
-
-
-def bitcoin_snapshot(s: Scenario) -> BitcoinSnapshot:
-    """Every UTXO of the reserve wallet, with its creating block, at the current tip."""
-    info = s.bitcoin_node.rpc.call("getblockchaininfo")
-    utxos = []
-    for entry in s.reserve.call("listunspent", 1):
-        found = s.reserve.call("gettransaction", entry["txid"])
-        utxos.append(
-            SnapshotUtxo(
-                txid=entry["txid"],
-                vout=entry["vout"],
-                amount_sats=btc_to_sats(entry["amount"]),
-                script_pubkey=bytes.fromhex(entry["scriptPubKey"]),
-                created=BlockRef(found["blockheight"], found["blockhash"]),
-            )
-        )
-    return BitcoinSnapshot("regtest", BlockRef(info["blocks"], info["bestblockhash"]), tuple(utxos))
+    return Scenario(**vars(live), token=token)
 
 
 def evm_snapshot(s: Scenario) -> EvmSnapshot:
@@ -214,12 +112,11 @@ def registry_head(s: Scenario) -> tuple[int, str]:
 
 
 def make_inputs(
-    s: Scenario, liabilities: dict[str, tuple[int, int, int]], **changes: Any
+    s: Scenario, rows: dict[str, tuple[int, int, int]], **changes: Any
 ) -> AttestationInputs:
     """Inputs at the current tips; liabilities are (BTC sats, ETH wei, USDX units) per account."""
     sequence, previous = registry_head(s)
-    tree = LiabilityTree.from_rows(("BTC", "ETH", "USDX"), list(liabilities.items()), NONCE)
-    totals = [sum(row[i] for row in liabilities.values()) for i in range(3)]
+    tree, totals = liabilities(("BTC", "ETH", "USDX"), rows, NONCE)
     inputs = AttestationInputs(
         sequence=sequence,
         previous_digest=previous if sequence > 1 else GENESIS_DIGEST_HEX,
@@ -227,7 +124,7 @@ def make_inputs(
         bitcoin=bitcoin_snapshot(s),
         evm=(evm_snapshot(s),),
         liabilities=tree,
-        ledger_totals=dict(zip(("BTC", "ETH", "USDX"), totals, strict=True)),
+        ledger_totals=totals,
         audit_head=AuditHead(42, "ab" * 32),
         registry=RegistryRef(s.services.eth.chain_id, s.registry, s.publisher.address),
         treasury=KeySigner(SignerRole.TREASURY, TREASURY_KEY),
@@ -246,43 +143,6 @@ def make_inputs(
     return replace(inputs, **changes)
 
 
-def reserve_psbt(s: Scenario, bundle: Bundle, skip: int = 0) -> str:
-    """The BIP-127 proof: commitment input + every attested UTXO, signed by the reserve wallet."""
-    utxos = bundle.body["snapshot"]["bitcoin"]["utxos"][skip:]
-    total = sum(int(u["amount"]) for u in utxos)
-    commitment = {"txid": reserve_commitment_txid(bundle.digest), "vout": 0}
-    psbt = s.bitcoin_node.rpc.call(
-        "createpsbt",
-        [commitment] + [{"txid": u["txid"], "vout": u["vout"]} for u in utxos],
-        [{s.reserve.call("getnewaddress"): str(Decimal(total) / 10**8)}],
-    )
-    processed = s.reserve.call("walletprocesspsbt", psbt, True, "ALL", True, True)
-    text: str = processed["psbt"]
-    return text
-
-
-def produce(
-    s: Scenario, inputs: AttestationInputs, *, psbt_skip: int = 0, do_anchor: bool = True
-) -> Bundle:
-    """Build, prove control, sign with both roles and (by default) anchor on both chains."""
-    bundle = build_attestation(inputs)
-    bundle = bundle.with_proof(
-        "bitcoin_reserve_proof", {"psbt": reserve_psbt(s, bundle, psbt_skip)}
-    )
-    bundle = bundle.with_proof(
-        "eip1271",
-        [{"chain_id": s.w3.eth.chain_id, "safe_address": s.safe,
-          "signature": eip1271_signature(s.w3, s.safe, bundle.digest).hex()}],
-    )  # fmt: skip
-    bundle = sign_bundle(sign_bundle(bundle, inputs.treasury), inputs.auditor)
-    if not do_anchor:
-        return bundle
-    return anchor(
-        bundle, s.miner, s.services, s.registry, s.publisher,
-        await_bitcoin_confirmation=lambda _txid: s.bitcoin_node.mine(1) and None,
-    )  # fmt: skip
-
-
 LIABILITIES = {
     "budget:defence": (50_000_000, 10**18, 10**20),
     "citizen:0001": (100_000_000, 2 * 10**18, 3 * 10**20),
@@ -295,12 +155,6 @@ def good(scenario: Scenario) -> Bundle:
     """One honest, anchored attestation (the first of the registry's chain)."""
     fund_reserve(scenario, ("1.5", "0.7"))
     return produce(scenario, make_inputs(scenario, LIABILITIES))
-
-
-def failed(report: Report) -> dict[str, str]:
-    return {
-        check.name: check.reason for check in report.checks if check.status is CheckStatus.FAILED
-    }
 
 
 def test_honest_bundle_passes_every_check_against_live_nodes(
@@ -405,7 +259,7 @@ def test_reserve_proof_missing_a_utxo_is_refused(scenario: Scenario) -> None:
 
 def test_wrong_eip1271_signature_is_refused(scenario: Scenario, good: Bundle) -> None:
     """The Safe rejects a signature of another digest at the snapshot block."""
-    other = eip1271_signature(scenario.w3, scenario.safe, b"\x01" * 32).hex()
+    other = eip1271_signature(scenario, b"\x01" * 32).hex()
     forged = Bundle(good.body, good.signatures,
                     {**good.proofs_of_control, "eip1271": [{"chain_id": scenario.w3.eth.chain_id,
                      "safe_address": scenario.safe, "signature": other}]}, good.anchors)  # fmt: skip

@@ -45,6 +45,7 @@ from treasury.workflow_exceptions import (
     PolicyRefusedError,
     ProposalTransitionError,
     TransactionMismatchError,
+    WorkflowInputError,
 )
 
 BTC = 100_000_000
@@ -591,3 +592,14 @@ def test_unsigned_proposals_expire_after_their_time_to_live(world: World) -> Non
     assert wf.view(young.id).state is ProposalState.PROPOSED
     with pytest.raises(ProposalTransitionError):
         wf.approve(world.officers["cb_approver"], old.id, "0" * 64)
+
+
+def test_an_institution_cannot_sign_the_same_transaction_twice(world: World) -> None:
+    """A second signature by the same institution is refused and the first one stands alone."""
+    wf = world.workflow()
+    view = _approved(world, wf)
+    shares, passphrase = shares_of("CB")
+    wf.sign(world.officers["cb_approver"], view.id, world.chain, shares, passphrase)
+    with pytest.raises(WorkflowInputError, match="CB has already signed"):
+        wf.sign(world.officers["cb_approver"], view.id, world.chain, shares, passphrase)
+    assert wf.view(view.id).signed_by == ("CB",)

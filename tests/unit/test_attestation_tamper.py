@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bundle_support import failed, liabilities
 from embit import ec
 from embit.psbt import PSBT
 from embit.script import Script, Witness, p2wpkh
@@ -41,7 +42,7 @@ from reporting.bundle import GENESIS_DIGEST_HEX, AttestationError, Bundle, Signi
 from reporting.exceptions import NegativeAmountError
 from reporting.holdings import SafeBalanceHolding
 from reporting.sumtree import LiabilityTree
-from reporting.verify import CheckStatus, LeafQuery, Report, verify_bundle
+from reporting.verify import CheckStatus, LeafQuery, verify_bundle
 
 NONCE = bytes(range(32))
 TREASURY = KeySigner(SignerRole.TREASURY, hashlib.sha256(b"unit treasury").digest())
@@ -64,7 +65,7 @@ def _block(height: int) -> BlockRef:
 
 
 def inputs(
-    liabilities: dict[str, tuple[int, int, int]] = LIABILITIES, **changes: Any
+    rows: dict[str, tuple[int, int, int]] = LIABILITIES, **changes: Any
 ) -> AttestationInputs:
     utxos = tuple(
         SnapshotUtxo(
@@ -72,8 +73,7 @@ def inputs(
         )
         for i, amount in enumerate((60_000, 30_000, 15_000))
     )
-    tree = LiabilityTree.from_rows(ASSETS, list(liabilities.items()), NONCE)
-    totals = {asset: sum(row[i] for row in liabilities.values()) for i, asset in enumerate(ASSETS)}
+    tree, totals = liabilities(ASSETS, rows, NONCE)
     evm = EvmSnapshot(
         31337,
         BlockRef(50, "0x" + "77" * 32),
@@ -146,10 +146,6 @@ def tampered(edit: Callable[[dict[str, Any]], None], *, resign: bool = True) -> 
     return Bundle(body, honest.signatures, honest.proofs_of_control, honest.anchors)
 
 
-def failures(report: Report) -> dict[str, str]:
-    return {c.name: c.reason for c in report.checks if c.status is CheckStatus.FAILED}
-
-
 @pytest.fixture(scope="module")
 def honest() -> Bundle:
     return signed(build_attestation(inputs()))
@@ -185,14 +181,14 @@ def test_bundle_states_reconciliation_encumbrance_and_coverage(honest: Bundle) -
 def test_amount_changed_is_caught() -> None:
     """Changing one UTXO amount (even re-signed) no longer rebuilds the stated holdings root."""
     bundle = tampered(lambda b: b["snapshot"]["bitcoin"]["utxos"][0].update(amount="60001"))
-    assert "holdings root is altered" in failures(verify_bundle(bundle))["holdings root"]
+    assert "holdings root is altered" in failed(verify_bundle(bundle))["holdings root"]
 
 
 def test_unsigned_edit_fails_the_digest_and_signatures() -> None:
     """An edit without re-signing fails the stated digest and both signatures."""
     bundle = tampered(lambda b: b["audit_log"].update(sequence=10), resign=False)
     data = bundle.to_dict() | {"digest": signed(build_attestation(inputs())).digest.hex()}
-    found = failures(verify_bundle(Bundle.from_dict(data, strict=False)))
+    found = failed(verify_bundle(Bundle.from_dict(data, strict=False)))
     assert "hashes to" in found["digest"]
     assert "not the listed treasury key" in found["signature treasury"]
     assert "not the listed auditor key" in found["signature auditor"]
@@ -201,7 +197,7 @@ def test_unsigned_edit_fails_the_digest_and_signatures() -> None:
 def test_leaf_removed_is_caught() -> None:
     """A holding dropped from the snapshot no longer rebuilds the stated holdings root."""
     bundle = tampered(lambda b: b["snapshot"]["evm"][0]["balances"].pop())
-    assert "holding was added or removed" in failures(verify_bundle(bundle))["holdings root"]
+    assert "holding was added or removed" in failed(verify_bundle(bundle))["holdings root"]
 
 
 def test_published_proof_path_altered_is_caught() -> None:
@@ -211,7 +207,7 @@ def test_published_proof_path_altered_is_caught() -> None:
         sibling = body["liabilities"]["public_listing"][0]["proof"]["siblings"][0]
         sibling["hash"] = ("00" if sibling["hash"][:2] != "00" else "01") + sibling["hash"][2:]
 
-    assert "mismatch" in failures(verify_bundle(tampered(edit)))["published liabilities"]
+    assert "mismatch" in failed(verify_bundle(tampered(edit)))["published liabilities"]
 
 
 def test_root_altered_is_caught() -> None:
@@ -220,7 +216,7 @@ def test_root_altered_is_caught() -> None:
     def edit(body: dict[str, Any]) -> None:
         body["liabilities"]["root"]["node_hash"] = "00" * 32
 
-    assert "digest mismatch" in failures(verify_bundle(tampered(edit)))["liability root"].lower()
+    assert "digest mismatch" in failed(verify_bundle(tampered(edit)))["liability root"].lower()
 
 
 def test_signature_removed_is_caught(honest: Bundle) -> None:
@@ -229,7 +225,7 @@ def test_signature_removed_is_caught(honest: Bundle) -> None:
         honest.body, {"auditor": honest.signatures["auditor"]}, honest.proofs_of_control
     )
     report = verify_bundle(bundle)
-    assert "treasury signature is missing" in failures(report)["signature treasury"]
+    assert "treasury signature is missing" in failed(report)["signature treasury"]
     assert not report.passed(allow_skipped=True)
 
 
@@ -238,7 +234,7 @@ def test_missing_auditor_countersignature_is_caught(honest: Bundle) -> None:
     bundle = Bundle(
         honest.body, {"treasury": honest.signatures["treasury"]}, honest.proofs_of_control
     )
-    assert "auditor signature is missing" in failures(verify_bundle(bundle))["signature auditor"]
+    assert "auditor signature is missing" in failed(verify_bundle(bundle))["signature auditor"]
 
 
 def test_negative_liability_is_refused_by_builder_and_verifier() -> None:
@@ -252,17 +248,17 @@ def test_negative_liability_is_refused_by_builder_and_verifier() -> None:
 
     assert (
         "-80000; amounts are zero or more"
-        in failures(verify_bundle(tampered(edit)))["liability root"]
+        in failed(verify_bundle(tampered(edit)))["liability root"]
     )
 
 
 def test_totals_that_do_not_add_up_are_caught() -> None:
     """Stated totals or reconciliation figures that differ from the roots' sums fail by name."""
-    found = failures(verify_bundle(tampered(lambda b: b["holdings"]["totals"].update(BTC="1"))))
+    found = failed(verify_bundle(tampered(lambda b: b["holdings"]["totals"].update(BTC="1"))))
     assert "holdings totals do not add up" in found["holdings totals"]
-    found = failures(verify_bundle(tampered(lambda b: b["liabilities"]["totals"].update(ETH="7"))))
+    found = failed(verify_bundle(tampered(lambda b: b["liabilities"]["totals"].update(ETH="7"))))
     assert "liability totals do not add up" in found["liability root"]
-    found = failures(
+    found = failed(
         verify_bundle(tampered(lambda b: b["reconciliation"]["BTC"].update(encumbered="0")))
     )
     assert "totals do not add up" in found["reconciliation BTC"]
@@ -278,7 +274,7 @@ def test_ledger_differing_from_liability_tree_fails_reconciliation() -> None:
     assert "MISMATCH" in bundle.body["reconciliation"]["BTC"]["statement"]
     assert (
         "Three-way reconciliation fails for BTC"
-        in failures(verify_bundle(bundle))["reconciliation BTC"]
+        in failed(verify_bundle(bundle))["reconciliation BTC"]
     )
 
 
@@ -290,7 +286,7 @@ def test_under_coverage_is_stated_plainly_and_fails() -> None:
     assert line["covered"] is False
     assert line["shortfall"] == "10000"
     assert line["statement"].startswith("BTC: UNDER-COVERED")
-    found = failures(verify_bundle(bundle))
+    found = failed(verify_bundle(bundle))
     assert "UNDER-COVERED" in found["coverage BTC"]
     assert "coverage ETH" not in found
 
@@ -301,7 +297,7 @@ def test_misstated_coverage_is_caught() -> None:
     honest = build_attestation(inputs(heavy))
     body = copy.deepcopy(dict(honest.body))
     body["coverage"]["BTC"].update(covered=True, shortfall="0")
-    assert "misstated" in failures(verify_bundle(signed(Bundle(body))))["coverage BTC"]
+    assert "misstated" in failed(verify_bundle(signed(Bundle(body))))["coverage BTC"]
 
 
 def test_chain_gap_against_previous_bundle_is_caught(honest: Bundle) -> None:
@@ -311,7 +307,7 @@ def test_chain_gap_against_previous_bundle_is_caught(honest: Bundle) -> None:
     third = signed(build_attestation(inputs(sequence=3, previous_digest=honest.digest.hex())))
     assert (
         "Attestation chain gap"
-        in failures(verify_bundle(third, previous=honest))["attestation chain"]
+        in failed(verify_bundle(third, previous=honest))["attestation chain"]
     )
     with pytest.raises(AttestationError, match="previous digest must be all zeros"):
         build_attestation(inputs(previous_digest="ab" * 32))
@@ -321,21 +317,21 @@ def test_reserve_proof_must_spend_exactly_the_attested_utxos(honest: Bundle) -> 
     """A proof leaving out a UTXO, paying a fee, or committing to another digest is refused."""
     utxos = honest.body["snapshot"]["bitcoin"]["utxos"]
     short = signed(build_attestation(inputs()), lambda b: reserve_psbt(b, utxos[1:]))
-    assert "missing" in failures(verify_bundle(short))["reserve proof (BIP-127)"]
+    assert "missing" in failed(verify_bundle(short))["reserve proof (BIP-127)"]
     fee = signed(build_attestation(inputs()), lambda b: reserve_psbt(b, fee=1))
-    assert "no fee" in failures(verify_bundle(fee))["reserve proof (BIP-127)"]
+    assert "no fee" in failed(verify_bundle(fee))["reserve proof (BIP-127)"]
     other = build_attestation(inputs(audit_head=AuditHead(10, "cd" * 32)))
     stolen = signed(build_attestation(inputs()), lambda _b: reserve_psbt(other))
     assert (
         "not the commitment to this digest"
-        in failures(verify_bundle(stolen))["reserve proof (BIP-127)"]
+        in failed(verify_bundle(stolen))["reserve proof (BIP-127)"]
     )
 
 
 def test_reserve_proof_missing_is_a_failure(honest: Bundle) -> None:
     """A bundle with UTXOs but no reserve proof fails the proof-of-control check."""
     bundle = Bundle(honest.body, honest.signatures, {})
-    assert "missing" in failures(verify_bundle(bundle))["reserve proof (BIP-127)"]
+    assert "missing" in failed(verify_bundle(bundle))["reserve proof (BIP-127)"]
 
 
 def test_leaf_query_with_wrong_salt_is_refused(honest: Bundle) -> None:
@@ -348,7 +344,7 @@ def test_leaf_query_with_wrong_salt_is_refused(honest: Bundle) -> None:
     ok = verify_bundle(honest, leaf=LeafQuery("budget:roads", bytes.fromhex(entry["leaf"]["salt"])))
     assert ok.status_of("inclusion of 'budget:roads'") is CheckStatus.OK
     bad = verify_bundle(honest, leaf=LeafQuery("budget:roads", b"\x00" * 32))
-    assert "another salt" in failures(bad)["inclusion of 'budget:roads'"]
+    assert "another salt" in failed(bad)["inclusion of 'budget:roads'"]
 
 
 def test_private_account_package_verifies_against_the_bundle(honest: Bundle) -> None:
@@ -362,7 +358,7 @@ def test_private_account_package_verifies_against_the_bundle(honest: Bundle) -> 
     report = verify_bundle(
         honest, leaf=LeafQuery("citizen:0002", package=other_tree.package("citizen:0002"))
     )
-    assert "mismatch" in failures(report)["inclusion of 'citizen:0002'"].lower()
+    assert "mismatch" in failed(report)["inclusion of 'citizen:0002'"].lower()
 
 
 def test_signer_must_be_the_listed_key_and_roles_separate() -> None:

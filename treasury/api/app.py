@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from treasury import audit, ledger
 from treasury.api.console import console_router
+from treasury.api.errors import status_of
 from treasury.api.schemas import (
     ApproveBody,
     AuditHeadOut,
@@ -34,25 +35,9 @@ from treasury.officers import Officer, Role, authenticate
 from treasury.proposals import ChainSpender, ProposalState, Workflow
 from treasury.workflow_exceptions import (
     AuthenticationError,
-    NotAuthorisedError,
     NotConfiguredError,
     PolicyRefusedError,
-    ProposalTransitionError,
-    TransactionMismatchError,
-    UnknownRecordError,
-    WorkflowInputError,
 )
-
-_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
-    (AuthenticationError, status.HTTP_401_UNAUTHORIZED),
-    (NotAuthorisedError, status.HTTP_403_FORBIDDEN),
-    (UnknownRecordError, status.HTTP_404_NOT_FOUND),
-    (WorkflowInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
-    (ProposalTransitionError, status.HTTP_409_CONFLICT),
-    (TransactionMismatchError, status.HTTP_409_CONFLICT),
-    (NotConfiguredError, status.HTTP_503_SERVICE_UNAVAILABLE),
-)
-"""Domain errors to HTTP statuses; other TreasuryErrors (ledger, audit) are 409."""
 
 _bearer = HTTPBearer(
     auto_error=False, description="An officer's API token (treasury officers token)."
@@ -106,9 +91,7 @@ def create_app(
 
     @app.exception_handler(TreasuryError)
     async def _domain(_request: Request, exc: TreasuryError) -> JSONResponse:
-        code = next(
-            (c for kind, c in _STATUS_OF if isinstance(exc, kind)), status.HTTP_409_CONFLICT
-        )
+        code = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
         return JSONResponse(status_code=code, content={"detail": str(exc)}, headers=headers)
 

@@ -29,6 +29,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from treasury import audit
+from treasury.api.errors import status_of
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role, authenticate
 from treasury.policy import ReconciliationCheckpointRow, RecordedDecision
@@ -36,12 +37,7 @@ from treasury.proposals import ProposalView, Workflow
 from treasury.reconcile import list_alarms
 from treasury.workflow_exceptions import (
     AuthenticationError,
-    NotAuthorisedError,
-    NotConfiguredError,
     PolicyRefusedError,
-    ProposalTransitionError,
-    TransactionMismatchError,
-    UnknownRecordError,
     WorkflowInputError,
 )
 
@@ -70,30 +66,12 @@ SECURITY_HEADERS = {
 }
 """Sent with every console page: no inline or foreign script, no framing, nothing cached."""
 
-_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
-    (AuthenticationError, status.HTTP_401_UNAUTHORIZED),
-    (NotAuthorisedError, status.HTTP_403_FORBIDDEN),
-    (UnknownRecordError, status.HTTP_404_NOT_FOUND),
-    (WorkflowInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
-    (PolicyRefusedError, status.HTTP_409_CONFLICT),
-    (ProposalTransitionError, status.HTTP_409_CONFLICT),
-    (TransactionMismatchError, status.HTTP_409_CONFLICT),
-    (NotConfiguredError, status.HTTP_503_SERVICE_UNAVAILABLE),
-)
-"""The API's status for each refusal, so a page answers with the code the API would."""
-
 
 def csrf_token(api_token: str) -> str:
     """The CSRF token of a logged-in officer: HMAC-SHA256 keyed by their API token."""
     return hmac.new(
         api_token.encode(), b"national-reserve console csrf v1", hashlib.sha256
     ).hexdigest()
-
-
-def _status_of(error: TreasuryError) -> int:
-    return next(
-        (code for kind, code in _STATUS_OF if isinstance(error, kind)), status.HTTP_409_CONFLICT
-    )
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -226,7 +204,7 @@ def console_router(
             decided = latest_decisions(actor, views)
         except TreasuryError as error:
             return page(
-                "error", _status_of(error), officer=actor, csrf=csrf_token(token), error=str(error)
+                "error", status_of(error), officer=actor, csrf=csrf_token(token), error=str(error)
             )
         return page(
             "proposals", officer=actor, csrf=csrf_token(token), proposals=views, decisions=decided
@@ -241,7 +219,7 @@ def console_router(
         except TreasuryError as failure:
             return page(
                 "error",
-                _status_of(failure),
+                status_of(failure),
                 officer=actor,
                 csrf=csrf_token(token),
                 error=str(failure),
@@ -267,7 +245,7 @@ def console_router(
         try:
             form = await _form(request)
         except TreasuryError as error:
-            return detail(actor, token, proposal_id, error=str(error), code=_status_of(error))
+            return detail(actor, token, proposal_id, error=str(error), code=status_of(error))
         if not csrf_ok(form, csrf_token(token)):
             return detail(actor, token, proposal_id, error="The form expired or did not come from this console; try again.",
                           code=status.HTTP_403_FORBIDDEN)  # fmt: skip
@@ -278,7 +256,7 @@ def console_router(
             return detail(actor, token, proposal_id, error=str(refused), refusals=reasons,
                           code=status.HTTP_409_CONFLICT)  # fmt: skip
         except TreasuryError as error:
-            return detail(actor, token, proposal_id, error=str(error), code=_status_of(error))
+            return detail(actor, token, proposal_id, error=str(error), code=status_of(error))
         return RedirectResponse(
             f"{PREFIX}/proposals/{proposal_id}?done={verb}", status_code=status.HTTP_303_SEE_OTHER
         )
@@ -307,7 +285,7 @@ def console_router(
             actor.require(*Role)
         except TreasuryError as error:
             return page(
-                "error", _status_of(error), officer=actor, csrf=csrf_token(token), error=str(error)
+                "error", status_of(error), officer=actor, csrf=csrf_token(token), error=str(error)
             )
         with sessions() as session:
             has_alarms = inspect(session.connection()).has_table("reconcile_alarms")

@@ -17,8 +17,7 @@ from typing import Any
 from custody.devnet.bitcoin import BitcoinRPC, btc_to_sats
 from custody.exceptions import BitcoinRPCError
 from treasury.ledger import BTC
-from treasury.reconcile.cursor import resume_point
-from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError, ReconcileError
+from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError
 from treasury.reconcile.observation import (
     BlockRef,
     BookedState,
@@ -29,6 +28,7 @@ from treasury.reconcile.observation import (
     SpendEvent,
     no_progress,
 )
+from treasury.reconcile.reader import ConfirmedReader
 from treasury.reconcile.records import MovementKind
 
 DEFAULT_MIN_CONFIRMATIONS_BTC = 1
@@ -46,8 +46,10 @@ def btc_scope(vault_name: str) -> str:
     return f"btc:{vault_name}"
 
 
-class BitcoinReader:
+class BitcoinReader(ConfirmedReader):
     """Observations of Bitcoin vaults from one bitcoind."""
+
+    chain = "bitcoin"
 
     def __init__(
         self,
@@ -56,11 +58,8 @@ class BitcoinReader:
         min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_BTC,
         progress: Progress = no_progress,
     ) -> None:
-        if min_confirmations < 1:
-            raise ReconcileError("The min_confirmations setting must be at least 1.")
+        super().__init__(min_confirmations=min_confirmations, progress=progress)
         self._rpc = rpc
-        self._min_conf = min_confirmations
-        self._progress = progress
 
     def _call(self, rpc: BitcoinRPC, method: str, *params: Any) -> Any:
         try:
@@ -103,11 +102,9 @@ class BitcoinReader:
     def _observe_at(
         self, scope: str, wallet: BitcoinRPC, state: BookedState, tip: int
     ) -> Observation:
-        height = tip - self._min_conf + 1
-        resume = resume_point(state.cursor, state.booked_blocks, self._canonical)
-        if height < 0 or (resume.start is not None and resume.start.height >= height):
-            target = resume.start or BlockRef(-1, "")
-            return Observation(scope, "bitcoin", target, resume.orphaned_above, (), (), ())
+        height, resume = self._window(state, tip)
+        if (idle := self._nothing_new(scope, height, resume)) is not None:
+            return idle
         target = BlockRef(height, str(self._call(self._rpc, "getblockhash", height)))
         since = self._call(
             wallet, "listsinceblock", resume.start.hash if resume.start else "", 1, True, False
@@ -117,7 +114,7 @@ class BitcoinReader:
         failed = tuple(txid for txid in state.in_flight if self._conflicted(wallet, txid))
         return Observation(
             scope=scope,
-            chain="bitcoin",
+            chain=self.chain,
             target=target,
             orphaned_above=resume.orphaned_above,
             movements=movements,

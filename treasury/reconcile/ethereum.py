@@ -23,8 +23,7 @@ from eth_utils.crypto import keccak
 from custody.devnet.evm import EvmRPC
 from custody.exceptions import EvmRPCError
 from treasury.ledger import ETH, AssetSpec, erc20_asset
-from treasury.reconcile.cursor import resume_point
-from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError, ReconcileError
+from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError
 from treasury.reconcile.observation import (
     BlockRef,
     BookedState,
@@ -35,6 +34,7 @@ from treasury.reconcile.observation import (
     SpendEvent,
     no_progress,
 )
+from treasury.reconcile.reader import ConfirmedReader
 from treasury.reconcile.records import MovementKind
 
 DEFAULT_MIN_CONFIRMATIONS_ETH = 1
@@ -87,8 +87,10 @@ def _bytes(text: str) -> bytes:
     return bytes.fromhex(text[2:])
 
 
-class EthereumReader:
+class EthereumReader(ConfirmedReader):
     """Observations of Safe vaults from one EVM node."""
+
+    chain = "ethereum"
 
     def __init__(
         self,
@@ -97,11 +99,8 @@ class EthereumReader:
         min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_ETH,
         progress: Progress = no_progress,
     ) -> None:
-        if min_confirmations < 1:
-            raise ReconcileError("The min_confirmations setting must be at least 1.")
+        super().__init__(min_confirmations=min_confirmations, progress=progress)
         self._rpc = rpc
-        self._min_conf = min_confirmations
-        self._progress = progress
 
     def _call(self, method: str, *params: Any) -> Any:
         try:
@@ -125,11 +124,9 @@ class EthereumReader:
     ) -> Observation:
         """Read the Safe up to the confirmed block; ``ChainMovedError`` if it reorganised meanwhile."""
         safe = to_checksum_address(safe)
-        height = int(self._call("eth_blockNumber"), 16) - self._min_conf + 1
-        resume = resume_point(state.cursor, state.booked_blocks, self._canonical)
-        if height < 0 or (resume.start is not None and resume.start.height >= height):
-            target = resume.start or BlockRef(-1, "")
-            return Observation(scope, "ethereum", target, resume.orphaned_above, (), (), ())
+        height, resume = self._window(state, int(self._call("eth_blockNumber"), 16))
+        if (idle := self._nothing_new(scope, height, resume)) is not None:
+            return idle
         target = BlockRef(height, str(self._canonical(height)))
         first = 0 if resume.start is None else resume.start.height + 1
         logs: list[dict[str, Any]] = []
@@ -144,7 +141,7 @@ class EthereumReader:
         if self._canonical(height) != target.hash:
             raise ChainMovedError(f"Block {height} changed while vault {scope} was read.")
         return Observation(
-            scope, "ethereum", target, resume.orphaned_above, movements, events, balances, failed
+            scope, self.chain, target, resume.orphaned_above, movements, events, balances, failed
         )
 
     def _logs(
