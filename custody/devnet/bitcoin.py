@@ -172,7 +172,17 @@ class BitcoinNode(ManagedProcess):
         if address is None:
             address = self.miner_address()
         hashes: list[str] = self.rpc.call("generatetoaddress", blocks, address)
+        self.sync_wallets()
         return hashes
+
+    def sync_wallets(self) -> None:
+        """Wait until every wallet has processed the blocks and transactions the node has seen.
+
+        bitcoind tells its wallets about new blocks and mempool transactions asynchronously; a
+        wallet queried right after ``generatetoaddress`` or another wallet's send may not know
+        yet. This is the hidden RPC Bitcoin Core's own functional tests use for the same wait.
+        """
+        self.rpc.call("syncwithvalidationinterfacequeue")
 
     def miner_address(self) -> str:
         """A bech32 address in the node's own ``miner`` wallet, created on first use."""

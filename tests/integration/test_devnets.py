@@ -34,6 +34,7 @@ def test_bitcoind_mines_101_blocks_and_confirms_a_bech32_payment(bitcoin_node: B
 
     amount_sats = 12_345_678
     txid = rpc.wallet("miner").call("sendtoaddress", address, sats_to_btc(amount_sats))
+    bitcoin_node.sync_wallets()
     assert payee.call("gettransaction", txid)["confirmations"] == 0
     bitcoin_node.mine(1)
     tx = payee.call("gettransaction", txid)
