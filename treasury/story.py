@@ -174,6 +174,8 @@ class Reserve:
     transcripts: dict[str, Transcript] = field(default_factory=dict)
     share_files: dict[str, list[Path]] = field(default_factory=dict)
     officers: dict[str, Officer] = field(default_factory=dict)
+    payees: dict[str, str] = field(default_factory=dict)
+    """Allowlisted destination per asset, once ``govern`` has approved them."""
     token: str | None = None
     relayer: str = ""
 
@@ -321,6 +323,7 @@ class Reserve:
         """Institutions, officers and roles, the written policy, the decree, and the allowlist
         (each destination approved by two institutions, active after the 48-hour delay)."""
         now = self.clock()
+        self.payees = dict(destinations)
         with self.sessions.begin() as session:
             for inst in INSTITUTIONS:
                 add_institution(session, inst.code, inst.name, actor="setup", now=now)

@@ -46,8 +46,7 @@ def reserve(tmp_path: Path, bitcoin_node: BitcoinNode, evm_node: EvmNode) -> Ite
     evm_node.rpc.call("evm_mine")
     story.reconcile(log.info)
     payee_btc = bitcoin_node.rpc.wallet("miner").call("getnewaddress", "", "bech32")
-    story.payees = {"BTC": payee_btc, "ETH": Account.create().address}  # type: ignore[attr-defined]
-    story.govern(log.info, story.payees)  # type: ignore[attr-defined]
+    story.govern(log.info, {"BTC": payee_btc, "ETH": Account.create().address})
     story.reconcile(log.info)
     yield story
     story.engine.dispose()
@@ -88,7 +87,7 @@ def test_a_spend_is_approved_signed_broadcast_confirmed_and_posted(
     posted on confirmation, the payee receives the amount, the books balance and the audit log
     verifies."""
     wf = reserve.workflow()
-    payee = reserve.payees[asset]  # type: ignore[attr-defined]
+    payee = reserve.payees[asset]
     view = reserve.propose_and_approve(wf, asset, amount, payee)
     assert view.state is ProposalState.APPROVED
     assert {a.institution for a in view.approvals} == {"NBKR", "ACH"}
@@ -128,11 +127,13 @@ def test_a_signature_custody_kept_across_a_crash_still_needs_the_shares(reserve:
     """If the process died after custody stored an institution's signature but before the
     workflow recorded it, signing again neither re-signs nor skips the key check."""
     wf = reserve.workflow()
-    view = reserve.propose_and_approve(wf, "BTC", BTC_SPEND_SATS, reserve.payees["BTC"])  # type: ignore[attr-defined]
+    view = reserve.propose_and_approve(wf, "BTC", BTC_SPEND_SATS, reserve.payees["BTC"])
     spender = reserve.spenders()["BTC"]
     words, passphrase = reserve.shares_of("NBKR")
     with reserve.sessions() as session:
-        current = wf._prepared(wf._current_tx(session, view.id))  # type: ignore[arg-type]
+        row = wf._current_tx(session, view.id)  # the workflow's own record, as a restart reads it
+        assert row is not None
+        current = wf._prepared(row)
     spender.sign(current, "NBKR", words, passphrase)  # custody signed; the workflow never heard
     officer = reserve.officers["Elmira Asanova (NBKR)"]
     with pytest.raises(FingerprintMismatchError):
@@ -169,7 +170,7 @@ def test_an_out_of_band_spend_blocks_new_proposals_until_acknowledged(reserve: R
             proposer,
             asset="BTC",
             amount=BTC_SPEND_SATS,
-            destination=reserve.payees["BTC"],  # type: ignore[attr-defined]
+            destination=reserve.payees["BTC"],
             purpose="Reserve rebalancing",
             legal_basis=DECREE,
         ).state
