@@ -155,10 +155,26 @@ def upgrade() -> None:
         ),
     )
 
+    # APScheduler's job table as its SQLAlchemyJobStore declares it; created here so that two
+    # schedulers starting at once never race to create it.
+    op.create_table(
+        "reconcile_scheduler_jobs",
+        sa.Column("id", sa.Unicode(191), nullable=False),
+        sa.Column("next_run_time", sa.Float(25), nullable=True),
+        sa.Column("job_state", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reconcile_scheduler_jobs")),
+    )
+    op.create_index(
+        op.f("ix_reconcile_scheduler_jobs_next_run_time"),
+        "reconcile_scheduler_jobs",
+        ["next_run_time"],
+    )
+
 
 def downgrade() -> None:
     """Drop the reconciliation tables (children first)."""
     for table in (
+        "reconcile_scheduler_jobs",
         "reconcile_tracked_tokens",
         "reconcile_alarm_acks",
         "reconcile_alarms",

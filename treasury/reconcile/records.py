@@ -13,12 +13,17 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Column,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy import Enum as SqlEnum
@@ -220,6 +225,19 @@ class TrackedTokenRow(Base):
     decimals: Mapped[int] = mapped_column(Integer)
 
 
+SCHEDULER_JOBS_TABLE = "reconcile_scheduler_jobs"
+
+scheduler_jobs = Table(
+    SCHEDULER_JOBS_TABLE,
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),  # APScheduler's epoch seconds, not money
+    Column("job_state", LargeBinary, nullable=False),
+)
+"""APScheduler's job table, exactly as its ``SQLAlchemyJobStore`` declares it. Migration 0007
+creates it, so that two schedulers starting at once do not race to create it (PostgreSQL
+refuses the loser with a duplicate type name)."""
+
 RECONCILE_TABLES = (
     "reconcile_cursors",
     "reconcile_bookings",
@@ -228,5 +246,6 @@ RECONCILE_TABLES = (
     "reconcile_alarms",
     "reconcile_alarm_acks",
     "reconcile_tracked_tokens",
+    SCHEDULER_JOBS_TABLE,
 )
-"""The tables migration 0007 creates (APScheduler creates its own job table on first start)."""
+"""The tables migration 0007 creates."""

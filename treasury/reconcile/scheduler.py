@@ -20,13 +20,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from treasury.db import database_url, make_engine
 from treasury.reconcile.observation import Progress
 from treasury.reconcile.reconciler import RunReport
-from treasury.reconcile.records import RunStatus
+from treasury.reconcile.records import SCHEDULER_JOBS_TABLE, RunStatus
 from treasury.reconcile.service import ReconcileSettings, configured_nodes, reconcile_now
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "treasury.reconcile"
-JOBS_TABLE = "reconcile_scheduler_jobs"
 """APScheduler's own job table (it creates it on first start)."""
 RETRY_ATTEMPTS = 4
 RETRY_BASE_DELAY_S = 2.0
@@ -92,7 +91,7 @@ def run_scheduler(interval_s: float, *, stop_after_s: float | None = None) -> No
     """Run ``reconcile_job`` every ``interval_s`` seconds until interrupted (or ``stop_after_s``)."""
     engine = make_engine()
     scheduler = BlockingScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)},
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=SCHEDULER_JOBS_TABLE)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=UTC,
     )
