@@ -61,20 +61,16 @@ from treasury.policy import (
     request_destination,
     set_policy,
 )
-from treasury.proposals import LedgerSpendHook, ProposalView, SpendAccounts, Workflow
+from treasury.proposals import ProposalView, Workflow
 from treasury.reconcile import (
-    ReconcileGate,
     ReconcileSettings,
     RunReport,
-    approved_outflows_account,
-    btc_scope,
-    eth_scope,
-    holdings_account,
     inflows_account,
     reconcile_now,
     track_token,
 )
 from treasury.spenders import BitcoinSpender, SafeSpender
+from treasury.wiring import configured_workflow
 
 Echo = Callable[[str], None]
 
@@ -344,16 +340,6 @@ class Reserve:
                 ),
                 now=now,
             )
-            for asset in ("BTC", "ETH"):
-                ledger.open_account(
-                    session,
-                    f"fees:{asset}",
-                    name=f"Network fees ({asset})",
-                    account_type=AccountType.EXPENSE,
-                    asset_code=asset,
-                    actor="setup",
-                    clock=self.clock,
-                )
             for asset, address in destinations.items():
                 entry = request_destination(
                     session,
@@ -375,26 +361,9 @@ class Reserve:
         self.pass_time(ALLOWLIST_DELAY + timedelta(hours=1), echo)
 
     def workflow(self) -> Workflow:
-        """The approval workflow wired to the ledger accounts the reconciler books."""
-        accounts = {
-            "BTC": SpendAccounts(
-                holdings=holdings_account(btc_scope(self.btc_vault), "BTC"),
-                payments=approved_outflows_account("BTC"),
-                fees="fees:BTC",
-            ),
-            "ETH": SpendAccounts(
-                holdings=holdings_account(eth_scope(self.chain.chain_id, SAFE_VAULT), "ETH"),
-                payments=approved_outflows_account("ETH"),
-                fees="fees:ETH",
-            ),
-        }
-        return Workflow(
-            self.sessions,
-            LedgerSpendHook(accounts, clock=self.clock),
-            clock=self.clock,
-            reconciliation=ReconcileGate(),
-            confirmations_required={"BTC": 1, "ETH": 1},
-        )
+        """The approval workflow as the CLI and API build it: booking into the reconciler's
+        accounts of this reserve's vaults, gated by its reconciliation results."""
+        return configured_workflow(self.sessions, clock=self.clock)
 
     def spenders(self) -> dict[str, BitcoinSpender | SafeSpender]:
         """The custody signers of both chains behind the workflow's ``ChainSpender``."""
