@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -30,7 +30,7 @@ class StackInfo:
     pid: int
     bitcoin_rpc_url: str
     bitcoin_rpc_user: str
-    bitcoin_rpc_password: str
+    bitcoin_rpc_password: str = field(repr=False)
     reserve_rpc_url: str
     services_rpc_url: str
 
