@@ -14,7 +14,8 @@ import time
 from custody.bitcoin import ApprovedSpend, Branch, Payment, VaultDescriptor, sign_psbt
 from custody.bitcoin.approval import FeePolicy
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
-from custody.devnet import BitcoinNode, find_binaries, sats_to_btc
+from custody.bitcoin.rpc import sats_to_btc
+from custody.devnet import BitcoinNode, find_binaries
 from custody.keys import BIP48_P2WSH_ACCOUNT_PATH, NETWORK, cosigner_keys, signing_keys
 from custody.secret import SecretBytes
 

@@ -17,13 +17,14 @@ import random
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.clock import Clock, utc_now
 from custody.exceptions import (
     CeremonyExistsError,
     CeremonyPlanError,
@@ -45,16 +46,10 @@ from custody.shamir import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
 MAX_EXHAUSTIVE_QUORUMS = 10
 """Up to this many threshold-subsets every one is recombined; beyond, the first and a random one."""
 SHARE_FILE_MODE = 0o600
 SHARE_FOLDER_MODE = 0o700
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit, urlunsplit
 
-from custody.devnet.bitcoin import BitcoinRPC
-from custody.devnet.evm import EvmRPC
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.devnet.stack import read_state
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import DevnetError
 
 BITCOIN_RPC_URL_ENV = "TREASURY_BITCOIN_RPC_URL"

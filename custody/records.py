@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from treasury.db import Base
+from custody.schema import CustodyBase
 
 NAME_LENGTH_CHARS = 200
 TXID_LENGTH_CHARS = 64
@@ -52,7 +52,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class CeremonyRecord(Base):
+class CeremonyRecord(CustodyBase):
     """The transcript of one institution's key ceremony (one cosigner seed)."""
 
     __tablename__ = "custody_ceremonies"
@@ -78,7 +78,7 @@ class CeremonyRecord(Base):
     )
 
 
-class ShareHolderRecord(Base):
+class ShareHolderRecord(CustodyBase):
     """Which officer holds which member share of a ceremony (never the share itself)."""
 
     __tablename__ = "custody_share_holders"
@@ -95,7 +95,7 @@ class ShareHolderRecord(Base):
     ceremony: Mapped[CeremonyRecord] = relationship(back_populates="holders")
 
 
-class VaultRecord(Base):
+class VaultRecord(CustodyBase):
     """An M-of-N P2WSH vault, registered in bitcoind as a watch-only descriptor wallet."""
 
     __tablename__ = "custody_btc_vaults"
@@ -114,7 +114,7 @@ class VaultRecord(Base):
     )
 
 
-class VaultCosignerRecord(Base):
+class VaultCosignerRecord(CustodyBase):
     """One cosigner key of a vault, by the ceremony that produced it."""
 
     __tablename__ = "custody_btc_vault_cosigners"
@@ -143,7 +143,7 @@ def _enum_values(enum_type: type[enum.Enum]) -> list[str]:
     return [str(member.value) for member in enum_type]
 
 
-class SpendRecord(Base):
+class SpendRecord(CustodyBase):
     """An approved spend: the unsigned PSBT and the approval bound to its transaction's hash."""
 
     __tablename__ = "custody_btc_spends"
@@ -171,7 +171,7 @@ class SpendRecord(Base):
     )
 
 
-class SpendSignatureRecord(Base):
+class SpendSignatureRecord(CustodyBase):
     """One institution's partial signatures on a spend, as a PSBT (public data)."""
 
     __tablename__ = "custody_btc_spend_signatures"

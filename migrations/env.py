@@ -1,11 +1,11 @@
-"""Alembic environment: the database comes from treasury.db, the schema from its models."""
+"""Alembic environment: the database comes from treasury.db, the schema from every package's models."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from treasury.db import Base, database_url, make_engine
-from treasury.migrate import load_models
+from treasury.db import database_url, make_engine
+from treasury.migrate import schema_metadata
 
 config = context.config
 url = (
@@ -13,8 +13,7 @@ url = (
     or config.get_main_option("sqlalchemy.url")
     or database_url()
 )
-load_models()
-target_metadata = Base.metadata
+target_metadata = list(schema_metadata())
 
 
 def run_migrations_offline() -> None:

@@ -8,27 +8,24 @@ JSON), payload (canonical JSON), and the previous event's hash (``GENESIS_HASH``
 
 Database triggers refuse UPDATE and DELETE; ``verify`` catches anyone who bypasses them, and the
 exported ``head`` (anchored on chain by reporting) catches a rewrite of the whole tail.
-
-This module also holds the two primitives the ledger shares with it: canonical JSON and
-``begin_serialised_write`` (the ledger imports them from here, the lower layer).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Dialect, Integer, SmallInteger, String, Text, event, func, select
+from sqlalchemy import BigInteger, Integer, SmallInteger, String, Text, event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.types import DateTime, TypeDecorator
 
-from treasury.db import Base
+from custody.clock import Clock, utc_now
+from treasury.canonical import canonical_json
+from treasury.db import Base, UtcDateTime, begin_serialised_write
 from treasury.exceptions import (
     AuditChainBrokenError,
     ImmutableRecordError,
@@ -45,22 +42,14 @@ __all__ = [
     "ChainBreak",
     "ChainHead",
     "ChainVerdict",
-    "Clock",
-    "UtcDateTime",
     "append",
-    "begin_serialised_write",
-    "canonical_json",
     "check_chain",
     "event_hash",
     "events",
     "head",
-    "utc_now",
     "verify",
     "verify_or_raise",
 ]
-
-Clock = Callable[[], datetime]
-"""Returns the current time, timezone-aware; injected so tests are deterministic."""
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first event: no predecessor."""
@@ -79,11 +68,6 @@ POSTGRES_AUDIT_LOCK_KEY = 0x7472_6561_7375_7279
 VERIFY_BATCH_ROWS = 1000
 
 
-def utc_now() -> datetime:
-    """The real clock: the current time in UTC."""
-    return datetime.now(UTC)
-
-
 class AuditKind(enum.StrEnum):
     """What an event records. Stored as text, so adding a kind needs no migration."""
 
@@ -97,71 +81,6 @@ class AuditKind(enum.StrEnum):
     POLICY_CHANGE = "policy.change"
     BROADCAST = "spend.broadcast"
     RECONCILIATION = "reconciliation.result"
-
-
-# --- Shared primitives ------------------------------------------------------------------------
-
-
-def canonical_json(value: Any) -> str:
-    """One text per value: sorted keys, no spaces, UTF-8; floats and NaN refused (money is int)."""
-    _refuse_floats(value, "payload")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _refuse_floats(value: Any, where: str) -> None:
-    if isinstance(value, float):
-        raise InvalidAuditEventError(
-            f"The {where} holds the float {value!r}; encode amounts as integers or strings."
-        )
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidAuditEventError(f"The {where} has the non-string key {key!r}.")
-            _refuse_floats(item, f"{where}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _refuse_floats(item, f"{where}[{index}]")
-    elif not (value is None or isinstance(value, bool | int | str)):
-        raise InvalidAuditEventError(
-            f"The {where} holds a {type(value).__name__}, which has no canonical JSON form."
-        )
-
-
-def begin_serialised_write(session: Session) -> None:
-    """Serialise check-then-insert sequences with other writers, for the current transaction.
-
-    On SQLite the transaction is started with ``BEGIN IMMEDIATE``: it takes the single write lock
-    before anything is read, so another writer waits (busy timeout) instead of acting on a stale
-    read. If the driver already opened a transaction, it has written and so already holds that
-    lock. PostgreSQL callers take row or advisory locks instead; this is a no-op there.
-    """
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    dbapi_connection = connection.connection.dbapi_connection
-    if dbapi_connection is not None and not dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"The timestamp {value.isoformat()} has no timezone; use UTC.")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 # --- Model ------------------------------------------------------------------------------------

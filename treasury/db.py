@@ -1,4 +1,5 @@
-"""Database plumbing: one setting, one engine, one declarative base for every model.
+"""Database plumbing: one setting, one engine, the treasury's declarative base, shared column types
+and the write-serialising transaction start.
 
 ``TREASURY_DATABASE_URL`` picks the database; the default is an embedded SQLite file under the
 working folder, and PostgreSQL (``postgresql+psycopg://...``) is the production database.
@@ -7,14 +8,17 @@ working folder, and PostgreSQL (``postgresql+psycopg://...``) is the production 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Dialect, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import DateTime, TypeDecorator
 
+from custody.schema import NAMING_CONVENTION
 from treasury.exceptions import DatabaseConfigError
 
 DATABASE_URL_ENV = "TREASURY_DATABASE_URL"
@@ -23,18 +27,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another writer's lock before failing."""
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-"""Deterministic constraint names, so Alembic migrations match on SQLite and PostgreSQL."""
-
 
 class Base(DeclarativeBase):
-    """Declarative base of every table in the system."""
+    """Declarative base of the treasury's tables (custody has its own, ``custody.schema``)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -86,3 +81,40 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to ``engine``; objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def begin_serialised_write(session: Session) -> None:
+    """Serialise check-then-insert sequences with other writers, for the current transaction.
+
+    On SQLite the transaction is started with ``BEGIN IMMEDIATE``: it takes the single write lock
+    before anything is read, so another writer waits (busy timeout) instead of acting on a stale
+    read. If the driver already opened a transaction, it has written and so already holds that
+    lock. PostgreSQL callers take row or advisory locks instead; this is a no-op there.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is not None and not dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"The timestamp {value.isoformat()} has no timezone; use UTC.")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

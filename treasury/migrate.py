@@ -7,8 +7,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import MetaData, Table
 
-from treasury.db import database_url
+from custody.schema import CustodyBase
+from treasury.db import Base, database_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 MODEL_MODULES = (
@@ -22,13 +24,27 @@ MODEL_MODULES = (
     "treasury.attest.records",
     "treasury.reconcile.records",
 )
-"""Every module that declares tables on ``treasury.db.Base``, in migration order."""
+"""Every module that declares tables (on ``custody.schema.CustodyBase`` or ``treasury.db.Base``)."""
 
 
 def load_models() -> None:
-    """Import every model module so ``Base.metadata`` describes the whole schema."""
+    """Import every model module so the packages' metadata describe the whole schema."""
     for name in MODEL_MODULES:
         importlib.import_module(name)
+
+
+def schema_metadata() -> tuple[MetaData, ...]:
+    """Every package's table metadata, lowest layer first: what one Alembic history migrates."""
+    load_models()
+    return (CustodyBase.metadata, Base.metadata)
+
+
+def schema_table(name: str) -> Table:
+    """The declared table called ``name``, whichever package owns it (KeyError if none does)."""
+    for metadata in schema_metadata():
+        if name in metadata.tables:
+            return metadata.tables[name]
+    raise KeyError(name)
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -23,8 +23,8 @@ from sqlalchemy import ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from treasury import audit
-from treasury.audit import AuditKind, UtcDateTime
-from treasury.db import Base
+from treasury.audit import AuditKind
+from treasury.db import Base, UtcDateTime
 from treasury.workflow_exceptions import (
     AuthenticationError,
     NotAuthorisedError,

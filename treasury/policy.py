@@ -30,8 +30,9 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from treasury import audit
-from treasury.audit import AuditKind, UtcDateTime, canonical_json
-from treasury.db import Base
+from treasury.audit import AuditKind
+from treasury.canonical import canonical_json
+from treasury.db import Base, UtcDateTime
 from treasury.ledger.amounts import Amount
 from treasury.officers import Officer, Role
 from treasury.workflow_exceptions import (

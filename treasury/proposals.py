@@ -34,9 +34,11 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from custody.clock import Clock, utc_now
 from treasury import audit, ledger, officers
-from treasury.audit import AuditKind, UtcDateTime, begin_serialised_write
-from treasury.db import Base
+from treasury.audit import AuditKind
+from treasury.canonical import canonical_json
+from treasury.db import Base, UtcDateTime, begin_serialised_write
 from treasury.ledger.amounts import Amount
 from treasury.officers import InstitutionRow, Officer, OfficerRow, Role
 from treasury.policy import (
@@ -257,9 +259,7 @@ class SpendAccounts:
 class LedgerSpendHook:
     """``SpendLedger`` on the state ledger: pending at broadcast, posted or voided at the end."""
 
-    def __init__(
-        self, accounts: Mapping[str, SpendAccounts], *, clock: audit.Clock = audit.utc_now
-    ) -> None:
+    def __init__(self, accounts: Mapping[str, SpendAccounts], *, clock: Clock = utc_now) -> None:
         self._accounts = dict(accounts)
         self._clock = clock
 
@@ -499,7 +499,7 @@ class Workflow:
         sessions: sessionmaker[Session],
         ledger: SpendLedger,
         *,
-        clock: audit.Clock = audit.utc_now,
+        clock: Clock = utc_now,
         reconciliation: ReconciliationGate | None = None,
         confirmations_required: Mapping[str, int] | None = None,
     ) -> None:
@@ -864,7 +864,7 @@ class Workflow:
                 PreparedTxRow(
                     proposal_id=row.id,
                     tx_hash=prepared.tx_hash,
-                    summary=audit.canonical_json(dict(prepared.summary)),
+                    summary=canonical_json(dict(prepared.summary)),
                     payload=prepared.payload,
                     fee=prepared.fee,
                     prepared_at=now,

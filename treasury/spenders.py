@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from custody.bitcoin import Payment, load_vault
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.bitcoin.spend import broadcast_spend, build_spend, load_spend, sign_spend
 from custody.ceremony import load_transcript
-from custody.devnet.bitcoin import BitcoinRPC
 from custody.ethereum import EthChain, KeyQuorum, SafeVaults, SigningPolicy
 from custody.exceptions import BitcoinRPCError
 from custody.keys import signing_keys

@@ -25,8 +25,9 @@ from web3 import Web3
 
 from custody.bitcoin import create_vault, next_receive_address
 from custody.bitcoin.descriptor import Branch
+from custody.bitcoin.rpc import sats_to_btc
 from custody.ceremony import CeremonyPlan, ShareFiles, Transcript, read_share_file, run_ceremony
-from custody.devnet import BitcoinNode, EvmNode, sats_to_btc
+from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum import (
     EthChain,
     SafeVaults,

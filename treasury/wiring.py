@@ -33,12 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody import nodes
 from custody.bitcoin.approval import DEFAULT_MAX_FEE_RATE_SAT_VB, DEFAULT_MAX_FEE_SATS
 from custody.ceremony import Transcript, list_transcripts
-from custody.devnet.evm import EvmRPC
+from custody.clock import Clock, utc_now
 from custody.ethereum import EthChain, SafeVaults, SigningPolicy
 from custody.ethereum.records import SafeVaultRow
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import CustodyError
 from custody.records import VaultRecord
-from treasury.audit import Clock, utc_now
 from treasury.officers import institution_by_code, list_institutions
 from treasury.proposals import (
     DEFAULT_CONFIRMATIONS_REQUIRED,

@@ -14,7 +14,7 @@ from embit.psbt import PSBT, read_string
 from embit.transaction import Transaction
 
 from custody.bitcoin.approval import Payment
-from custody.devnet.bitcoin import BitcoinRPC, sats_to_btc
+from custody.bitcoin.rpc import BitcoinRPC, sats_to_btc
 from custody.exceptions import MalformedPSBTError
 
 ECDSA_SIGNATURE_MAX_BYTES = 73

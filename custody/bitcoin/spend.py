@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy, Payment
 from custody.bitcoin.psbt import fund_psbt, parse_psbt, unsigned_txid
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.bitcoin.signer import check_psbt, sign_psbt
 from custody.bitcoin.vault import Vault, load_vault, vault_record
-from custody.ceremony import Clock, utc_now
-from custody.devnet.bitcoin import BitcoinRPC
+from custody.clock import Clock, utc_now
 from custody.exceptions import (
     InvalidPaymentError,
     NotACosignerError,

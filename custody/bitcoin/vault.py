@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from custody.bitcoin.crosscheck import sortedmulti_wsh_address
 from custody.bitcoin.descriptor import Branch, VaultDescriptor
-from custody.ceremony import Clock, Transcript, ceremony_record, utc_now
-from custody.devnet.bitcoin import BitcoinRPC, btc_to_sats
+from custody.bitcoin.rpc import BitcoinRPC, btc_to_sats
+from custody.ceremony import Transcript, ceremony_record
+from custody.clock import Clock, utc_now
 from custody.exceptions import (
     AddressMismatchError,
     BitcoinRPCError,

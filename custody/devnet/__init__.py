@@ -1,8 +1,8 @@
 """Real devnet nodes for development, tests and the demo: bitcoind in regtest and anvil."""
 
 from custody.devnet.binaries import Binary, NodeBinaries, find_binaries
-from custody.devnet.bitcoin import BitcoinNode, BitcoinRPC, btc_to_sats, sats_to_btc
-from custody.devnet.evm import RESERVE_CHAIN_ID, SERVICES_CHAIN_ID, EvmNode, EvmRPC
+from custody.devnet.bitcoin import BitcoinNode
+from custody.devnet.evm import RESERVE_CHAIN_ID, SERVICES_CHAIN_ID, EvmNode
 from custody.devnet.process import install_signal_handlers, stop_all
 from custody.devnet.stack import DevnetStack
 
@@ -11,14 +11,10 @@ __all__ = [
     "SERVICES_CHAIN_ID",
     "Binary",
     "BitcoinNode",
-    "BitcoinRPC",
     "DevnetStack",
     "EvmNode",
-    "EvmRPC",
     "NodeBinaries",
-    "btc_to_sats",
     "find_binaries",
     "install_signal_handlers",
-    "sats_to_btc",
     "stop_all",
 ]

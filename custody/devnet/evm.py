@@ -1,4 +1,4 @@
-"""An anvil EVM devnet and a minimal JSON-RPC client.
+"""An anvil EVM devnet on a free port, for tests and the demo.
 
 Two of them run side by side: the reserve's Ethereum devnet (anvil's default chain id) and the
 government's services chain, which carries proof-of-reserves anchors under its own chain id.
@@ -8,55 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from custody.devnet.binaries import Binary
 from custody.devnet.process import ManagedProcess, free_port
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import EvmRPCError
 
 RESERVE_CHAIN_ID = 31337
 """anvil's default chain id; the reserve's Ether and tokens live here."""
 SERVICES_CHAIN_ID = 31338
 """The government's services chain (an EVM chain of its own) in the devnet."""
-RPC_TIMEOUT_S = 30.0
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 """anvil's public development mnemonic: its funded accounts are test money only, never custody."""
-
-
-class EvmRPC:
-    """A JSON-RPC client for one EVM node."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._client = httpx.Client(timeout=RPC_TIMEOUT_S)
-        self._ids = 0
-
-    def __repr__(self) -> str:
-        return f"EvmRPC(url={self.url!r})"
-
-    def call(self, method: str, *params: Any) -> Any:
-        """Call ``method``; raise ``EvmRPCError`` with the node's code and message on error."""
-        self._ids += 1
-        body = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": list(params)}
-        try:
-            payload = self._client.post(self.url, json=body).json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise EvmRPCError(method, None, f"node at {self.url} is unreachable: {exc}") from None
-        error = payload.get("error")
-        if error:
-            raise EvmRPCError(method, error.get("code"), error.get("message", ""))
-        return payload["result"]
-
-    def chain_id(self) -> int:
-        return int(self.call("eth_chainId"), 16)
-
-    def block_number(self) -> int:
-        return int(self.call("eth_blockNumber"), 16)
-
-    def close(self) -> None:
-        self._client.close()
 
 
 class EvmNode(ManagedProcess):

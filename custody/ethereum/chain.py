@@ -17,8 +17,8 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from custody.devnet.evm import EvmRPC
 from custody.ethereum.errors import revert_error
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import EthereumError, EvmRPCError
 
 log = logging.getLogger(__name__)

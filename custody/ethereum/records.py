@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from treasury.db import Base
+from custody.schema import CustodyBase
 
 ADDRESS_CHARS = 42
 HASH_CHARS = 66
@@ -59,7 +59,7 @@ class SafeTxState(Enum):
     EXECUTED = "executed"
 
 
-class SafeVaultRow(Base):
+class SafeVaultRow(CustodyBase):
     __tablename__ = "safe_vaults"
     __table_args__ = (UniqueConstraint("chain_id", "address", name="uq_safe_vaults_chain_address"),)
 
@@ -75,7 +75,7 @@ class SafeVaultRow(Base):
     )
 
 
-class SafeOwnerRow(Base):
+class SafeOwnerRow(CustodyBase):
     __tablename__ = "safe_owners"
     __table_args__ = (
         UniqueConstraint("vault_id", "institution", name="uq_safe_owners_vault_institution"),
@@ -90,7 +90,7 @@ class SafeOwnerRow(Base):
     vault: Mapped[SafeVaultRow] = relationship(back_populates="owners")
 
 
-class SafeTxRow(Base):
+class SafeTxRow(CustodyBase):
     __tablename__ = "safe_transactions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -123,7 +123,7 @@ class SafeTxRow(Base):
     )
 
 
-class SafeSignatureRow(Base):
+class SafeSignatureRow(CustodyBase):
     __tablename__ = "safe_signatures"
     __table_args__ = (
         UniqueConstraint("safe_tx_id", "owner_address", name="uq_safe_signatures_tx_owner"),

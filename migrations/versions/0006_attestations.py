@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from treasury.audit import UtcDateTime
+from treasury.db import UtcDateTime
 
 revision: str = "0006"
 down_revision: str | None = "0005"

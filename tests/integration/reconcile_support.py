@@ -18,13 +18,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from custody.bitcoin import create_vault, next_receive_address
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.bitcoin.vault import Vault as BtcVault
 from custody.ceremony import CeremonyPlan, ShareFiles, read_share_file, run_ceremony
 from custody.devnet import BitcoinNode
-from custody.devnet.bitcoin import BitcoinRPC
-from custody.devnet.evm import EvmRPC
 from custody.ethereum import EthChain, KeyQuorum, SafeVaults, owners_from_cosigners
 from custody.ethereum.deploy import find_deployment
+from custody.ethereum.rpc import EvmRPC
 from custody.keys import CosignerKeys, cosigner_keys, signing_keys
 from custody.secret import SecretBytes
 from custody.shamir import ShareScheme, combine_shares, parse_shares, split_seed

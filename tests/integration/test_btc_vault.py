@@ -35,10 +35,11 @@ from custody.bitcoin import (
     vault_balance,
 )
 from custody.bitcoin.crosscheck import sortedmulti_wsh_address
+from custody.bitcoin.rpc import btc_to_sats
 from custody.bitcoin.spend import approval_of
 from custody.bitcoin.vault import Vault
 from custody.ceremony import CeremonyPlan, ShareFiles, read_share_file, run_ceremony
-from custody.devnet import BitcoinNode, btc_to_sats
+from custody.devnet import BitcoinNode
 from custody.exceptions import (
     AbsurdFeeError,
     CustodyError,

@@ -6,8 +6,9 @@ from alembic import command
 from sqlalchemy import UniqueConstraint, inspect
 
 from custody.records import CUSTODY_TABLES
+from custody.schema import CustodyBase
 from treasury import migrate
-from treasury.db import Base, make_engine
+from treasury.db import make_engine
 
 
 def test_migration_0002_creates_exactly_the_custody_models(db_url: str) -> None:
@@ -18,9 +19,9 @@ def test_migration_0002_creates_exactly_the_custody_models(db_url: str) -> None:
         inspector = inspect(engine)
         migrated = {t for t in inspector.get_table_names() if t.startswith("custody_")}
         assert migrated == set(CUSTODY_TABLES)
-        assert set(CUSTODY_TABLES) <= set(Base.metadata.tables)
+        assert set(CUSTODY_TABLES) <= set(CustodyBase.metadata.tables)
         for name in CUSTODY_TABLES:
-            table = Base.metadata.tables[name]
+            table = CustodyBase.metadata.tables[name]
             columns = {c["name"]: c for c in inspector.get_columns(name)}
             assert set(columns) == {c.name for c in table.columns}, name
             for column in table.columns:

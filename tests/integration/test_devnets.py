@@ -14,7 +14,8 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from custody.devnet import BitcoinNode, EvmNode, NodeBinaries, btc_to_sats, sats_to_btc
+from custody.bitcoin.rpc import btc_to_sats, sats_to_btc
+from custody.devnet import BitcoinNode, EvmNode, NodeBinaries
 from custody.exceptions import BitcoinRPCError, NodeStartError
 
 ANVIL_DEV_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

@@ -21,8 +21,8 @@ from reconcile_support import (
 from sqlalchemy import select
 
 from custody.bitcoin import Payment, broadcast_spend, build_spend, sign_spend
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.devnet import BitcoinNode, NodeBinaries
-from custody.devnet.bitcoin import BitcoinRPC
 from custody.shamir import parse_shares
 from treasury import officers
 from treasury.officers import Role

@@ -14,8 +14,9 @@ import pytest
 from eth_account import Account
 from reconcile_support import out_of_band_spend
 
+from custody.bitcoin.rpc import btc_to_sats
 from custody.bitcoin.spend import load_spend
-from custody.devnet import BitcoinNode, EvmNode, btc_to_sats
+from custody.devnet import BitcoinNode, EvmNode
 from custody.exceptions import FingerprintMismatchError
 from treasury import audit, ledger
 from treasury.ledger import PendingState

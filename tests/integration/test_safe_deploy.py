@@ -23,11 +23,12 @@ from custody.ethereum.deploy import (
 from custody.ethereum.records import SAFE_TABLES
 from custody.exceptions import SafeDeploymentError
 from custody.keys import cosigner_keys
+from custody.schema import CustodyBase
 from custody.secret import SecretBytes
 from custody.shamir import ShareScheme, split_seed
 from treasury import migrate
 from treasury.cli import app
-from treasury.db import Base, make_engine
+from treasury.db import make_engine
 
 ARACHNID_DEPLOYER = "0x4e59b44847b379578588920cA78FbF26c0B4956C"
 """anvil pre-installs the deterministic deployment proxy here; the Safe factory runs the same code."""
@@ -80,9 +81,9 @@ def test_migration_creates_exactly_the_safe_tables(db_url: str) -> None:
         migrate.upgrade(db_url, "0003")
         tables = set(inspect(engine).get_table_names()) - before
         assert tables == set(SAFE_TABLES)
-        ours = MetaData(naming_convention=Base.metadata.naming_convention)
+        ours = MetaData(naming_convention=CustodyBase.metadata.naming_convention)
         for name in SAFE_TABLES:
-            Base.metadata.tables[name].to_metadata(ours)
+            CustodyBase.metadata.tables[name].to_metadata(ours)
         with engine.connect() as connection:
             only_safe = {
                 "compare_type": True,

@@ -55,9 +55,10 @@ from custody.exceptions import (
     WrongSafeError,
 )
 from custody.keys import CosignerKeys, cosigner_keys, signing_keys
+from custody.schema import CustodyBase
 from custody.secret import SecretBytes
 from custody.shamir import ShareMnemonic, ShareScheme, split_seed
-from treasury.db import Base, make_engine, session_factory
+from treasury.db import make_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,9 @@ def institutions(test_seed: int) -> dict[str, Institution]:
 
 def _engine(url: str) -> Engine:
     engine = make_engine(url)
-    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in SAFE_TABLES])
+    CustodyBase.metadata.create_all(
+        engine, tables=[CustodyBase.metadata.tables[t] for t in SAFE_TABLES]
+    )
     return engine
 
 

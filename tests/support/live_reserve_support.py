@@ -21,7 +21,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from custody.devnet import BitcoinNode, EvmNode, btc_to_sats
+from custody.bitcoin.rpc import btc_to_sats
+from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum.chain import EthChain
 from custody.ethereum.deploy import (
     FALLBACK_HANDLER,

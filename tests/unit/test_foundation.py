@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from custody.bitcoin.rpc import btc_to_sats, sats_to_btc
 from custody.devnet import binaries
-from custody.devnet.bitcoin import btc_to_sats, sats_to_btc
 from custody.exceptions import ProvisioningError
 from treasury.db import DATABASE_URL_ENV, database_url, make_engine
 from treasury.exceptions import DatabaseConfigError

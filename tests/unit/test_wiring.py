@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from custody.ceremony import CeremonyPlan, ShareFiles, run_ceremony
 from custody.devnet.binaries import NODES_DIR_ENV
-from custody.devnet.evm import EvmRPC
 from custody.ethereum import EthChain
 from custody.ethereum.records import SafeVaultRow
+from custody.ethereum.rpc import EvmRPC
 from custody.nodes import BITCOIN_RPC_URL_ENV, RESERVE_RPC_URL_ENV
 from custody.records import VaultRecord
 from treasury import ledger, migrate

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.clock import Clock, utc_now
 from treasury import audit, ledger
 from treasury.api.console import console_router
 from treasury.api.errors import status_of
@@ -66,7 +67,7 @@ def create_app(
     sessions: sessionmaker[Session],
     *,
     spenders: Mapping[str, ChainSpender] | None = None,
-    clock: audit.Clock = audit.utc_now,
+    clock: Clock = utc_now,
 ) -> FastAPI:
     """The API over ``workflow``; ``spenders`` (asset -> chain) enable preparing transactions."""
     chains = dict(spenders or {})

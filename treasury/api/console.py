@@ -28,7 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from treasury import audit
+from custody.clock import Clock, utc_now
 from treasury.api.errors import status_of
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role, authenticate
@@ -104,7 +104,7 @@ def console_router(
     workflow: Workflow,
     sessions: sessionmaker[Session],
     *,
-    clock: audit.Clock = audit.utc_now,
+    clock: Clock = utc_now,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> APIRouter:
     """The console's routes under ``/console``; mount with ``app.include_router``."""

@@ -15,8 +15,8 @@ from pathlib import Path
 from web3 import Web3
 
 from custody.ceremony import read_share_file
-from custody.devnet.evm import EvmRPC
 from custody.ethereum.chain import EthChain
+from custody.ethereum.rpc import EvmRPC
 from custody.nodes import reserve_rpc_url, services_rpc_url
 from custody.shamir import ShareMnemonic
 from reporting.attestation import SignerRole

@@ -11,8 +11,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from treasury.audit import UtcDateTime
-from treasury.db import Base
+from treasury.db import Base, UtcDateTime
 
 DIGEST_CHARS = 64
 ADDRESS_CHARS = 42

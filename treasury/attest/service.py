@@ -44,10 +44,11 @@ from custody.bitcoin.reserve_proof import (
     finalize_reserve_proof,
     sign_reserve_proof_with_shares,
 )
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.bitcoin.vault import Vault as BitcoinVault
 from custody.bitcoin.vault import load_vault
-from custody.ceremony import load_transcript, utc_now
-from custody.devnet.bitcoin import BitcoinRPC
+from custody.ceremony import load_transcript
+from custody.clock import Clock, utc_now
 from custody.ethereum.chain import EthChain
 from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.safe_message import sign_attestation
@@ -80,7 +81,6 @@ from treasury.attest.liabilities import (
 )
 from treasury.attest.records import AttestationRecord, RegistryRecord
 from treasury.attest.snapshot import bitcoin_snapshot, evm_snapshot
-from treasury.audit import Clock
 from treasury.ledger import Asset
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from eth_abi.abi import decode
 
 from custody.bitcoin.descriptor import Branch
 from custody.bitcoin.reserve_proof import VaultCoin
+from custody.bitcoin.rpc import BitcoinRPC, btc_to_sats
 from custody.bitcoin.vault import Vault as BitcoinVault
-from custody.devnet.bitcoin import BitcoinRPC, btc_to_sats
 from custody.ethereum.chain import EthChain
 from custody.ethereum.erc20 import balance_of_calldata
 from custody.ethereum.vault import Vault as SafeVault

@@ -18,8 +18,8 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from custody.ceremony import load_transcript, read_share_file
-from custody.devnet.evm import EvmRPC
 from custody.ethereum.chain import EthChain
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import CustodyError
 from custody.nodes import reserve_rpc_url, services_rpc_url
 from custody.shamir import ShareMnemonic

@@ -27,8 +27,8 @@ from custody.bitcoin import (
     sign_spend,
     vault_balance,
 )
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.ceremony import load_transcript
-from custody.devnet.bitcoin import BitcoinRPC
 from custody.exceptions import CustodyError
 from custody.nodes import bitcoin_rpc
 from treasury.cli.ceremony import database_session, fail, read_share

@@ -7,11 +7,11 @@ import threading
 
 import typer
 
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.devnet import install_signal_handlers
 from custody.devnet.binaries import find_binaries, nodes_dir
-from custody.devnet.bitcoin import BitcoinRPC
-from custody.devnet.evm import EvmRPC
 from custody.devnet.stack import DevnetStack, read_state
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import CustodyError
 
 app = typer.Typer(

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.clock import utc_now
 from custody.exceptions import CustodyError
-from treasury import audit, officers, policy
+from treasury import officers, policy
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role
@@ -75,7 +76,7 @@ def cli_context(token: str | None, *, authenticated: bool = True) -> Iterator[Cl
             actor = None
             if authenticated and token:
                 with sessions() as session:
-                    actor = officers.authenticate(session, token, now=audit.utc_now())
+                    actor = officers.authenticate(session, token, now=utc_now())
             yield CliContext(sessions, workflow, actor)
         finally:
             engine.dispose()
@@ -104,7 +105,7 @@ def bootstrap(
     with cli_context(None, authenticated=False) as ctx, ctx.sessions.begin() as session:
         if session.scalar(select(officers.OfficerRow.id).limit(1)) is not None:
             raise fail("officers already exist; use an admin token with `treasury officers add`.")
-        now = audit.utc_now()
+        now = utc_now()
         officers.add_institution(session, institution, institution_name, actor="bootstrap", now=now)
         admin = officers.add_officer(
             session, institution, admin_name, [Role.ADMIN], actor="bootstrap", now=now
@@ -119,7 +120,7 @@ def add_institution(code: str, name: str, token: str | None = TokenOption) -> No
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
         actor = _admin(ctx)
         added = officers.add_institution(
-            session, code, name, actor=f"officer:{actor.id}", now=audit.utc_now()
+            session, code, name, actor=f"officer:{actor.id}", now=utc_now()
         )
     typer.echo(f"institution {added.code} ({added.name}) registered.")
 
@@ -135,7 +136,7 @@ def add_officer(
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
         actor = _admin(ctx)
         added = officers.add_officer(
-            session, institution, name, role, actor=f"officer:{actor.id}", now=audit.utc_now()
+            session, institution, name, role, actor=f"officer:{actor.id}", now=utc_now()
         )
     typer.echo(f"officer {added.id} ({added.name}, {added.institution_code}) added.")
 
@@ -146,7 +147,7 @@ def issue_token(officer_id: int, token: str | None = TokenOption) -> None:
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
         actor = _admin(ctx)
         issued = officers.issue_token(
-            session, officer_id, actor=f"officer:{actor.id}", now=audit.utc_now()
+            session, officer_id, actor=f"officer:{actor.id}", now=utc_now()
         )
     typer.echo(issued)
 
@@ -179,7 +180,7 @@ def set_policy(path: Path, token: str | None = TokenOption) -> None:
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read a JSON policy from {path}: {exc}") from None
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
-        stored = policy.set_policy(session, _admin(ctx), document, now=audit.utc_now())
+        stored = policy.set_policy(session, _admin(ctx), document, now=utc_now())
     typer.echo(f"policy version {stored.version} stored, hash {stored.content_hash}")
 
 
@@ -227,5 +228,5 @@ def add_legal_basis(
         raise fail("--expires needs a timezone, e.g. 2027-01-01T00:00:00+00:00.")
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
         basis = policy.LegalBasis(reference, title, expires, ceilings)
-        policy.add_legal_basis(session, _admin(ctx), basis, now=audit.utc_now())
+        policy.add_legal_basis(session, _admin(ctx), basis, now=utc_now())
     typer.echo(f"legal basis {reference} registered, expires {expires.isoformat()}.")

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
+from custody.clock import utc_now
 from reporting.site import SiteError, load_bundles, load_treasury, publish_site, site_server
 from reporting.verify import Nodes
-from treasury.audit import utc_now
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 

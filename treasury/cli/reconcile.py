@@ -6,8 +6,8 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from custody.clock import utc_now
 from custody.exceptions import CustodyError
-from treasury import audit
 from treasury.cli.officers import TokenOption, cli_context
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
@@ -116,6 +116,6 @@ def ack(
     """Acknowledge an alarm: one oversight officer, or two approvers/admins, clear it."""
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
         assert ctx.actor is not None
-        alarm = acknowledge(session, alarm_id, ctx.actor, reason, clock=audit.utc_now)
+        alarm = acknowledge(session, alarm_id, ctx.actor, reason, clock=utc_now)
     state = "cleared" if not alarm.open else "still open: a second officer must acknowledge it"
     typer.echo(f"alarm {alarm.id} acknowledged by {ctx.actor.name}; {state}")

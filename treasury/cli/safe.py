@@ -16,9 +16,9 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.ceremony import load_transcript
-from custody.devnet.evm import EvmRPC
 from custody.ethereum.chain import EthChain
 from custody.ethereum.deploy import deploy_safe_contracts
+from custody.ethereum.rpc import EvmRPC
 from custody.ethereum.signer import KeyQuorum, SigningPolicy
 from custody.ethereum.vault import SafeVaults, VaultOwner
 from custody.exceptions import CustodyError

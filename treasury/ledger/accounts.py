@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.clock import Clock, utc_now
 from treasury import audit
-from treasury.audit import AuditKind, Clock, begin_serialised_write, utc_now
+from treasury.audit import AuditKind
+from treasury.db import begin_serialised_write
 from treasury.exceptions import (
     IdempotencyConflictError,
     InvalidEntryError,

@@ -28,8 +28,11 @@ from sqlalchemy import ColumnElement, any_, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from custody.clock import Clock, utc_now
 from treasury import audit
-from treasury.audit import AuditKind, Clock, begin_serialised_write, canonical_json, utc_now
+from treasury.audit import AuditKind
+from treasury.canonical import canonical_json
+from treasury.db import begin_serialised_write
 from treasury.exceptions import (
     IdempotencyConflictError,
     IllegalTransitionError,

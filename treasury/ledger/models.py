@@ -31,8 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from treasury.audit import UtcDateTime
-from treasury.db import Base
+from treasury.db import Base, UtcDateTime
 from treasury.exceptions import ImmutableRecordError
 from treasury.ledger.amounts import Amount
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from custody.clock import Clock
 from treasury import ledger
-from treasury.audit import Clock
 from treasury.ledger import AccountType, AssetSpec
 from treasury.ledger.accounts import CODE_PATTERN
 from treasury.reconcile.errors import ReconcileConfigError

@@ -15,8 +15,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.clock import Clock, utc_now
 from treasury import audit
-from treasury.audit import AuditKind, Clock, utc_now
+from treasury.audit import AuditKind
+from treasury.db import begin_serialised_write
 from treasury.officers import Officer, Role
 from treasury.reconcile.accounts import ACTOR
 from treasury.reconcile.errors import AcknowledgementError, ReconcileConfigError, UnknownAlarmError
@@ -165,7 +167,7 @@ def acknowledge(
         raise ReconcileConfigError(
             f"The reason must be non-empty text of at most {DETAIL_MAX_CHARS} characters."
         )
-    audit.begin_serialised_write(session)
+    begin_serialised_write(session)
     query = select(AlarmRow).where(AlarmRow.id == alarm_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()

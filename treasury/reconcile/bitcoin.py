@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from custody.devnet.bitcoin import BitcoinRPC, btc_to_sats
+from custody.bitcoin.rpc import BitcoinRPC, btc_to_sats
 from custody.exceptions import BitcoinRPCError
 from treasury.ledger import BTC
 from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from custody.clock import Clock
 from custody.ethereum.records import SafeTxRow
 from custody.records import SpendRecord
 from treasury import ledger
-from treasury.audit import Clock, begin_serialised_write
+from treasury.db import begin_serialised_write
 from treasury.ledger import AssetSpec, EntryRequest, Leg, PendingState
 from treasury.proposals import PreparedTxRow, ProposalState, SpendPosting, SpendProposalRow
 from treasury.reconcile.accounts import (

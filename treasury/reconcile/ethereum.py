@@ -20,7 +20,7 @@ from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from custody.devnet.evm import EvmRPC
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import EvmRPCError
 from treasury.ledger import ETH, AssetSpec, erc20_asset
 from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError

@@ -20,9 +20,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.clock import Clock, utc_now
 from custody.ethereum.records import SafeVaultRow
 from custody.records import VaultRecord
-from treasury.audit import Clock, utc_now
 from treasury.exceptions import TreasuryError
 from treasury.policy import ReconciliationOutcome, record_reconciliation
 from treasury.reconcile.alarms import open_alarm_of, raise_alarm

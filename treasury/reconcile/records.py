@@ -30,8 +30,7 @@ from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from treasury.audit import UtcDateTime
-from treasury.db import Base
+from treasury.db import Base, UtcDateTime
 from treasury.ledger.amounts import AMOUNT_DIGITS, Amount
 
 SCOPE_MAX_CHARS = 120

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody import nodes
-from custody.devnet.bitcoin import BitcoinRPC
-from custody.devnet.evm import EvmRPC
+from custody.bitcoin.rpc import BitcoinRPC
+from custody.clock import Clock, utc_now
+from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import DevnetError
-from treasury.audit import Clock, utc_now
 from treasury.db import make_engine, session_factory
 from treasury.reconcile.bitcoin import DEFAULT_MIN_CONFIRMATIONS_BTC, BitcoinReader
 from treasury.reconcile.errors import ReconcileConfigError
