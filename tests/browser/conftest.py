@@ -31,10 +31,11 @@ from custody.devnet import BitcoinNode, EvmNode
 from reporting.site import (
     PublishedSite,
     load_bundles,
-    load_treasury,
+    load_export,
     publish_site,
     site_server,
 )
+from treasury.publication import EXPORT_FILE_NAME, write_export
 
 PUBLISHED_AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SPEND_SATS = 25_000_000
@@ -99,7 +100,8 @@ def site(
 ) -> PublishedSite:
     """The site published from the live chain of attestations, verified against the nodes."""
     published = load_bundles(bundles_dir, nodes=attestations.nodes)
-    records = load_treasury(site_world.sessions)
+    export = tmp_path_factory.mktemp("export") / EXPORT_FILE_NAME
+    records = load_export(write_export(site_world.sessions, export, exported_at=PUBLISHED_AT))
     out = tmp_path_factory.mktemp("published") / "site"
     return publish_site(published, records, out, published_at=PUBLISHED_AT)
 

@@ -1,20 +1,23 @@
 """``treasury publish`` and ``treasury serve``: write the parliament site, and browse it locally.
 
-This module parses arguments and prints; the site itself is ``reporting.site``.
+This module parses arguments and prints. ``treasury publish`` writes the treasury's export
+(``treasury.publication``) to a temporary file and builds the site (``reporting.site``) from it.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from custody.clock import utc_now
-from reporting.site import SiteError, load_bundles, load_treasury, publish_site, site_server
+from reporting.site import SiteError, load_bundles, load_export, publish_site, site_server
 from reporting.verify import Nodes
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
+from treasury.publication import EXPORT_FILE_NAME, write_export
 
 DEFAULT_BUNDLES_DIR = Path("var") / "attestations"
 """Where attestation bundle files are kept unless ``--bundles`` says otherwise."""
@@ -55,12 +58,16 @@ def publish(
     except TreasuryError as error:
         raise _fail(str(error)) from None
     try:
-        records = load_treasury(session_factory(engine))
+        with tempfile.TemporaryDirectory(prefix="treasury-export-") as folder:
+            export = write_export(
+                session_factory(engine), Path(folder) / EXPORT_FILE_NAME, exported_at=utc_now()
+            )
+            records = load_export(export)
         published = load_bundles(
             bundles, nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc)
         )
         site = publish_site(published, records, out, published_at=utc_now())
-    except SiteError as error:
+    except (SiteError, TreasuryError) as error:
         raise _fail(str(error)) from None
     finally:
         engine.dispose()
