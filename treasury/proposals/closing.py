@@ -1,0 +1,109 @@
+"""Ending a spend before it is signed: rejection, oversight's veto, and expiry.
+
+Every way out of the open states closes the proposal the same way (state, time, who, why)
+and leaves an audit event; a signed spend can no longer be closed here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from treasury.audit import AuditKind
+from treasury.officers import Officer, Role
+from treasury.policy import current_policy, load_legal_basis
+from treasury.proposals.context import WorkflowContext
+from treasury.proposals.proposing import checked_text
+from treasury.proposals.rows import locked, move, proposal_veto_window_end
+from treasury.proposals.states import ProposalState
+from treasury.proposals.tables import SpendProposalRow
+from treasury.proposals.views import ProposalView, proposal_view
+from treasury.workflow_exceptions import ProposalTransitionError
+
+REASON_MAX_CHARS = 2000
+
+
+def reject(ctx: WorkflowContext, actor: Officer, proposal_id: int, reason: str) -> ProposalView:
+    """Reject an unsigned proposal (an approver, an admin, or its own proposer withdrawing)."""
+    reason = checked_text(reason, "reason", REASON_MAX_CHARS)
+
+    def work(session: Session) -> ProposalView:
+        row = locked(session, proposal_id)
+        if row.proposer_id != actor.id:
+            actor.require(Role.APPROVER, Role.ADMIN)
+        return close(ctx, session, row, actor, ProposalState.REJECTED, "rejected", reason)
+
+    return ctx.write(work)
+
+
+def veto(ctx: WorkflowContext, actor: Officer, proposal_id: int, reason: str) -> ProposalView:
+    """Cancel a spend (oversight only) before approval or during its veto window."""
+    actor.require(Role.OVERSIGHT)
+    reason = checked_text(reason, "reason", REASON_MAX_CHARS)
+
+    def work(session: Session) -> ProposalView:
+        row = locked(session, proposal_id)
+        if row.state == ProposalState.APPROVED.value:
+            policy = current_policy(session)
+            ends = proposal_veto_window_end(session, policy, row)
+            if ends is None or ctx.clock() >= ends:
+                raise ProposalTransitionError(
+                    f"Proposal {proposal_id} is approved and has no open veto window"
+                    + ("" if ends is None else f" (it closed at {ends.isoformat()})")
+                    + "; oversight can no longer cancel it."
+                )
+        elif row.state not in (ProposalState.DRAFT.value, ProposalState.PROPOSED.value):
+            raise ProposalTransitionError(
+                f"Proposal {proposal_id} is {row.state} and can no longer be vetoed."
+            )
+        return close(ctx, session, row, actor, ProposalState.REJECTED, "vetoed", reason)
+
+    return ctx.write(work)
+
+
+def close(
+    ctx: WorkflowContext,
+    session: Session,
+    row: SpendProposalRow,
+    actor: Officer | None,
+    target: ProposalState,
+    event: str,
+    reason: str,
+) -> ProposalView:
+    """Move ``row`` to the closed state ``target``, noting when, by whom and why."""
+    move(row, target)
+    row.closed_at = ctx.clock()
+    row.closed_by = None if actor is None else actor.id
+    row.closed_reason = reason
+    ctx.audit(session, AuditKind.PROPOSAL, actor, row, event, reason=reason)
+    return proposal_view(session, row)
+
+
+def expire_due(ctx: WorkflowContext) -> list[int]:
+    """Expire unsigned proposals past the policy's time-to-live or their legal basis."""
+
+    def work(session: Session) -> list[int]:
+        now = ctx.clock()
+        ttl = timedelta(seconds=current_policy(session).document.proposal_ttl_seconds)
+        open_states = [
+            ProposalState.DRAFT.value,
+            ProposalState.PROPOSED.value,
+            ProposalState.APPROVED.value,
+        ]
+        expired: list[int] = []
+        for row in session.scalars(
+            select(SpendProposalRow)
+            .where(SpendProposalRow.state.in_(open_states))
+            .order_by(SpendProposalRow.id)
+            .with_for_update()
+        ):
+            basis = load_legal_basis(session, row.legal_basis_id)
+            if now >= row.created_at + ttl or now >= basis.expires_at:
+                why = "legal basis expired" if now >= basis.expires_at else "time-to-live passed"
+                close(ctx, session, row, None, ProposalState.EXPIRED, "expired", why)
+                expired.append(row.id)
+        return expired
+
+    return ctx.write(work)

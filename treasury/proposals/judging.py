@@ -1,0 +1,161 @@
+"""Asking the policy engine about a step, and keeping its answer whichever way it goes.
+
+An allowed step records its decision in the step's own transaction. A refusal is raised as
+``Refused`` so the step's transaction rolls back, and is then recorded on its own by
+``record_refusal``: a refusal changes nothing but the decision log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.clock import Clock
+from treasury import audit, officers
+from treasury.audit import AuditKind
+from treasury.officers import Officer
+from treasury.policy import (
+    ROLLING_WINDOW,
+    Action,
+    ActorFacts,
+    ApprovalFacts,
+    Decision,
+    PolicyContext,
+    ReconciliationGate,
+    SpendFacts,
+    StoredPolicy,
+    destination_allowed,
+    evaluate,
+    load_legal_basis,
+    record_decision,
+)
+from treasury.proposals.actors import actor_name
+from treasury.proposals.rows import current_tx, standing_approvals
+from treasury.proposals.states import COMMITTED_STATES
+from treasury.proposals.tables import SpendProposalRow
+
+
+class Refused(Exception):  # noqa: N818 - internal signal, turned into PolicyRefusedError
+    """Carries a refusal out of the rolled-back transaction so it can be recorded on its own."""
+
+    def __init__(
+        self,
+        decision: Decision,
+        spend: SpendFacts,
+        approvals: Sequence[ApprovalFacts],
+        context: PolicyContext,
+        actor: str,
+    ) -> None:
+        super().__init__(decision)
+        self.decision = decision
+        self.spend = spend
+        self.approvals = approvals
+        self.context = context
+        self.actor = actor
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An allowed step: the recorded decision and the facts it was taken on."""
+
+    decision_id: int
+    spend: SpendFacts
+    approvals: tuple[ApprovalFacts, ...]
+    context: PolicyContext
+
+
+def committed_elsewhere(session: Session, row: SpendProposalRow, now: datetime) -> tuple[int, int]:
+    """Amounts of other committed spends of the asset: in the last 24 h, under the same basis."""
+    others = session.execute(
+        select(
+            SpendProposalRow.amount,
+            SpendProposalRow.quorum_reached_at,
+            SpendProposalRow.legal_basis_id,
+        ).where(
+            SpendProposalRow.asset == row.asset,
+            SpendProposalRow.id != row.id,
+            SpendProposalRow.state.in_([s.value for s in COMMITTED_STATES]),
+        )
+    )
+    spent_24h = under_basis = 0
+    for amount, quorum_at, basis_id in others:
+        if quorum_at is not None and quorum_at > now - ROLLING_WINDOW:
+            spent_24h += amount
+        if basis_id == row.legal_basis_id:
+            under_basis += amount
+    return spent_24h, under_basis
+
+
+def judge(
+    session: Session,
+    policy: StoredPolicy,
+    row: SpendProposalRow,
+    action: Action,
+    actor: Officer | None,
+    *,
+    clock: Clock,
+    reconciliation: ReconciliationGate,
+) -> Judged:
+    """Evaluate ``action``; record the decision if allowed, else raise ``Refused``."""
+    now = clock()
+    # The officer as stored now: a revocation after they authenticated still counts.
+    stored_actor = None if actor is None else officers.get_officer(session, actor.id)
+    spent_24h, under_basis = committed_elsewhere(session, row, now)
+    current = current_tx(session, row.id)
+    spend = SpendFacts(
+        proposal_id=row.id,
+        asset=row.asset,
+        amount=row.amount,
+        destination=row.destination,
+        proposer_id=row.proposer_id,
+        legal_basis=load_legal_basis(session, row.legal_basis_id),
+        quorum_reached_at=row.quorum_reached_at,
+    )
+    approvals = tuple(standing_approvals(session, row.id))
+    context = PolicyContext(
+        action=action,
+        now=now,
+        spent_24h=spent_24h,
+        committed_under_basis=under_basis,
+        destination_allowed=destination_allowed(session, row.asset, row.destination, now=now),
+        reconciliation=reconciliation.latest(session, row.asset),
+        current_tx_hash=None if current is None else current.tx_hash,
+        actor=None
+        if stored_actor is None
+        else ActorFacts(stored_actor.id, stored_actor.institution_code, stored_actor.revoked_at),
+    )
+    decision = evaluate(policy, spend, approvals, context)
+    if not decision.allowed:
+        raise Refused(decision, spend, approvals, context, actor_name(actor))
+    decision_id = record_decision(session, decision, spend, approvals, context)
+    return Judged(decision_id, spend, approvals, context)
+
+
+def record_refusal(session: Session, refused: Refused, clock: Clock) -> None:
+    """Record a refused decision and its audit event, in a transaction of their own."""
+    spend = refused.spend
+    if spend.proposal_id is not None and session.get(SpendProposalRow, spend.proposal_id) is None:
+        spend = replace(spend, proposal_id=None)  # a draft rolled back with the refusal
+    decision_id = record_decision(
+        session, refused.decision, spend, refused.approvals, refused.context
+    )
+    refs: dict[str, str | int] = {"decision_id": decision_id}
+    if spend.proposal_id is not None:
+        refs["proposal_id"] = spend.proposal_id
+    audit.append(
+        session,
+        kind=AuditKind.PROPOSAL,
+        actor=refused.actor,
+        refs=refs,
+        payload={
+            "event": "policy_refused",
+            "action": refused.context.action.value,
+            "policy_version": refused.decision.policy_version,
+            "reasons": [r.code.value for r in refused.decision.reasons],
+        },
+        clock=clock,
+    )

@@ -1,0 +1,105 @@
+"""Opening a spend: drafting it against a legal basis and submitting it under the policy.
+
+Input is checked here, before any transaction starts, so a malformed proposal never reaches
+the database or the decision log.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from treasury.audit import AuditKind
+from treasury.officers import Officer, Role
+from treasury.policy import (
+    ADDRESS_MAX_CHARS,
+    ASSET_CODE_MAX_CHARS,
+    Action,
+    current_policy,
+    legal_basis_by_reference,
+)
+from treasury.proposals.context import WorkflowContext
+from treasury.proposals.rows import locked, move
+from treasury.proposals.states import ProposalState, check_transition
+from treasury.proposals.tables import SpendProposalRow
+from treasury.proposals.views import ProposalView, proposal_view
+from treasury.workflow_exceptions import NotAuthorisedError, WorkflowInputError
+
+PURPOSE_MAX_CHARS = 2000
+
+
+def checked_text(value: str, field: str, max_chars: int) -> str:
+    """``value`` stripped, refused unless 1 to ``max_chars`` characters remain."""
+    value = value.strip()
+    if not value or len(value) > max_chars:
+        raise WorkflowInputError(f"The {field} must be 1 to {max_chars} characters long.")
+    return value
+
+
+def propose(
+    ctx: WorkflowContext,
+    actor: Officer,
+    *,
+    asset: str,
+    amount: int,
+    destination: str,
+    purpose: str,
+    legal_basis: str,
+    submit: bool,
+) -> ProposalView:
+    """Draft a spend citing ``legal_basis`` and, if ``submit``, submit it under the policy."""
+    actor.require(Role.PROPOSER)
+    asset = checked_text(asset, "asset code", ASSET_CODE_MAX_CHARS)
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise WorkflowInputError(
+            f"The amount must be a positive integer in base units (satoshi, wei); got {amount!r}."
+        )
+    destination = checked_text(destination, "destination address", ADDRESS_MAX_CHARS)
+    purpose = checked_text(purpose, "purpose", PURPOSE_MAX_CHARS)
+
+    def work(session: Session) -> ProposalView:
+        now = ctx.clock()
+        if not actor.is_active(now):
+            raise NotAuthorisedError(f"Officer {actor.id} is revoked and cannot propose.")
+        basis_id, _basis = legal_basis_by_reference(session, legal_basis)
+        row = SpendProposalRow(
+            asset=asset,
+            amount=amount,
+            destination=destination,
+            purpose=purpose,
+            legal_basis_id=basis_id,
+            proposer_id=actor.id,
+            state=ProposalState.DRAFT.value,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        ctx.audit(session, AuditKind.PROPOSAL, actor, row, "drafted", amount=str(amount))
+        if submit:
+            submit_row(ctx, session, row, actor)
+        return proposal_view(session, row)
+
+    return ctx.write(work)
+
+
+def submit(ctx: WorkflowContext, actor: Officer, proposal_id: int) -> ProposalView:
+    """Submit a draft for approval (its proposer only), under the policy's spend rules."""
+
+    def work(session: Session) -> ProposalView:
+        row = locked(session, proposal_id)
+        if row.proposer_id != actor.id:
+            raise NotAuthorisedError(f"Only the proposer of proposal {proposal_id} may submit it.")
+        submit_row(ctx, session, row, actor)
+        return proposal_view(session, row)
+
+    return ctx.write(work)
+
+
+def submit_row(
+    ctx: WorkflowContext, session: Session, row: SpendProposalRow, actor: Officer
+) -> None:
+    """Move a draft to proposed if the policy allows its submission, in the caller's transaction."""
+    check_transition(row.id, ProposalState(row.state), ProposalState.PROPOSED)
+    policy = current_policy(session)
+    judged = ctx.judge(session, policy, row, Action.SUBMIT, actor)
+    move(row, ProposalState.PROPOSED)
+    ctx.audit(session, AuditKind.PROPOSAL, actor, row, "submitted", decision_id=judged.decision_id)

@@ -1,0 +1,89 @@
+"""The proposal rows as every phase of the workflow touches them.
+
+Locking a proposal, moving it through the state machine, finding its current transaction and
+its standing approvals: the small steps the phases share, so each phase reads the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from treasury.officers import InstitutionRow, OfficerRow
+from treasury.policy import (
+    ApprovalFacts,
+    SpendFacts,
+    StoredPolicy,
+    load_legal_basis,
+    veto_window_end,
+)
+from treasury.proposals.ports import PreparedTx
+from treasury.proposals.states import ProposalState, check_transition
+from treasury.proposals.tables import ApprovalRow, PreparedTxRow, SpendProposalRow
+from treasury.workflow_exceptions import ProposalTransitionError, UnknownRecordError
+
+
+def locked(session: Session, proposal_id: int) -> SpendProposalRow:
+    """The proposal, locked for the rest of the transaction."""
+    row = session.scalar(
+        select(SpendProposalRow).where(SpendProposalRow.id == proposal_id).with_for_update()
+    )
+    if row is None:
+        raise UnknownRecordError(f"No spend proposal has the id {proposal_id}.")
+    return row
+
+
+def move(row: SpendProposalRow, target: ProposalState) -> None:
+    """Move the proposal to ``target`` if the state machine allows it."""
+    check_transition(row.id, ProposalState(row.state), target)
+    row.state = target.value
+
+
+def current_tx(session: Session, proposal_id: int) -> PreparedTxRow | None:
+    """The proposal's transaction that is not superseded, if one was prepared."""
+    return session.scalar(
+        select(PreparedTxRow).where(
+            PreparedTxRow.proposal_id == proposal_id, PreparedTxRow.superseded_at.is_(None)
+        )
+    )
+
+
+def required_tx(session: Session, row: SpendProposalRow, step: str) -> PreparedTxRow:
+    """The proposal's current transaction, which ``step`` (sign, broadcast) cannot do without."""
+    current = current_tx(session, row.id)
+    if current is None:
+        raise ProposalTransitionError(
+            f"Proposal {row.id} is {row.state} but has no prepared transaction to {step}."
+        )
+    return current
+
+
+def prepared(row: PreparedTxRow) -> PreparedTx:
+    """The stored transaction as the chain spender takes it."""
+    return PreparedTx(row.tx_hash, json.loads(row.summary), row.payload, row.fee)
+
+
+def standing_approvals(session: Session, proposal_id: int) -> list[ApprovalFacts]:
+    """The approvals not voided, with their institution and whether the officer is revoked."""
+    rows = session.execute(
+        select(ApprovalRow, InstitutionRow.code, OfficerRow.revoked_at)
+        .join(InstitutionRow, InstitutionRow.id == ApprovalRow.institution_id)
+        .join(OfficerRow, OfficerRow.id == ApprovalRow.officer_id)
+        .where(ApprovalRow.proposal_id == proposal_id, ApprovalRow.voided_at.is_(None))
+        .order_by(ApprovalRow.id)
+    )
+    return [ApprovalFacts(a.officer_id, code, a.tx_hash, revoked) for a, code, revoked in rows]
+
+
+def proposal_veto_window_end(
+    session: Session, policy: StoredPolicy, row: SpendProposalRow
+) -> datetime | None:
+    """When oversight's veto window on the proposal closes under ``policy`` (``None``: none)."""
+    spend = SpendFacts(
+        row.id, row.asset, row.amount, row.destination, row.proposer_id,
+        load_legal_basis(session, row.legal_basis_id), row.quorum_reached_at,
+    )  # fmt: skip
+    return veto_window_end(policy.document, spend)
