@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from reporting.merkle import InclusionProof, level_size, record_width, verify_liability_proof
+from reporting.merkle.encoding import level_size, record_width
+from reporting.merkle.proof import InclusionProof, verify_liability_proof
 from reporting.sumtree import LiabilityTree
 
 ASSETS = ("BTC", "ETH")

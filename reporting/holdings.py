@@ -20,16 +20,11 @@ from reporting.exceptions import (
     ProofFormatError,
     ProofInvalidError,
 )
-from reporting.merkle import (
-    TAGS,
-    InclusionProof,
-    ReferenceTree,
-    TreeKind,
-    TreeRoot,
-    canonical_assets,
-    domain_prefix,
-    verify_path,
-)
+from reporting.merkle.assets import canonical_assets
+from reporting.merkle.encoding import TAGS, TreeKind, domain_prefix
+from reporting.merkle.proof import InclusionProof, verify_path
+from reporting.merkle.reference_tree import ReferenceTree
+from reporting.merkle.root import TreeRoot
 
 UTXO_KIND = 0x01
 """First byte of a UTXO leaf's body."""

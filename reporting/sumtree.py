@@ -25,27 +25,29 @@ from reporting.exceptions import (
     NegativeAmountError,
     UnknownLeafError,
 )
-from reporting.merkle import (
+from reporting.merkle.account_package import liability_package
+from reporting.merkle.assets import canonical_assets
+from reporting.merkle.encoding import (
     HASH_BYTES,
-    MAX_ACCOUNT_ID_BYTES,
     MAX_AMOUNT_BASE_UNITS,
     SALT_TAG,
     SUM_WIDTH_BYTES,
     TAGS,
-    InclusionProof,
-    LiabilityLeaf,
     TreeKind,
-    TreeRoot,
-    account_id_bytes,
-    canonical_assets,
-    check_nonce,
-    derive_salt,
     domain_prefix,
     empty_hash,
-    liability_package,
     record_width,
     tree_depth,
 )
+from reporting.merkle.liability_leaf import (
+    MAX_ACCOUNT_ID_BYTES,
+    LiabilityLeaf,
+    account_id_bytes,
+    check_nonce,
+    derive_salt,
+)
+from reporting.merkle.proof import InclusionProof
+from reporting.merkle.root import TreeRoot
 
 Column: TypeAlias = Sequence[int] | npt.NDArray[np.integer[Any]]
 """One asset's amounts in base units, one per account, as Python ints or a numpy int array."""

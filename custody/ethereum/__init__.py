@@ -2,8 +2,10 @@
 
 Split as in safe-eth-py: ``deploy`` (the audited contracts at canonical addresses), ``safe_tx``
 (the value object and our own EIP-712 hash), ``safe_signature`` (r|s|v in owner order),
-``signer`` (decode, compare with the approval, sign), ``vault`` (roster, proposals, execution)
-and ``errors`` (the Safe's GS0xx revert codes as typed exceptions).
+``signer`` (decode, compare with the approval, sign), ``vault`` (the roster and proposal
+values), ``safe_vaults`` (create, propose, sign, execute), ``vault_store`` (their rows),
+``safe_contract`` (the calls to a deployed Safe), ``owner_rotation`` (``swapOwner``) and
+``errors`` (the Safe's GS0xx revert codes as typed exceptions).
 """
 
 from custody.ethereum.chain import EthChain, Receipt
@@ -14,8 +16,10 @@ from custody.ethereum.deploy import (
     find_deployment,
     require_deployment,
 )
+from custody.ethereum.safe_contract import SafeState
 from custody.ethereum.safe_signature import OwnerSignature, pack_signatures, sign_safe_tx_hash
 from custody.ethereum.safe_tx import Operation, SafeTx
+from custody.ethereum.safe_vaults import SafeVaults
 from custody.ethereum.signer import (
     Action,
     Approval,
@@ -28,14 +32,7 @@ from custody.ethereum.signer import (
     decode_action,
     sign_approved,
 )
-from custody.ethereum.vault import (
-    Proposal,
-    SafeState,
-    SafeVaults,
-    Vault,
-    VaultOwner,
-    owners_from_cosigners,
-)
+from custody.ethereum.vault import Proposal, Vault, VaultOwner, owners_from_cosigners
 
 __all__ = [
     "Action",

@@ -18,7 +18,8 @@ from reporting.holdings import (
     UtxoHolding,
     holding_leaf_hash,
 )
-from reporting.merkle import FORMAT_VERSION, TreeKind, derive_salt, empty_hash
+from reporting.merkle.encoding import FORMAT_VERSION, TreeKind, empty_hash
+from reporting.merkle.liability_leaf import derive_salt
 from reporting.sumtree import LiabilityTree
 
 SEED = 20_181_139

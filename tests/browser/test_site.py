@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page
 from site_support import CHROMIUM_PATH, PRIVATE_ACCOUNT, PUBLIC_ACCOUNT, Attestations
 
 from reporting.exceptions import VerificationError
-from reporting.merkle import verify_liability_package
+from reporting.merkle.account_package import verify_liability_package
 from reporting.site import PublishedSite
 from reporting.site.i18n import load_catalogues
 from reporting.site.publish import PAGES

@@ -21,12 +21,12 @@ from attest_support import (
     reserve_fixture,
 )
 from bundle_support import failed
+from reserve_verifier import CheckStatus, LeafQuery, verify_bundle
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from reporting.bundle import Bundle
-from reporting.merkle import LiabilityLeaf
-from reporting.verify import CheckStatus, LeafQuery, verify_bundle
+from reporting.merkle.liability_leaf import LiabilityLeaf
 from treasury.attest import AttestationRecord, AttestResult, RegistryRecord
 from treasury.cli import app
 from treasury.ledger import Leg

@@ -22,7 +22,8 @@ from treasury.ledger import (
     payload_hash,
 )
 from treasury.ledger.amounts import SQLITE_SLICES, combine_sums, validate_amount
-from treasury.ledger.entries import _validate_key, _validate_legs
+from treasury.ledger.entries import validate_key as _validate_key
+from treasury.ledger.entries import validate_legs as _validate_legs
 
 AMOUNTS = st.integers(min_value=1, max_value=AMOUNT_LIMIT - 1)
 

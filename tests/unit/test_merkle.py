@@ -20,18 +20,12 @@ from reporting.exceptions import (
     UnknownLeafError,
 )
 from reporting.holdings import HoldingsTree, SafeBalanceHolding, UtxoHolding, verify_holding_proof
-from reporting.merkle import (
-    MAX_AMOUNT_BASE_UNITS,
-    InclusionProof,
-    TreeKind,
-    TreeRoot,
-    derive_salt,
-    empty_hash,
-    new_snapshot_nonce,
-    verify_liability_package,
-    verify_liability_proof,
-    verify_public_listing,
-)
+from reporting.merkle.account_package import verify_liability_package
+from reporting.merkle.encoding import MAX_AMOUNT_BASE_UNITS, TreeKind, empty_hash
+from reporting.merkle.liability_leaf import derive_salt, new_snapshot_nonce
+from reporting.merkle.proof import InclusionProof, verify_liability_proof
+from reporting.merkle.public_listing import verify_public_listing
+from reporting.merkle.root import TreeRoot
 from reporting.sumtree import LiabilityTree
 
 NONCE = bytes(range(100, 132))

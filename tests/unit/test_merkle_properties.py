@@ -16,13 +16,9 @@ from reporting.holdings import (
     holding_from_bytes,
     verify_holding_proof,
 )
-from reporting.merkle import (
-    InclusionProof,
-    LiabilityLeaf,
-    derive_salt,
-    rebuild_liability_tree,
-    verify_liability_proof,
-)
+from reporting.merkle.liability_leaf import LiabilityLeaf, derive_salt
+from reporting.merkle.proof import InclusionProof, verify_liability_proof
+from reporting.merkle.reference_tree import rebuild_liability_tree
 from reporting.sumtree import LiabilityTree
 
 ASSET_LISTS = (("BTC",), ("BTC", "ETH"), ("BTC", "ETH", "USDC"))

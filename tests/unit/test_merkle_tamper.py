@@ -20,17 +20,11 @@ from reporting.exceptions import (
     TotalsMismatchError,
     VerificationError,
 )
-from reporting.merkle import (
-    InclusionProof,
-    LiabilityLeaf,
-    Sibling,
-    TreeKind,
-    TreeRoot,
-    empty_hash,
-    node_hash,
-    verify_liability_proof,
-    verify_public_listing,
-)
+from reporting.merkle.encoding import TreeKind, empty_hash, node_hash
+from reporting.merkle.liability_leaf import LiabilityLeaf
+from reporting.merkle.proof import InclusionProof, Sibling, verify_liability_proof
+from reporting.merkle.public_listing import verify_public_listing
+from reporting.merkle.root import TreeRoot
 from reporting.sumtree import LiabilityTree
 
 NONCE = bytes(range(32))

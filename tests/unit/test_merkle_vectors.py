@@ -15,16 +15,11 @@ from reporting.holdings import (
     holding_leaf_hash,
     verify_holding_proof,
 )
-from reporting.merkle import (
-    InclusionProof,
-    LiabilityLeaf,
-    TreeKind,
-    TreeRoot,
-    derive_salt,
-    empty_hash,
-    rebuild_liability_tree,
-    verify_liability_proof,
-)
+from reporting.merkle.encoding import TreeKind, empty_hash
+from reporting.merkle.liability_leaf import LiabilityLeaf, derive_salt
+from reporting.merkle.proof import InclusionProof, verify_liability_proof
+from reporting.merkle.reference_tree import rebuild_liability_tree
+from reporting.merkle.root import TreeRoot
 from reporting.vectors.generate_merkle_vectors import VECTORS_PATH, build_vectors, render
 
 

@@ -2,6 +2,12 @@
 
 Call these with a SQLAlchemy ``Session`` inside the caller's transaction; they flush, never
 commit. Every write takes an idempotency key (entries) or a code (assets, accounts).
+
+One concept per module: ``models`` (tables), ``amounts`` (exact integers and their storage),
+``accounts`` (assets and accounts), ``entries`` (entry values, validation, payload hash),
+``journal`` (serialised, idempotent, checked writes), ``posting`` (recording entries),
+``pending`` (two-phase post or void), ``reversal`` (correcting entries), ``entry_queries`` and
+``balances`` (reads). This module is their public API.
 """
 
 from treasury.ledger.accounts import (
@@ -31,18 +37,9 @@ from treasury.ledger.entries import (
     EntryRecord,
     EntryRequest,
     Leg,
-    PendingState,
-    find_entry,
-    get_entry,
-    list_entries,
     payload_hash,
-    pending_state,
-    post_pending,
-    record_entries,
-    record_entry,
-    reverse,
-    void_pending,
 )
+from treasury.ledger.entry_queries import find_entry, get_entry, list_entries
 from treasury.ledger.models import (
     LEDGER_TABLES,
     Account,
@@ -53,6 +50,9 @@ from treasury.ledger.models import (
     Posting,
     Side,
 )
+from treasury.ledger.pending import PendingState, pending_state, post_pending, void_pending
+from treasury.ledger.posting import record_entries, record_entry
+from treasury.ledger.reversal import reverse
 
 __all__ = [
     "AMOUNT_LIMIT",
