@@ -10,7 +10,7 @@ class SiteError(ReportingError):
 
 
 class SourceError(SiteError, ValueError):
-    """An attestation folder, bundle file or database cannot be read for publishing."""
+    """An attestation folder, bundle file or the treasury's export cannot be read for publishing."""
 
 
 class CatalogueError(SiteError, KeyError):

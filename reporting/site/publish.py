@@ -25,6 +25,7 @@ from typing import Any
 from embit.networks import NETWORKS
 from embit.script import Script
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from reserve_verifier import CheckStatus
 
 from reporting.site import charts
 from reporting.site.errors import SiteError
@@ -34,7 +35,6 @@ from reporting.site.sources import (
     TreasuryRecords,
     assets_of,
 )
-from reporting.verify import CheckStatus
 
 SITE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = SITE_DIR / "templates"

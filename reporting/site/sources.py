@@ -18,9 +18,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reserve_verifier import CheckStatus, Nodes, Report, verify_bundle
+
 from reporting.bundle import Bundle, BundleFormatError
 from reporting.site.errors import SourceError
-from reporting.verify import CheckStatus, Nodes, Report, verify_bundle
 
 EXPORT_FORMAT = "national-reserve-export/1"
 """The ``format`` of the treasury's export this site reads; another value is refused whole."""

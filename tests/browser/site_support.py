@@ -18,6 +18,7 @@ from pathlib import Path
 from bundle_support import liabilities
 from live_reserve_support import bitcoin_snapshot, fund_reserve, open_live_reserve, produce
 from playwright.sync_api import Browser, Playwright, sync_playwright
+from reserve_verifier import Nodes
 
 from custody.devnet import BitcoinNode, EvmNode
 from reporting.attestation import (
@@ -31,7 +32,6 @@ from reporting.attestation import (
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle
 from reporting.holdings import SafeBalanceHolding
-from reporting.verify import Nodes
 
 CHROMIUM_PATH = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

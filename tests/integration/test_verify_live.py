@@ -22,6 +22,7 @@ from live_reserve_support import (
     open_live_reserve,
     produce,
 )
+from reserve_verifier import CheckStatus, LeafQuery, verify_bundle
 from typer.testing import CliRunner
 
 from custody.devnet import BitcoinNode, EvmNode
@@ -41,7 +42,6 @@ from reporting.attestation import (
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, AnchorError, Bundle
 from reporting.holdings import SafeBalanceHolding
-from reporting.verify import CheckStatus, LeafQuery, verify_bundle
 from treasury.cli import app
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from reserve_verifier import CheckStatus, Report
+
 from reporting.sumtree import LiabilityTree
-from reporting.verify import CheckStatus, Report
 
 
 def liabilities(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from embit import ec
 from embit.psbt import PSBT
 from embit.script import Script, Witness, p2wpkh
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
+from reserve_verifier import CheckStatus, LeafQuery, verify_bundle
+from reserve_verifier.cli import main as verify_command
 
 from reporting.attestation import (
     AttestationInputs,
@@ -42,7 +46,6 @@ from reporting.bundle import GENESIS_DIGEST_HEX, AttestationError, Bundle, Signi
 from reporting.exceptions import NegativeAmountError
 from reporting.holdings import SafeBalanceHolding
 from reporting.sumtree import LiabilityTree
-from reporting.verify import CheckStatus, LeafQuery, verify_bundle
 
 NONCE = bytes(range(32))
 TREASURY = KeySigner(SignerRole.TREASURY, hashlib.sha256(b"unit treasury").digest())
@@ -375,3 +378,58 @@ def test_signing_key_never_appears_in_repr_or_bundle(honest: Bundle) -> None:
     assert TREASURY.private_key.hex() not in repr(TREASURY)
     assert TREASURY.private_key.hex().encode() not in honest.to_bytes()
     assert NONCE.hex().encode() not in honest.to_bytes()
+
+
+def test_reserve_verify_command_exit_codes(
+    honest: Bundle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`reserve-verify` exits 0 on an honest bundle offline, 1 if checks were skipped without
+    --offline or one failed, and 2 with a one-line error for every unusable file or option."""
+    path = tmp_path / "bundle.json"
+    path.write_bytes(honest.to_bytes())
+    assert verify_command([str(path), "--offline"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(" 0 failed, 6 skipped")
+    assert verify_command([str(path)]) == 1
+    data = honest.to_dict()
+    data["body"]["snapshot"]["bitcoin"]["utxos"][0]["amount"] = "1"
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert verify_command([str(tampered), "--offline"]) == 1
+    assert "failed  holdings root: The holdings root is altered" in capsys.readouterr().out
+    package = tmp_path / "package.json"
+    package.write_text(json.dumps(inputs().liabilities.package("citizen:0002")))
+    assert verify_command([str(path), "--offline", "--proof", str(package)]) == 0
+    assert "ok  inclusion of 'citizen:0002'" in capsys.readouterr().out
+    entry = honest.body["liabilities"]["public_listing"][0]["leaf"]
+    assert verify_command([str(path), "--offline", "--account", entry["account_id"],
+                           "--salt", entry["salt"]]) == 0  # fmt: skip
+    capsys.readouterr()
+    not_json = tmp_path / "not.json"
+    not_json.write_text("{")
+    for arguments, error in (
+        ([str(tmp_path / "absent.json")], f"cannot read the bundle {tmp_path / 'absent.json'}"),
+        ([str(path), "--salt", "00"], "--salt needs --leaf ACCOUNT."),
+        ([str(path), "--leaf", "x", "--salt", "zz"], "--salt must be hexadecimal."),
+        ([str(path), "--proof", str(not_json)], f"the proof file {not_json} is not JSON."),
+        ([str(path), "--previous", str(tampered)], "the previous bundle is unusable: The bundle states digest"),
+    ):  # fmt: skip
+        assert verify_command(arguments) == 2, arguments
+        assert capsys.readouterr().err.startswith(f"error: {error}")
+
+
+def test_treasury_verify_prints_what_reserve_verify_prints(
+    honest: Bundle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`treasury verify` and the auditor's `reserve-verify` print the same report and exit alike."""
+    from typer.testing import CliRunner
+
+    from treasury.cli import app
+
+    path = tmp_path / "bundle.json"
+    path.write_bytes(honest.to_bytes())
+    for extra in ([], ["--offline"]):
+        code = verify_command([str(path), *extra])
+        printed = capsys.readouterr().out
+        result = CliRunner().invoke(app, ["verify", str(path), *extra])
+        assert (result.exit_code, result.output) == (code, printed)

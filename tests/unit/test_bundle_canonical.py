@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reserve_verifier import canonical_json as verifier_canonical_json
 
 from reporting.bundle import (
     BUNDLE_FORMAT,
@@ -83,15 +86,49 @@ def test_registry_artifact_matches_a_fresh_compile() -> None:
     assert ARTIFACT_PATH.read_text(encoding="utf-8") == render(compile_registry())
 
 
-def test_verifier_imports_neither_custody_nor_treasury() -> None:
-    """Importing the verifier in a fresh interpreter loads no custody or treasury module."""
+PROJECT_PACKAGES = ("custody", "treasury", "reporting")
+"""The producer's packages, none of which the auditor's verifier may import."""
+
+VERIFIER_SOURCE = Path(__file__).resolve().parents[2] / "verifier" / "reserve_verifier"
+
+
+def test_verifier_imports_nothing_of_custody_treasury_or_reporting(tmp_path: Path) -> None:
+    """Importing every module of the verifier in a fresh interpreter loads no module of custody,
+    treasury or reporting."""
     code = (
-        "import sys, reporting.verify\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('custody', 'treasury') "
-        "or m == 'reporting.attestation']\n"
+        "import importlib, pkgutil, sys, reserve_verifier\n"
+        "for found in pkgutil.walk_packages(reserve_verifier.__path__, 'reserve_verifier.'):\n"
+        "    importlib.import_module(found.name)\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {PROJECT_PACKAGES!r}]\n"
         "print(','.join(bad))\n"
+        "print(len([m for m in sys.modules if m.startswith('reserve_verifier.')]))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert result.stdout.strip() == ""
+    bad, loaded = result.stdout.splitlines()
+    assert bad == ""
+    assert int(loaded) == len(list(VERIFIER_SOURCE.glob("*.py"))) - 1
+
+
+def test_verifier_source_names_no_project_package() -> None:
+    """No import statement in the verifier's source, lazy ones included, names custody, treasury
+    or reporting."""
+    sources = sorted(VERIFIER_SOURCE.rglob("*.py"))
+    assert sources
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            named = {name.split(".")[0] for name in names} & set(PROJECT_PACKAGES)
+            assert not named, f"{path.name}:{node.lineno} imports {sorted(named)}"
+
+
+@given(json_values)
+def test_verifier_and_producer_write_the_same_canonical_json(value: object) -> None:
+    """The verifier's own canonical JSON (and so its digest) is byte for byte the producer's."""
+    assert verifier_canonical_json(value) == canonical_json(value)

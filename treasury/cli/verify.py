@@ -1,28 +1,18 @@
 """``treasury verify``: the auditors' independent check of an attestation bundle.
 
-This command only parses arguments and prints: every check lives in ``reporting.verify``, which
-imports nothing from ``custody`` or ``treasury``.
+This command only parses arguments and prints: reading the files and every check live in the
+separately installable ``reserve_verifier`` (the auditor's ``reserve-verify`` runs the same
+code), which imports nothing from ``custody``, ``treasury`` or ``reporting``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from reporting.bundle import Bundle, BundleFormatError
-from reporting.verify import LeafQuery, Nodes, verify_bundle
-
-
-def _read(path: Path, what: str) -> bytes:
-    """Read a file or exit with a one-line error."""
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        typer.echo(f"error: cannot read the {what} {path}: {error.strerror}.", err=True)
-        raise typer.Exit(code=2) from None
+from reserve_verifier import Nodes, UsageError
+from reserve_verifier.cli import Invocation, run
 
 
 def verify(
@@ -54,37 +44,19 @@ def verify(
     ] = False,
 ) -> None:
     """Check an attestation bundle (roots, totals, signatures, proofs of control, anchors) and exit 0 only if every check holds."""
-    query = None
-    if proof is not None:
-        try:
-            package = json.loads(_read(proof, "proof file"))
-        except json.JSONDecodeError:
-            typer.echo(f"error: the proof file {proof} is not JSON.", err=True)
-            raise typer.Exit(code=2) from None
-        account = leaf or str(package.get("leaf", {}).get("account_id", ""))
-        query = LeafQuery(account, package=package)
-    elif leaf is not None:
-        try:
-            query = LeafQuery(leaf, bytes.fromhex(salt) if salt else None)
-        except ValueError:
-            typer.echo("error: --salt must be hexadecimal.", err=True)
-            raise typer.Exit(code=2) from None
-    elif salt is not None:
-        typer.echo("error: --salt needs --leaf ACCOUNT.", err=True)
-        raise typer.Exit(code=2)
-    earlier = None
-    if previous is not None:
-        try:
-            earlier = Bundle.from_bytes(_read(previous, "previous bundle"))
-        except BundleFormatError as error:
-            typer.echo(f"error: the previous bundle is unusable: {error}", err=True)
-            raise typer.Exit(code=2) from None
-    report = verify_bundle(
-        _read(bundle, "bundle"),
+    invocation = Invocation(
+        bundle=bundle,
+        leaf=leaf,
+        salt=salt,
+        proof=proof,
+        previous=previous,
         nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc),
-        leaf=query,
-        previous=earlier,
     )
+    try:
+        report = run(invocation)
+    except UsageError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
     typer.echo(report.render())
     if not report.passed(allow_skipped=offline):
         raise typer.Exit(code=1)

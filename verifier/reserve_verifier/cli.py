@@ -1,0 +1,151 @@
+"""``reserve-verify``: the auditor's command. Exit 0 only if every check holds (1 otherwise, 2 if a
+named file cannot be used); ``--offline`` accepts checks skipped for want of a node.
+
+``treasury verify`` offers the same options and reads them with :func:`run`, so both commands
+print the same report for the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reserve_verifier.bundle import Bundle
+from reserve_verifier.exceptions import BundleFormatError, UsageError
+from reserve_verifier.inputs import LeafQuery, Nodes
+from reserve_verifier.report import Report
+from reserve_verifier.verifier import verify_bundle
+
+USAGE_EXIT_CODE = 2
+"""Exit code when a file named on the command line cannot be used (argparse's own, too)."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the auditor asked for on the command line."""
+
+    bundle: Path
+    leaf: str | None = None
+    salt: str | None = None
+    proof: Path | None = None
+    previous: Path | None = None
+    nodes: Nodes = field(default_factory=Nodes)
+
+
+def _read(path: Path, what: str) -> bytes:
+    """A named file's bytes, or a usage error naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read the {what} {path}: {error.strerror}.") from None
+
+
+def _query(invocation: Invocation) -> LeafQuery | None:
+    """The account question of ``--leaf``/``--salt`` or ``--proof``, if any."""
+    if invocation.proof is not None:
+        try:
+            package = json.loads(_read(invocation.proof, "proof file"))
+        except ValueError:
+            raise UsageError(f"the proof file {invocation.proof} is not JSON.") from None
+        if not isinstance(package, dict):
+            raise UsageError(f"the proof file {invocation.proof} is not a JSON object.")
+        stated = package.get("leaf", {})
+        account = invocation.leaf or str(
+            stated.get("account_id", "") if isinstance(stated, dict) else ""
+        )
+        return LeafQuery(account, package=package)
+    if invocation.leaf is not None:
+        try:
+            salt = bytes.fromhex(invocation.salt) if invocation.salt else None
+        except ValueError:
+            raise UsageError("--salt must be hexadecimal.") from None
+        return LeafQuery(invocation.leaf, salt)
+    if invocation.salt is not None:
+        raise UsageError("--salt needs --leaf ACCOUNT.")
+    return None
+
+
+def run(invocation: Invocation) -> Report:
+    """Read the named files and verify the bundle; raise :class:`UsageError` if a file is unusable."""
+    query = _query(invocation)
+    earlier = None
+    if invocation.previous is not None:
+        try:
+            earlier = Bundle.from_bytes(_read(invocation.previous, "previous bundle"))
+        except BundleFormatError as error:
+            raise UsageError(f"the previous bundle is unusable: {error}") from None
+    return verify_bundle(
+        _read(invocation.bundle, "bundle"),
+        nodes=invocation.nodes,
+        leaf=query,
+        previous=earlier,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments (the same as ``treasury verify``'s)."""
+    command = argparse.ArgumentParser(
+        prog="reserve-verify",
+        description=(
+            "Check an attestation bundle (roots, totals, signatures, proofs of control, anchors) "
+            "and exit 0 only if every check holds."
+        ),
+    )
+    command.add_argument("bundle", type=Path, help="The attestation bundle (JSON) to check.")
+    command.add_argument(
+        "--leaf",
+        "--account",
+        dest="leaf",
+        metavar="ACCOUNT",
+        help="An account id whose inclusion in the liability tree to check.",
+    )
+    command.add_argument("--salt", help="With --leaf: the salt (hex) the account was given.")
+    command.add_argument(
+        "--proof",
+        "--package",
+        dest="proof",
+        type=Path,
+        help="An account's proof package (JSON: root, leaf, proof) to check.",
+    )
+    command.add_argument(
+        "--previous",
+        type=Path,
+        help="The previous bundle of the chain, to check this one follows it.",
+    )
+    command.add_argument("--bitcoin-rpc", help="Your bitcoind, as http://user:password@host:port.")
+    command.add_argument("--evm-rpc", help="Your node of the Safes' chain.")
+    command.add_argument(
+        "--services-rpc", help="Your node of the services chain holding the registry."
+    )
+    command.add_argument(
+        "--offline",
+        action="store_true",
+        help="Accept checks skipped for want of a node (exit 0 if none failed).",
+    )
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; return its exit code."""
+    arguments = parser().parse_args(argv)
+    invocation = Invocation(
+        bundle=arguments.bundle,
+        leaf=arguments.leaf,
+        salt=arguments.salt,
+        proof=arguments.proof,
+        previous=arguments.previous,
+        nodes=Nodes(
+            bitcoin=arguments.bitcoin_rpc, evm=arguments.evm_rpc, services=arguments.services_rpc
+        ),
+    )
+    try:
+        report = run(invocation)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    print(report.render())
+    return 0 if report.passed(allow_skipped=arguments.offline) else 1

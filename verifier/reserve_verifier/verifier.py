@@ -1,0 +1,191 @@
+"""The order of the checks, and the entry point: one bundle in, an itemised report out.
+
+Every check yields one line: a name, ``ok``, ``failed`` or ``skipped``, and a reason. An error a
+malformed or tampered bundle (or an unreachable node) raises inside a check fails that check only,
+so the report names it and the other checks still run. Checks that need a node the auditor did not
+name are skipped, and say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from web3.exceptions import Web3Exception
+
+from reserve_verifier import balance_checks, bitcoin_checks, evm_checks, integrity_checks
+from reserve_verifier import tree_checks as trees
+from reserve_verifier.bitcoin_node import BitcoinNodeClient
+from reserve_verifier.bundle import Bundle, BundleLike
+from reserve_verifier.context import Context
+from reserve_verifier.evm import web3_client
+from reserve_verifier.exceptions import BundleFormatError, VerifierError
+from reserve_verifier.inputs import LeafQuery, Nodes
+from reserve_verifier.report import Check, CheckStatus, Report
+
+EXPECTED_ERRORS = (
+    VerifierError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    ArithmeticError,
+    OSError,
+    Web3Exception,
+)
+"""Errors a malformed or tampered bundle, or an unreachable node, raise inside a check; each
+fails that check only, so the report names it and the other checks still run."""
+
+
+class _Run:
+    """The report lines of one bundle, appended as each check runs."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.checks: list[Check] = []
+
+    def run(self, name: str, check: Callable[[], str]) -> bool:
+        """Run one check; its return is the ok reason, an expected error the failure reason."""
+        try:
+            reason = check()
+        except EXPECTED_ERRORS as error:
+            message = (
+                str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+            )
+            if isinstance(error, KeyError):
+                message = f"the field {message!r} is missing"
+            self.checks.append(Check(name, CheckStatus.FAILED, message))
+            return False
+        self.checks.append(Check(name, CheckStatus.OK, reason))
+        return True
+
+    def skip(self, name: str, reason: str) -> None:
+        """Record a check that could not be made (no node given)."""
+        self.checks.append(Check(name, CheckStatus.SKIPPED, reason))
+
+    def verify(self, leaf: LeafQuery | None, previous: BundleLike | None) -> None:
+        """Every check, in report order."""
+        ctx = self.ctx
+        self.run("digest", partial(integrity_checks.check_digest, ctx))
+        for role in integrity_checks.ROLES:
+            self.run(f"signature {role}", partial(integrity_checks.check_signature, ctx, role))
+        self.run("separate signing roles", partial(integrity_checks.check_roles, ctx))
+        self.run("holdings root", partial(trees.check_holdings_root, ctx))
+        self.run("holdings totals", partial(trees.check_holdings_totals, ctx))
+        if self.run("liability root", partial(trees.check_liability_root, ctx)):
+            self._liabilities(leaf)
+        self.run("attestation chain", partial(integrity_checks.check_chain, ctx, previous))
+        if ctx.body.get("snapshot", {}).get("bitcoin", {}).get("utxos"):
+            self.run("reserve proof (BIP-127)", partial(bitcoin_checks.check_reserve_proof, ctx))
+        self._live_bitcoin()
+        self._live_evm()
+        self._services()
+
+    def _liabilities(self, leaf: LeafQuery | None) -> None:
+        """Published accounts, the asked-for account, then reconciliation and coverage."""
+        ctx = self.ctx
+        self.run("published liabilities", partial(trees.check_public_listing, ctx))
+        if leaf is not None:
+            self.run(f"inclusion of {leaf.account_id!r}", partial(trees.check_leaf, ctx, leaf))
+        try:
+            assets = ctx.assets()
+        except EXPECTED_ERRORS as error:
+            self.checks.append(Check("reconciliation", CheckStatus.FAILED, str(error)))
+            assets = []
+        for asset in assets:
+            self.run(
+                f"reconciliation {asset}", partial(balance_checks.check_reconciliation, ctx, asset)
+            )
+        for asset in assets:
+            self.run(f"coverage {asset}", partial(balance_checks.check_coverage, ctx, asset))
+
+    def _live_bitcoin(self) -> None:
+        """The snapshot block, each UTXO and the anchor, against the auditor's bitcoind."""
+        ctx = self.ctx
+        if ctx.bitcoin is None:
+            for name in ("bitcoin snapshot block", "bitcoin UTXOs at snapshot", "bitcoin anchor"):
+                self.skip(name, "no --bitcoin-rpc given")
+            return
+        self.run("bitcoin snapshot block", partial(bitcoin_checks.check_bitcoin_block, ctx))
+        for utxo in ctx.utxos():
+            self.run(
+                f"utxo {utxo['txid']}:{utxo['vout']}",
+                partial(bitcoin_checks.check_utxo, ctx, utxo),
+            )
+        self.run("bitcoin anchor", partial(bitcoin_checks.check_bitcoin_anchor, ctx))
+
+    def _live_evm(self) -> None:
+        """Blocks, balances and EIP-1271 signatures on the chain the auditor's node serves."""
+        ctx = self.ctx
+        slots = ctx.eip1271_slots()
+        if not ctx.nodes.evm:
+            if ctx.body["snapshot"]["evm"]:
+                self.skip("evm balances at snapshot", "no --evm-rpc given")
+            for slot in slots:
+                self.skip(f"eip1271 {slot['safe_address']}", "no --evm-rpc given")
+            return
+        w3 = web3_client(ctx.nodes.evm)
+        chain_id = w3.eth.chain_id
+        for snapshot in ctx.body["snapshot"]["evm"]:
+            self._evm_snapshot(w3, chain_id, snapshot)
+        for slot in slots:
+            name = f"eip1271 {slot['safe_address']}"
+            if slot["chain_id"] == chain_id:
+                self.run(name, partial(evm_checks.check_eip1271, ctx, slot, w3))
+            else:
+                self.skip(name, f"no node for chain {slot['chain_id']}")
+
+    def _evm_snapshot(self, w3: Any, chain_id: int, snapshot: Any) -> None:
+        """One chain's snapshot block and balances, if the node serves that chain."""
+        if snapshot["chain_id"] != chain_id:
+            self.skip(
+                f"evm chain {snapshot['chain_id']}", f"the --evm-rpc node serves chain {chain_id}"
+            )
+            return
+        if not self.run(
+            f"evm snapshot block {chain_id}", partial(evm_checks.check_evm_block, w3, snapshot)
+        ):
+            return
+        for balance in snapshot["balances"]:
+            self.run(
+                f"balance {balance['asset']} of {balance['safe_address']}",
+                partial(evm_checks.check_balance, w3, snapshot, balance),
+            )
+
+    def _services(self) -> None:
+        """The registry publication on the services chain."""
+        if not self.ctx.nodes.services:
+            self.skip("services anchor", "no --services-rpc given")
+            return
+        w3 = web3_client(self.ctx.nodes.services)
+        self.run("services anchor", partial(evm_checks.check_services_anchor, self.ctx, w3))
+
+
+def verify_bundle(
+    data: bytes | str | BundleLike,
+    *,
+    nodes: Nodes = Nodes(),  # noqa: B008 - a frozen dataclass: an immutable default
+    leaf: LeafQuery | None = None,
+    previous: BundleLike | None = None,
+) -> Report:
+    """Check everything an auditor can check about a bundle; return the itemised report.
+
+    ``data`` is the bundle file's bytes (or text), or a bundle object whose parts are taken as
+    they are; ``nodes`` names the RPC endpoints to check the snapshot and anchors against (checks
+    that need a missing node are reported as skipped); ``leaf`` asks for one account's inclusion;
+    ``previous`` is the previous bundle of the chain, checked as its predecessor.
+    """
+    try:
+        bundle = (
+            Bundle.from_bytes(data, strict=False)
+            if isinstance(data, bytes | str)
+            else Bundle.of(data)
+        )
+    except BundleFormatError as error:
+        return Report("unknown", (Check("bundle format", CheckStatus.FAILED, str(error)),))
+    digest = bundle.digest
+    bitcoin = BitcoinNodeClient(nodes.bitcoin) if nodes.bitcoin else None
+    run = _Run(Context(bundle, digest, nodes, bitcoin))
+    run.verify(leaf, previous)
+    return Report(digest.hex(), tuple(run.checks))
