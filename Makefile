@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup nodes browser demo test unit lint bench clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml verifier/pyproject.toml requirements.lock
 	@echo "== Creating $(VENV) and installing pinned packages (requirements.lock)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ./verifier -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

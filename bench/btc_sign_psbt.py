@@ -15,8 +15,9 @@ from custody.bitcoin import ApprovedSpend, Branch, Payment, VaultDescriptor, sig
 from custody.bitcoin.approval import FeePolicy
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
 from custody.bitcoin.rpc import sats_to_btc
+from custody.bitcoin_network import BitcoinNetwork
 from custody.devnet import BitcoinNode, find_binaries
-from custody.keys import BIP48_P2WSH_ACCOUNT_PATH, NETWORK, cosigner_keys, signing_keys
+from custody.keys import BIP48_P2WSH_ACCOUNT_PATH, cosigner_keys, signing_keys
 from custody.secret import SecretBytes
 
 INPUT_COUNTS = (1, 50, 200)
@@ -31,7 +32,7 @@ def main() -> None:
     vault = VaultDescriptor(2, tuple(k.key_origin for k in keys))
     with signing_keys(SecretBytes(seeds[0]), keys[0].fingerprint) as signer:
         account_xprv = signer.bitcoin_root.derive(BIP48_P2WSH_ACCOUNT_PATH).to_base58(
-            version=NETWORK["xprv"]
+            version=BitcoinNetwork.REGTEST.params["xprv"]
         )
     private_descriptor = vault.text(Branch.RECEIVE).replace(keys[0].account_xpub, account_xprv)
 

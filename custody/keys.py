@@ -1,9 +1,10 @@
 """From a cosigner seed to the public keys a transcript records and the keys a signer uses.
 
 One seed serves both chains: Bitcoin vaults use the BIP-48 P2WSH multisig account
-(``m/48'/1'/0'/2'`` on regtest/testnet), Safe vaults use the BIP-44 Ethereum key
-(``m/44'/60'/0'/0/0``). The master fingerprint recorded at the ceremony is the check that a
-recombined seed is the right one.
+(``m/48'/1'/0'/2'`` on the test networks, ``m/48'/0'/0'/2'`` on mainnet), Safe vaults use the
+BIP-44 Ethereum key (``m/44'/60'/0'/0/0``). The Bitcoin network is a parameter (default regtest,
+the devnet's). The master fingerprint recorded at the ceremony is the check that a recombined
+seed is the right one.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from embit.bip32 import HDKey
-from embit.networks import NETWORKS
 from eth_keys.datatypes import PrivateKey as EthPrivateKey
 
+from custody.bitcoin_network import BitcoinNetwork
 from custody.exceptions import FingerprintMismatchError
 from custody.secret import SecretBytes
 
-NETWORK = NETWORKS["regtest"]
-"""Bitcoin network parameters for key serialisation (tpub/tprv version bytes)."""
 BIP48_P2WSH_ACCOUNT_PATH = "m/48h/1h/0h/2h"
 """BIP-48 multisig account, script type 2 (native segwit P2WSH), coin type 1 (test networks)."""
 ETH_OWNER_PATH = "m/44h/60h/0h/0/0"
@@ -46,22 +45,30 @@ class CosignerKeys:
         return f"[{self.fingerprint}{self.account_path[1:]}]{self.account_xpub}"
 
 
-def _root(seed: SecretBytes) -> HDKey:
-    return HDKey.from_seed(seed.reveal(), version=NETWORK["xprv"])
+def bip48_account_path(network: BitcoinNetwork) -> str:
+    """The BIP-48 P2WSH multisig account path on ``network`` (its coin type)."""
+    return f"m/48h/{network.coin_type}h/0h/2h"
+
+
+def _root(seed: SecretBytes, network: BitcoinNetwork) -> HDKey:
+    return HDKey.from_seed(seed.reveal(), version=network.params["xprv"])
 
 
 def _eth_key(root: HDKey) -> EthPrivateKey:
     return EthPrivateKey(root.derive(ETH_OWNER_PATH).key.secret)
 
 
-def cosigner_keys(seed: SecretBytes) -> CosignerKeys:
-    """Derive the public keys a ceremony transcript records for ``seed``."""
-    root = _root(seed)
-    account = root.derive(BIP48_P2WSH_ACCOUNT_PATH).to_public()
+def cosigner_keys(
+    seed: SecretBytes, network: BitcoinNetwork = BitcoinNetwork.REGTEST
+) -> CosignerKeys:
+    """Derive the public keys a ceremony transcript records for ``seed`` on ``network``."""
+    root = _root(seed, network)
+    account_path = bip48_account_path(network)
+    account = root.derive(account_path).to_public()
     return CosignerKeys(
         fingerprint=root.my_fingerprint.hex(),
-        account_path=BIP48_P2WSH_ACCOUNT_PATH,
-        account_xpub=account.to_base58(version=NETWORK["xpub"]),
+        account_path=account_path,
+        account_xpub=account.to_base58(version=network.params["xpub"]),
         eth_address=_eth_key(root).public_key.to_checksum_address(),
     )
 
@@ -80,14 +87,18 @@ class SigningKeys:
 
 
 @contextmanager
-def signing_keys(seed: SecretBytes, expected_fingerprint: str) -> Iterator[SigningKeys]:
+def signing_keys(
+    seed: SecretBytes,
+    expected_fingerprint: str,
+    network: BitcoinNetwork = BitcoinNetwork.REGTEST,
+) -> Iterator[SigningKeys]:
     """Yield the seed's signing keys if it is the transcript's seed, then wipe the seed.
 
     A wrong SLIP-39 passphrase silently yields another seed; comparing the master fingerprint with
     the one recorded at the ceremony is what refuses it.
     """
     try:
-        root = _root(seed)
+        root = _root(seed, network)
         actual = root.my_fingerprint.hex()
         if actual != expected_fingerprint.lower():
             raise FingerprintMismatchError(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from treasury.db import database_url, make_engine
+from treasury.db import make_engine
 from treasury.migrate import schema_metadata
+from treasury.settings import database_url
 
 config = context.config
 url = (

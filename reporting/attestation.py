@@ -29,7 +29,7 @@ from reporting.bundle import (
     SigningError,
 )
 from reporting.holdings import HoldingsTree, SafeBalanceHolding, UtxoHolding
-from reporting.merkle import canonical_assets
+from reporting.merkle.assets import canonical_assets
 from reporting.sumtree import LiabilityTree
 
 RESERVE_PROOF_PREFIX = b"Proof-of-Reserves: "

@@ -27,7 +27,7 @@ from custody.clock import Clock, utc_now
 from treasury.canonical import canonical_json
 from treasury.db import Base, UtcDateTime, begin_serialised_write
 from treasury.exceptions import (
-    AuditChainBrokenError,
+    AuditError,
     ImmutableRecordError,
     InvalidAuditEventError,
 )
@@ -35,6 +35,7 @@ from treasury.exceptions import (
 __all__ = [
     "GENESIS_HASH",
     "HASH_VERSION",
+    "AuditChainBrokenError",
     "AuditEvent",
     "AuditEventRecord",
     "AuditKind",
@@ -170,6 +171,14 @@ class ChainBreak:
     kind: BreakKind
     sequence: int
     message: str
+
+
+class AuditChainBrokenError(AuditError):
+    """The audit hash chain does not verify; ``brk`` says where and how."""
+
+    def __init__(self, brk: ChainBreak) -> None:
+        super().__init__(brk.message)
+        self.brk = brk
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,19 @@
-"""Database plumbing: one setting, one engine, the treasury's declarative base, shared column types
-and the write-serialising transaction start.
+"""Database plumbing: one engine, the treasury's declarative base, shared column types and the
+write-serialising transaction start.
 
-``TREASURY_DATABASE_URL`` picks the database; the default is an embedded SQLite file under the
-working folder, and PostgreSQL (``postgresql+psycopg://...``) is the production database.
+``TREASURY_DATABASE_URL`` picks the database (read once by ``treasury.settings``, passed here);
+the default is an embedded SQLite file under the working folder, and PostgreSQL
+(``postgresql+psycopg://...``) is the production database.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Dialect, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -34,17 +34,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def database_url() -> str:
-    """The configured database URL, or the embedded SQLite default under the working folder."""
-    configured = os.environ.get(DATABASE_URL_ENV)
-    if configured:
-        return configured
+def default_database_url() -> str:
+    """The embedded SQLite database under the working folder, used when no URL is configured."""
     return f"sqlite:///{(Path.cwd() / DEFAULT_SQLITE_PATH).resolve()}"
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (default: ``database_url()``) with the settings each backend needs."""
-    url = url or database_url()
+def parse_database_url(url: str) -> URL:
+    """``url`` parsed, if it names a supported backend (``DatabaseConfigError`` otherwise)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -58,6 +54,18 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             f"{DATABASE_URL_ENV} names the unsupported backend {backend!r}; "
             f"use one of {', '.join(SUPPORTED_BACKENDS)}."
         )
+    return parsed
+
+
+def masked_database_url(url: str) -> str:
+    """``url`` as it may be shown: its password, if any, replaced by ``***``."""
+    return parse_database_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (default: ``default_database_url()``) set up as its backend needs."""
+    parsed = parse_database_url(url or default_database_url())
+    backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

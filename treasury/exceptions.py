@@ -17,17 +17,13 @@ The tree::
     │   └── ImmutableRecordError   an attempt to change or delete a ledger or audit record
     └── AuditError                 the audit log refused an operation or failed verification
         ├── InvalidAuditEventError an event with a bad actor, refs or payload (ValueError)
-        └── AuditChainBrokenError  the hash chain is broken (edited, deleted or reordered)
+        └── AuditChainBrokenError  the hash chain is broken (edited, deleted or reordered);
+                                   defined in treasury.audit beside the ChainBreak it carries
 
 Messages are full sentences naming the field at fault; a refused operation changes nothing.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from treasury.audit import ChainBreak
 
 
 class TreasuryError(Exception):
@@ -88,11 +84,3 @@ class AuditError(TreasuryError):
 
 class InvalidAuditEventError(AuditError, ValueError):
     """An audit event has an empty actor, non-string refs, or a payload that is not canonical JSON."""
-
-
-class AuditChainBrokenError(AuditError):
-    """The audit hash chain does not verify; ``brk`` says where and how."""
-
-    def __init__(self, brk: ChainBreak) -> None:
-        super().__init__(brk.message)
-        self.brk = brk

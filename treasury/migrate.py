@@ -10,7 +10,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, Table
 
 from custody.schema import CustodyBase
-from treasury.db import Base, database_url
+from treasury.db import Base
+from treasury.db import default_database_url as database_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 MODEL_MODULES = (
@@ -19,7 +20,7 @@ MODEL_MODULES = (
     "treasury.audit",
     "treasury.ledger.models",
     "treasury.officers",
-    "treasury.policy",
+    "treasury.policy.tables",
     "treasury.proposals",
     "treasury.attest.records",
     "treasury.reconcile.records",

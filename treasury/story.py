@@ -19,9 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
+from reserve_verifier import Nodes, Report, verify_bundle
 from sqlalchemy.orm import Session, sessionmaker
-from web3 import Web3
 
 from custody.bitcoin import create_vault, next_receive_address
 from custody.bitcoin.descriptor import Branch
@@ -37,10 +36,10 @@ from custody.ethereum import (
 )
 from custody.ethereum.dev_token import deploy_dev_token
 from custody.ethereum.erc20 import transfer_calldata
+from custody.ethereum.web3_client import web3_client
 from custody.shamir import parse_shares
 from reporting.attestation import SignerRole
-from reporting.site import PublishedSite, load_bundles, load_treasury, publish_site
-from reporting.verify import Nodes, Report, verify_bundle
+from reporting.site import PublishedSite, load_bundles, load_export, publish_site
 from treasury import ledger, migrate
 from treasury.attest import (
     AttestNodes,
@@ -63,6 +62,7 @@ from treasury.policy import (
     set_policy,
 )
 from treasury.proposals import ProposalView, Workflow
+from treasury.publication import EXPORT_FILE_NAME, write_export
 from treasury.reconcile import (
     ReconcileSettings,
     RunReport,
@@ -449,8 +449,8 @@ class Reserve:
         keys = self.workdir / "keys"
         treasury_key = role_key(keys / "treasury.key", SignerRole.TREASURY, generate=True)
         auditor_key = role_key(keys / "auditor.key", SignerRole.AUDITOR, generate=True)
-        services_w3 = Web3(Web3.HTTPProvider(services.rpc_url))
-        publisher = Account.from_key(treasury_key.private_key).address
+        services_w3 = web3_client(services.rpc_url)
+        publisher = treasury_key.identity()["address"]
         services.rpc.call("anvil_setBalance", publisher, hex(10**20))  # devnet gas money
         quorum = []
         for code in ("NBKR", "ACH"):
@@ -496,8 +496,11 @@ class Reserve:
                 services=services.rpc_url,
             ),
         )
+        export = write_export(
+            self.sessions, self.workdir / EXPORT_FILE_NAME, exported_at=self.clock()
+        )
         return publish_site(
-            bundles, load_treasury(self.sessions), self.workdir / "site", published_at=self.clock()
+            bundles, load_export(export), self.workdir / "site", published_at=self.clock()
         )
 
     def _mine_one(self, _txid: str) -> None:

@@ -1,7 +1,8 @@
 """A vault's output descriptors: ``wsh(sortedmulti(M, ...))`` over the cosigners' BIP-48 xpubs.
 
 Receive addresses come from ``/0/*``, change from ``/1/*``. Addresses are derived here with
-embit; the vault module cross-checks them against bitcoind and a second library before use.
+embit for the descriptor's network (default regtest); the vault module cross-checks them against
+bitcoind and a second library before use.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from functools import cached_property
 
 from embit.descriptor import Descriptor
 from embit.descriptor.checksum import add_checksum
-from embit.networks import NETWORKS
 from embit.psbt import DerivationPath
 from embit.script import Script
 
+from custody.bitcoin_network import BitcoinNetwork
 from custody.exceptions import VaultConfigError
 
-NETWORK = NETWORKS["regtest"]
 MAX_COSIGNERS = 15
 """P2WSH multisig is standard up to 15 keys (``sortedmulti`` itself allows 20)."""
 MAX_ADDRESS_INDEX = 2**31 - 1
@@ -41,6 +41,8 @@ class VaultDescriptor:
 
     threshold: int
     key_origins: tuple[str, ...]
+    network: BitcoinNetwork = BitcoinNetwork.REGTEST
+    """The network whose addresses ``address`` writes."""
 
     def __post_init__(self) -> None:
         count = len(self.key_origins)
@@ -86,8 +88,8 @@ class VaultDescriptor:
         return tuple(origin[1:9] for origin in self.key_origins)
 
     def address(self, branch: Branch, index: int) -> str:
-        """The bech32 (``bcrt1q...``) address at ``branch``/``index``."""
-        return str(self.script_pubkey(branch, index).address(NETWORK))
+        """The bech32 address (``bcrt1q...`` on regtest) at ``branch``/``index``."""
+        return str(self.script_pubkey(branch, index).address(self.network.params))
 
     def script_pubkey(self, branch: Branch, index: int) -> Script:
         if not 0 <= index <= MAX_ADDRESS_INDEX:

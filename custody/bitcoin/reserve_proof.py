@@ -2,23 +2,28 @@
 
 The ordinary signer (``custody.bitcoin.signer``) signs only approved spends. A reserve proof is
 not a spend: it is a transaction that can never be mined, because its first input spends the
-outpoint ``SHA-256("Proof-of-Reserves: " || message)``:0, which does not exist, and ``message``
-names the attestation digest (``reporting/SPEC-attestation.md``). Its other inputs are exactly
-the attested snapshot's vault coins, and its one output returns their whole sum to the vault.
+outpoint ``SHA-256("Proof-of-Reserves: " || message)``:0, which does not exist. Its other inputs
+are exactly the claimed coins, and its one output returns their whole sum to the vault.
 
-This module is the only path that signs such a PSBT, and it is narrow: it derives the digest
-itself from the attestation body it is shown (never a bare hash), refuses a PSBT whose first
-input is anything but that commitment (it could then be broadcast), refuses any input that is
-not a coin of the given vaults or not in the snapshot, and any output but the one vault output
-worth the inputs' sum. Each institution signs with SIGHASH_ALL, which commits to every input,
-so a signature cannot be lifted into a real spend.
+Custody signs the bytes it is given: a ``ReserveClaim`` is the commitment message and the coins
+it covers. What the message says (for an attestation, ``reporting/SPEC-attestation.md``'s
+``national-reserve-attestation:<digest>``) is decided above custody, by the caller that derives
+it from the document (``treasury.attest.proofs``).
+
+This module is the only path that signs such a PSBT, and it is narrow whatever the message:
+it refuses a PSBT whose first input is anything but the commitment to the claim's message (it
+could then be broadcast), any input that is not a coin of the given vaults or not in the claim,
+and any output but the one vault output worth the inputs' sum. Each institution signs with
+SIGHASH_ALL, which commits to every input, so a signature cannot be lifted into a real spend.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from embit.ec import PublicKey, Signature
@@ -37,11 +42,11 @@ from custody.exceptions import (
 )
 from custody.keys import SigningKeys, signing_keys
 from custody.shamir import ShareMnemonic, combine_shares
-from reporting.attestation import reserve_commitment_message, reserve_commitment_txid
-from reporting.bundle import BUNDLE_FORMAT, body_digest
 
 log = logging.getLogger(__name__)
 
+BIP127_PREFIX = b"Proof-of-Reserves: "
+"""BIP-127's prefix of the commitment message whose SHA-256 is the commitment input's txid."""
 COMMITMENT_VOUT = 0
 """BIP-127: the commitment input spends index 0 of the commitment hash."""
 PSBT_IN_POR_COMMITMENT = b"\x09"
@@ -72,36 +77,47 @@ class CheckedReserveProof:
 
 
 @dataclass(frozen=True)
-class _Attested:
-    """The attestation a reserve proof commits to: its digest and snapshot coins."""
+class ProvenCoin:
+    """A coin a reserve proof must spend: its outpoint, amount and script."""
 
-    digest: bytes
-    coins: Mapping[tuple[str, int], tuple[int, bytes]]
-    """``(txid, vout) -> (amount in sats, script_pubkey)``."""
+    txid: str
+    vout: int
+    amount_sats: int
+    script_pubkey: bytes
 
 
-def _attested(body: Mapping[str, Any]) -> _Attested:
-    """Read the digest and snapshot coins from an attestation body, refusing anything else."""
-    if body.get("format") != BUNDLE_FORMAT:
-        raise ReserveProofError(
-            f"The document to prove reserves for is not a {BUNDLE_FORMAT} body; only attestation "
-            "digests are signed through this path."
-        )
-    try:
-        utxos = body["snapshot"]["bitcoin"]["utxos"]
-        coins = {
-            (str(u["txid"]), int(u["vout"])): (int(u["amount"]), bytes.fromhex(u["script_pubkey"]))
-            for u in utxos
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReserveProofError(
-            f"The attestation body's snapshot.bitcoin.utxos is malformed ({type(exc).__name__})."
-        ) from None
-    if not coins:
-        raise ReserveProofError(
-            "The attestation lists no Bitcoin UTXOs: there is nothing to prove."
-        )
-    return _Attested(body_digest(body), coins)
+@dataclass(frozen=True)
+class ReserveClaim:
+    """What a reserve proof commits to: the BIP-127 commitment message and exactly its coins."""
+
+    message: bytes
+    """The commitment message (written into the PSBT; its hash names the commitment input)."""
+    proven: tuple[ProvenCoin, ...]
+
+    def __post_init__(self) -> None:
+        if not self.message:
+            raise ReserveProofError("A reserve proof needs a commitment message; it is empty.")
+        if not self.proven:
+            raise ReserveProofError("The claim lists no Bitcoin UTXOs: there is nothing to prove.")
+
+    @cached_property
+    def coins(self) -> Mapping[tuple[str, int], tuple[int, bytes]]:
+        """``(txid, vout) -> (amount in sats, script_pubkey)``."""
+        return {(c.txid, c.vout): (c.amount_sats, c.script_pubkey) for c in self.proven}
+
+    @property
+    def commitment_txid(self) -> str:
+        """The commitment input's txid for this claim's message."""
+        return commitment_txid(self.message)
+
+
+def commitment_txid(message: bytes) -> str:
+    """BIP-127: the commitment input's txid (RPC display order) for ``message``.
+
+    The outpoint's hash is ``SHA-256("Proof-of-Reserves: " || message)``; those 32 bytes are the
+    serialised (internal-order) hash, so the display txid is them reversed.
+    """
+    return hashlib.sha256(BIP127_PREFIX + message).digest()[::-1].hex()
 
 
 def _outpoint(inp: InputScope) -> tuple[str, int]:
@@ -123,30 +139,26 @@ def _derivations(vault: VaultDescriptor, branch: Branch, index: int) -> dict[Pub
 
 
 def build_reserve_proof(
-    body: Mapping[str, Any], coins: Sequence[VaultCoin], vaults: Mapping[str, VaultDescriptor]
+    claim: ReserveClaim, coins: Sequence[VaultCoin], vaults: Mapping[str, VaultDescriptor]
 ) -> str:
-    """Build the unsigned reserve-proof PSBT (base64) for an attestation body.
+    """Build the unsigned reserve-proof PSBT (base64) for ``claim``.
 
-    ``coins`` places every snapshot UTXO in its vault (from the watch-only wallet's descriptors);
-    each must derive to the attested script. The result passes :func:`check_reserve_proof`.
+    ``coins`` places every claimed UTXO in its vault (from the watch-only wallet's descriptors);
+    each must derive to the claimed script. The result passes :func:`check_reserve_proof`.
     """
-    attested = _attested(body)
+    attested = claim.coins
     placed = {(coin.txid, coin.vout): coin for coin in coins}
-    if set(placed) != set(attested.coins) or len(placed) != len(coins):
+    if set(placed) != set(attested) or len(placed) != len(coins):
         raise ReserveProofMismatchError(
-            "The vault coins given do not match the attestation's snapshot UTXOs one for one."
+            "The vault coins given do not match the claimed UTXOs one for one."
         )
-    commitment = TransactionInput(
-        bytes.fromhex(reserve_commitment_txid(attested.digest)), COMMITMENT_VOUT
-    )
+    commitment = TransactionInput(bytes.fromhex(claim.commitment_txid), COMMITMENT_VOUT)
     ordered = sorted(placed)
     inputs = [commitment] + [TransactionInput(bytes.fromhex(t), v) for t, v in ordered]
-    total = sum(amount for amount, _ in attested.coins.values())
+    total = sum(amount for amount, _ in attested.values())
     output = TransactionOutput(total, _proof_output_script(vaults))
     psbt = PSBT(Transaction(version=RESERVE_PROOF_TX_VERSION, vin=inputs, vout=[output]))
-    psbt.inputs[0].unknown = {
-        PSBT_IN_POR_COMMITMENT: reserve_commitment_message(attested.digest).encode()
-    }
+    psbt.inputs[0].unknown = {PSBT_IN_POR_COMMITMENT: claim.message}
     for inp, outpoint in zip(psbt.inputs[1:], ordered, strict=True):
         coin = placed[outpoint]
         vault = vaults.get(coin.vault_name)
@@ -155,7 +167,7 @@ def build_reserve_proof(
                 f"The coin {outpoint[0]}:{outpoint[1]} is placed in vault {coin.vault_name!r}, "
                 "which is not among the vaults proven."
             )
-        amount, script = attested.coins[outpoint]
+        amount, script = attested[outpoint]
         if vault.script_pubkey(coin.branch, coin.index).data != script:
             raise ForeignInputError(
                 f"The coin {outpoint[0]}:{outpoint[1]} does not pay vault {coin.vault_name!r}'s "
@@ -165,7 +177,7 @@ def build_reserve_proof(
         inp.witness_script = vault.witness_script(coin.branch, coin.index)
         inp.bip32_derivations = _derivations(vault, coin.branch, coin.index)
         inp.sighash_type = SIGHASH.ALL
-    check_reserve_proof(psbt, body, vaults)
+    check_reserve_proof(psbt, claim, vaults)
     return str(psbt.to_string())
 
 
@@ -199,14 +211,14 @@ def _locate(
 
 
 def check_reserve_proof(
-    psbt: PSBT, body: Mapping[str, Any], vaults: Mapping[str, VaultDescriptor]
+    psbt: PSBT, claim: ReserveClaim, vaults: Mapping[str, VaultDescriptor]
 ) -> CheckedReserveProof:
-    """Refuse, with a specific error, anything in ``psbt`` but the attestation's reserve proof."""
-    attested = _attested(body)
-    commitment = reserve_commitment_txid(attested.digest)
+    """Refuse, with a specific error, anything in ``psbt`` but the claim's reserve proof."""
+    attested = claim.coins
+    commitment = claim.commitment_txid
     if not psbt.inputs or _outpoint(psbt.inputs[0]) != (commitment, COMMITMENT_VOUT):
         raise BroadcastableReserveProofError(
-            "The PSBT's first input is not the commitment to this attestation's digest "
+            "The PSBT's first input is not the commitment to this claim's message "
             f"({commitment}:{COMMITMENT_VOUT}); without it the transaction could be broadcast, "
             "so it is not signed."
         )
@@ -223,15 +235,15 @@ def check_reserve_proof(
                 f"Input {position} spends the commitment hash again; only input 0 may."
             )
         _locate(position, inp, vaults)
-        if outpoint not in attested.coins:
+        if outpoint not in attested:
             raise ReserveProofMismatchError(
                 f"Input {position} spends {outpoint[0]}:{outpoint[1]}, a vault coin the "
-                "attestation's snapshot does not list."
+                "claim does not list."
             )
-        amount, script = attested.coins[outpoint]
+        amount, script = attested[outpoint]
         if inp.witness_utxo.value != amount or inp.witness_utxo.script_pubkey.data != script:
             raise ReserveProofMismatchError(
-                f"Input {position} states {inp.witness_utxo.value} sats, but the attestation "
+                f"Input {position} states {inp.witness_utxo.value} sats, but the claim "
                 f"lists {amount} sats to another or the same script for {outpoint[0]}:{outpoint[1]}."
             )
         if inp.sighash_type not in (None, SIGHASH.ALL):
@@ -240,12 +252,12 @@ def check_reserve_proof(
                 "is signed."
             )
         spent.append(outpoint)
-    if sorted(spent) != sorted(attested.coins) or len(set(spent)) != len(spent):
-        missing = sorted(set(attested.coins) - set(spent))
+    if sorted(spent) != sorted(attested) or len(set(spent)) != len(spent):
+        missing = sorted(set(attested) - set(spent))
         raise ReserveProofMismatchError(
-            f"The PSBT does not spend exactly the attested UTXOs once each (missing {missing})."
+            f"The PSBT does not spend exactly the claimed UTXOs once each (missing {missing})."
         )
-    total = sum(amount for amount, _ in attested.coins.values())
+    total = sum(amount for amount, _ in attested.values())
     outputs = psbt.tx.vout
     if (
         len(outputs) != 1
@@ -268,17 +280,17 @@ def _sighash(psbt: PSBT, position: int) -> bytes:
 
 def sign_reserve_proof(
     psbt_text: str,
-    body: Mapping[str, Any],
+    claim: ReserveClaim,
     vaults: Mapping[str, VaultDescriptor],
     keys: SigningKeys,
 ) -> str:
-    """Check ``psbt_text`` as the attestation's reserve proof, then add this cosigner's signatures.
+    """Check ``psbt_text`` as the claim's reserve proof, then add this cosigner's signatures.
 
     Signs every input whose key derivations name this key's fingerprint, with SIGHASH_ALL, and
     nothing else; raises before signing anything if a check fails.
     """
     psbt = parse_psbt(psbt_text)
-    checked = check_reserve_proof(psbt, body, vaults)
+    checked = check_reserve_proof(psbt, claim, vaults)
     root = keys.bitcoin_root
     fingerprint = root.my_fingerprint
     signed = 0
@@ -312,7 +324,7 @@ def sign_reserve_proof(
 
 def sign_reserve_proof_with_shares(
     psbt_text: str,
-    body: Mapping[str, Any],
+    claim: ReserveClaim,
     vaults: Mapping[str, VaultDescriptor],
     shares: Sequence[ShareMnemonic],
     passphrase: str,
@@ -322,15 +334,15 @@ def sign_reserve_proof_with_shares(
 
     The PSBT is checked before any share is touched, so a refused proof never recombines a seed.
     """
-    check_reserve_proof(parse_psbt(psbt_text), body, vaults)
+    check_reserve_proof(parse_psbt(psbt_text), claim, vaults)
     seed = combine_shares(shares, passphrase)
     with signing_keys(seed, fingerprint) as keys:
-        return sign_reserve_proof(psbt_text, body, vaults, keys)
+        return sign_reserve_proof(psbt_text, claim, vaults, keys)
 
 
 def finalize_reserve_proof(
     signed_psbts: Sequence[str],
-    body: Mapping[str, Any],
+    claim: ReserveClaim,
     vaults: Mapping[str, VaultDescriptor],
 ) -> str:
     """Merge the institutions' signatures and finalise every vault input (base64 PSBT).
@@ -342,7 +354,7 @@ def finalize_reserve_proof(
         raise ReserveProofError("No signed reserve proofs were given to finalise.")
     psbts = [parse_psbt(text) for text in signed_psbts]
     merged = psbts[0]
-    check_reserve_proof(merged, body, vaults)
+    check_reserve_proof(merged, claim, vaults)
     for other in psbts[1:]:
         if other.tx.txid() != merged.tx.txid():
             raise ReserveProofMismatchError(

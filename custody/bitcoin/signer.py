@@ -17,7 +17,7 @@ from embit.psbt import PSBT, InputScope, OutputScope
 from embit.transaction import SIGHASH
 
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy
-from custody.bitcoin.descriptor import NETWORK, Branch, VaultDescriptor
+from custody.bitcoin.descriptor import Branch, VaultDescriptor
 from custody.bitcoin.psbt import estimate_vsize, parse_psbt, unsigned_txid
 from custody.exceptions import (
     AbsurdFeeError,
@@ -86,8 +86,8 @@ def _check_input(position: int, inp: InputScope, vault: VaultDescriptor) -> None
     expected_script = vault.script_pubkey(branch, index)
     if inp.witness_utxo.script_pubkey != expected_script:
         raise ForeignInputError(
-            f"{where} pays to {inp.witness_utxo.script_pubkey.address(NETWORK)}, not to the "
-            f"vault's {branch.name.lower()} address {index}; it is not a vault coin."
+            f"{where} pays to {inp.witness_utxo.script_pubkey.address(vault.network.params)}, "
+            f"not to the vault's {branch.name.lower()} address {index}; it is not a vault coin."
         )
     if inp.witness_script != vault.witness_script(branch, index):
         raise ForeignInputError(f"{where} carries a witness script that is not the vault's.")
@@ -129,8 +129,8 @@ def check_psbt(
         else:
             raise ForeignChangeError(
                 f"Output {position} pays {out.value} sats to "
-                f"{out.script_pubkey.address(NETWORK)}, which is neither an approved payment nor "
-                "the vault's change descriptor; refusing to sign."
+                f"{out.script_pubkey.address(vault.network.params)}, which is neither an approved "
+                "payment nor the vault's change descriptor; refusing to sign."
             )
     missing = [p for p in approval.payments if expected[(p.script_pubkey.data, p.amount_sats)] > 0]
     if missing:

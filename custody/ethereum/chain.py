@@ -84,6 +84,20 @@ class EthChain:
             self._chain_id = self.rpc.chain_id()
         return self._chain_id
 
+    def block_number(self) -> int:
+        """The node's latest block number."""
+        return self.rpc.block_number()
+
+    def block_hash(self, number: int) -> str | None:
+        """The best chain's block hash at ``number`` (``None`` above the tip)."""
+        block = self.rpc.call("eth_getBlockByNumber", hex(number), False)
+        return None if block is None else str(block["hash"])
+
+    def reverted(self, tx_hash: str) -> bool:
+        """Whether ``tx_hash`` was mined and failed (status 0); ``False`` while it is not mined."""
+        receipt = self.rpc.call("eth_getTransactionReceipt", tx_hash)
+        return receipt is not None and int(receipt["status"], 16) == 0
+
     def code(self, address: str) -> bytes:
         return _bytes(self.rpc.call("eth_getCode", address, "latest"))
 

@@ -1,19 +1,22 @@
-"""Proof of control for Safe vaults: the owners' EIP-1271 signature of an attestation digest.
+"""Proof of control for Safe vaults: the owners' EIP-1271 signature of a 32-byte digest.
 
 Safe v1.4.1 with the ``CompatibilityFallbackHandler`` answers ``isValidSignature(bytes32 hash,
 bytes signature)`` by checking the owners' signatures over the EIP-712 ``SafeMessage`` hash of
-``abi.encode(hash)`` (``getMessageHash``). A signature of a message is as powerful as the message
-lets it be: a 32-byte hash may be a token permit or an exchange order. So this module never signs
-a bare hash: it takes the attestation body, derives the digest itself, checks the body names this
-Safe among its proofs of control, computes the SafeMessage hash with our own EIP-712 encoder,
-compares it with the Safe's own, and only then lets each institution's share quorum sign it.
+``abi.encode(hash)`` (``getMessageHash``). This module computes that SafeMessage hash with our
+own EIP-712 encoder, compares it with the Safe's own, lets each institution's share quorum sign
+it, and checks that the Safe accepts the packed signatures.
+
+Custody signs the digest it is given. A signature of a message is as powerful as the message
+lets it be: a 32-byte hash may be a token permit or an exchange order. So the digest must come
+from a caller that derived it itself from a document it checked: for attestations,
+``treasury.attest.proofs`` derives it from the attestation body (``reporting.bundle``) and checks
+that the body asks this Safe for a proof of control; nothing else calls this module.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from eth_abi.abi import decode, encode
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -21,15 +24,14 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from custody.ethereum.eip712 import StructTypes, hash_struct, typed_data_digest
 from custody.ethereum.safe_signature import OwnerSignature, pack_signatures
 from custody.ethereum.safe_tx import checksum_address
+from custody.ethereum.safe_vaults import SafeVaults
 from custody.ethereum.signer import KeyQuorum
-from custody.ethereum.vault import SafeVaults
 from custody.exceptions import (
     MissingSignaturesError,
     NotAnOwnerError,
     SafeMessageError,
     SafeMessageHashMismatchError,
 )
-from reporting.bundle import BUNDLE_FORMAT, body_digest
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,16 @@ SAFE_MESSAGE_TYPES: StructTypes = {
 """The Safe's EIP-712 types for off-chain messages (``SAFE_MSG_TYPEHASH``)."""
 EIP1271_MAGIC_VALUE = bytes.fromhex("1626ba7e")
 """``isValidSignature(bytes32,bytes)``'s answer for a valid signature (EIP-1271)."""
+DIGEST_BYTES = 32
+"""``isValidSignature``'s ``bytes32 hash``."""
 _GET_MESSAGE_HASH = function_signature_to_4byte_selector("getMessageHash(bytes)")
 _IS_VALID_SIGNATURE = function_signature_to_4byte_selector("isValidSignature(bytes32,bytes)")
 
 
-def attestation_message(digest: bytes) -> bytes:
+def digest_message(digest: bytes) -> bytes:
     """The SafeMessage the handler checks for ``isValidSignature(digest, ...)``: ``abi.encode(digest)``."""
-    if len(digest) != 32:
-        raise SafeMessageError("An attestation digest is 32 bytes.")
+    if len(digest) != DIGEST_BYTES:
+        raise SafeMessageError(f"An EIP-1271 digest is {DIGEST_BYTES} bytes, not {len(digest)}.")
     return encode(["bytes32"], [digest])
 
 
@@ -63,29 +67,10 @@ def safe_message_hash(chain_id: int, safe: str, message: bytes) -> bytes:
     )
 
 
-def _attested_digest(body: Mapping[str, Any], chain_id: int, safe: str) -> bytes:
-    """The digest of an attestation body that lists ``safe`` on ``chain_id`` for an EIP-1271 proof."""
-    if body.get("format") != BUNDLE_FORMAT:
-        raise SafeMessageError(
-            f"The document is not a {BUNDLE_FORMAT} body; Safe owners sign only attestation digests "
-            "through this path."
-        )
-    slots = body.get("proofs_of_control", {}).get("eip1271", [])
-    if not any(
-        slot.get("chain_id") == chain_id
-        and str(slot.get("safe_address", "")).lower() == safe.lower()
-        for slot in slots
-    ):
-        raise SafeMessageError(
-            f"The attestation does not ask the Safe {safe} on chain {chain_id} for an EIP-1271 proof."
-        )
-    return body_digest(body)
-
-
-def sign_attestation(
-    vaults: SafeVaults, vault_name: str, body: Mapping[str, Any], quorums: Sequence[KeyQuorum]
+def sign_digest(
+    vaults: SafeVaults, vault_name: str, digest: bytes, quorums: Sequence[KeyQuorum]
 ) -> bytes:
-    """The Safe's EIP-1271 signature of the attestation digest, from a threshold of owner quorums.
+    """The Safe's EIP-1271 signature of ``digest``, from a threshold of owner quorums.
 
     Checks the Safe's owners and threshold on chain against the database, our SafeMessage hash
     against the Safe's ``getMessageHash``, and at the end that ``isValidSignature`` accepts the
@@ -94,8 +79,7 @@ def sign_attestation(
     """
     vault = vaults.vault(vault_name)
     vaults.verify(vault)
-    digest = _attested_digest(body, vault.chain_id, vault.address)
-    message = attestation_message(digest)
+    message = digest_message(digest)
     ours = safe_message_hash(vault.chain_id, vault.address, message)
     chain = vaults.chain
     (theirs,) = decode(
@@ -126,7 +110,7 @@ def sign_attestation(
             break
     if len(signatures) < vault.threshold:
         raise MissingSignaturesError(
-            f"{len(signatures)} institution(s) signed the attestation for vault {vault.name!r}, "
+            f"{len(signatures)} institution(s) signed the digest for vault {vault.name!r}, "
             f"which needs {vault.threshold}."
         )
     packed = pack_signatures(signatures)
@@ -137,11 +121,11 @@ def sign_attestation(
     )
     if answer[:4] != EIP1271_MAGIC_VALUE:
         raise SafeMessageError(
-            f"The Safe {vault.address} does not accept the owners' signature of the attestation "
-            f"digest (isValidSignature returned 0x{answer[:4].hex()})."
+            f"The Safe {vault.address} does not accept the owners' signature of the digest "
+            f"(isValidSignature returned 0x{answer[:4].hex()})."
         )
     log.info(
-        "signed attestation message: vault=%s safe=%s digest=%s institutions=%s",
+        "signed Safe message: vault=%s safe=%s digest=%s institutions=%s",
         vault.name,
         vault.address,
         digest.hex(),

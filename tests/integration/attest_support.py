@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from live_reserve_support import live_nodes
+from reserve_verifier import Nodes
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
@@ -36,7 +37,6 @@ from custody.ethereum.erc20 import transfer_calldata
 from custody.ethereum.vault import Vault as SafeVault
 from custody.shamir import ShareMnemonic, parse_shares
 from reporting.attestation import KeySigner, SignerRole
-from reporting.verify import Nodes
 from treasury import ledger, migrate
 from treasury.attest import (
     AttestNodes,

@@ -13,18 +13,15 @@ from attest_support import INSTITUTIONS, PASSPHRASES, Reserve, reserve_fixture
 from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import TransactionInput, TransactionOutput
+from reserve_verifier import VerifierError, check_reserve_psbt
+from reserve_verifier.evm import EIP1271_MAGIC, eip1271_call
 from sqlalchemy.orm import sessionmaker
 from web3 import Web3
 
-from custody.bitcoin.reserve_proof import (
-    VaultCoin,
-    build_reserve_proof,
-    finalize_reserve_proof,
-    sign_reserve_proof_with_shares,
-)
+from custody.bitcoin.reserve_proof import VaultCoin
 from custody.ceremony import load_transcript
-from custody.ethereum.safe_message import safe_message_hash, sign_attestation
-from custody.ethereum.vault import SafeVaults
+from custody.ethereum.safe_message import safe_message_hash
+from custody.ethereum.safe_vaults import SafeVaults
 from custody.exceptions import (
     BroadcastableReserveProofError,
     ForeignInputError,
@@ -36,7 +33,12 @@ from custody.exceptions import (
 from reporting.attestation import AttestationInputs, AuditHead, RegistryRef, build_attestation
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle
 from reporting.sumtree import LiabilityTree
-from reporting.verify import EIP1271_MAGIC, VerifierError, check_reserve_psbt, eip1271_call
+from treasury.attest.proofs import (
+    build_reserve_proof,
+    finalize_reserve_proof,
+    sign_attestation,
+    sign_reserve_proof_with_shares,
+)
 from treasury.attest.snapshot import bitcoin_snapshot, evm_snapshot
 
 reserve = reserve_fixture("proofs")

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from treasury import audit, ledger
-from treasury.audit import GENESIS_HASH, AuditKind, BreakKind, ChainHead
+from treasury.audit import GENESIS_HASH, AuditChainBrokenError, AuditKind, BreakKind, ChainHead
 from treasury.cli import app
 from treasury.db import DATABASE_URL_ENV
-from treasury.exceptions import AuditChainBrokenError, InvalidAuditEventError
+from treasury.exceptions import InvalidAuditEventError
 
 T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 

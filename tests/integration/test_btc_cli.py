@@ -15,11 +15,11 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from custody.devnet import BitcoinNode
-from custody.nodes import BITCOIN_RPC_URL_ENV
 from treasury.cli import app
 from treasury.cli import btc as btc_cli
 from treasury.cli import ceremony as ceremony_cli
 from treasury.db import DATABASE_URL_ENV
+from treasury.settings import BITCOIN_RPC_URL_ENV
 
 log = logging.getLogger("tests.cli")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from embit.bip32 import HDKey
 from embit.networks import NETWORKS
+from log_support import rendered
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
@@ -82,7 +83,8 @@ def test_a_whole_ceremony_and_spend_leaks_no_secret(
     caplog: pytest.LogCaptureFixture,
     test_seed: int,
 ) -> None:
-    """Logs at DEBUG, exception texts, every database row and every repr are free of secrets."""
+    """Logs at DEBUG (every field of every record, as the CLI and the API print it), exception
+    texts, every database row and every repr are free of secrets."""
     caplog.set_level(logging.DEBUG)
     url = f"sqlite:///{tmp_path / 'treasury.sqlite3'}"
     migrate.upgrade(url, "0002")
@@ -187,8 +189,11 @@ def test_a_whole_ceremony_and_spend_leaks_no_secret(
             for table in tables
         )
     engine.dispose()
-    logs = caplog.text + "\n".join(
-        f"{r.getMessage()} {r.args!r} {r.__dict__!r}" for r in caplog.records
+    printed = rendered(caplog.records)
+    logs = (
+        caplog.text
+        + printed
+        + "\n".join(f"{r.getMessage()} {r.args!r} {r.__dict__!r}" for r in caplog.records)
     )
     haystacks = {
         "logs": logs.lower(),
@@ -201,6 +206,7 @@ def test_a_whole_ceremony_and_spend_leaks_no_secret(
     assert any(s.lower() in share_file for s in secrets)  # the detector does detect a share
     assert "custody_btc_spend_signatures" in tables
     assert "signed spend" in logs
+    assert "signed spend" in printed  # the edges' formatters did render the records
     for where, haystack in haystacks.items():
         leaked = [s for s in secrets if s.lower() in haystack]
         assert not leaked, f"{len(leaked)} secret(s) found in {where}"

@@ -17,6 +17,7 @@ import pytest
 from eth_keys.datatypes import PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from log_support import rendered
 from sqlalchemy import Engine, func, select, text, update
 
 from custody.devnet import EvmNode
@@ -515,7 +516,8 @@ def test_no_key_material_in_logs_errors_database_or_reprs(
     token: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Seeds, share words, private keys and passphrases reach no log, error, table or repr."""
+    """Seeds, share words, private keys and passphrases reach no log (every field of every record,
+    as the CLI and the API print it), error, table or repr."""
     caplog.set_level(logging.DEBUG)
     policy = SigningPolicy(frozenset({token}))
     central, ministry, _audit = (institutions[n] for n in INSTITUTIONS)
@@ -551,7 +553,11 @@ def test_no_key_material_in_logs_errors_database_or_reprs(
         secrets.update(share.reveal() for share in institution.shares)
         secrets.update(" ".join(share.reveal().split()[4:8]) for share in institution.shares)
     rows = repr(db_snapshot(vaults))
-    logged = caplog.text + repr([record.__dict__ for record in caplog.records])
+    logged = (
+        caplog.text
+        + repr([record.__dict__ for record in caplog.records])
+        + rendered(caplog.records)
+    )
     shown = [
         logged,
         rows,

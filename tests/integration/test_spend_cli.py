@@ -23,13 +23,17 @@ from typer.testing import CliRunner
 from custody.devnet import BitcoinNode, EvmNode
 from custody.devnet.binaries import NODES_DIR_ENV
 from custody.ethereum import EthChain
-from custody.nodes import BITCOIN_RPC_URL_ENV, RESERVE_RPC_URL_ENV
 from treasury.cli import app
 from treasury.db import DATABASE_URL_ENV, make_engine, session_factory
 from treasury.ledger import format_amount
 from treasury.officers import get_officer
 from treasury.policy import approve_destination, current_policy, request_destination
-from treasury.wiring import BTC_VAULT_ENV, SAFE_VAULT_ENV
+from treasury.settings import (
+    BITCOIN_RPC_URL_ENV,
+    BTC_VAULT_ENV,
+    RESERVE_RPC_URL_ENV,
+    SAFE_VAULT_ENV,
+)
 
 log = logging.getLogger("tests.spend_cli")
 

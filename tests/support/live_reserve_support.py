@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import PrivateKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from reserve_verifier import Nodes
 from web3 import Web3
 
 from custody.bitcoin.rpc import btc_to_sats
@@ -41,7 +42,6 @@ from reporting.attestation import (
     sign_bundle,
 )
 from reporting.bundle import Bundle
-from reporting.verify import Nodes
 
 PUBLISHER_GAS_WEI = 10**20
 """Devnet ether given to the registry publisher for its deployment and anchors."""

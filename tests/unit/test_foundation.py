@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from custody.bitcoin.rpc import btc_to_sats, sats_to_btc
 from custody.devnet import binaries
 from custody.exceptions import ProvisioningError
-from treasury.db import DATABASE_URL_ENV, database_url, make_engine
+from treasury.db import DATABASE_URL_ENV, make_engine
 from treasury.exceptions import DatabaseConfigError
+from treasury.settings import database_url
 
 MAX_SATS = 21_000_000 * 100_000_000
 

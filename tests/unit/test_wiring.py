@@ -20,7 +20,6 @@ from custody.devnet.binaries import NODES_DIR_ENV
 from custody.ethereum import EthChain
 from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.rpc import EvmRPC
-from custody.nodes import BITCOIN_RPC_URL_ENV, RESERVE_RPC_URL_ENV
 from custody.records import VaultRecord
 from treasury import ledger, migrate
 from treasury.db import make_engine, session_factory
@@ -29,20 +28,22 @@ from treasury.officers import add_institution
 from treasury.proposals import ProposalState, ProposalView
 from treasury.reconcile import btc_scope, eth_scope, holdings_account
 from treasury.reconcile.accounts import ensure_accounts, fees_account
-from treasury.spenders import BitcoinSpender
-from treasury.wiring import (
+from treasury.settings import (
+    BITCOIN_RPC_URL_ENV,
     BTC_FEE_RATE_ENV,
     BTC_MAX_FEE_ENV,
     BTC_VAULT_ENV,
     CONFIRMATIONS_ENV,
     ETH_RELAYER_ENV,
+    RESERVE_RPC_URL_ENV,
     SAFE_VAULT_ENV,
-    btc_fee_rate_sat_vb,
-    btc_max_fee_sats,
+    Settings,
+)
+from treasury.spenders import BitcoinSpender
+from treasury.wiring import (
     btc_vault_name,
     configured_spenders,
     configured_workflow,
-    confirmations_required,
     custody_institutions,
     eth_relayer,
     institution_transcript,
@@ -74,6 +75,11 @@ def clean_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(NODES_DIR_ENV, str(tmp_path / "no-devnet"))
+
+
+def _settings() -> Settings:
+    """The settings an edge (the CLI, the API server) would read from the environment now."""
+    return Settings.from_env(os.environ)
 
 
 @pytest.fixture
@@ -122,9 +128,10 @@ def _view(vault: str) -> ProposalView:
 
 def test_fee_and_confirmation_settings_have_documented_defaults() -> None:
     """Without settings, BTC spends pay 2 sat/vB, at most 50000 sats, and one block confirms."""
-    assert btc_fee_rate_sat_vb() == Decimal(2)
-    assert btc_max_fee_sats() == 50_000
-    assert confirmations_required() == {"BTC": 1, "ETH": 1}
+    spends = _settings().spends
+    assert spends.btc_fee_rate_sat_vb == Decimal(2)
+    assert spends.btc_max_fee_sats == 50_000
+    assert spends.confirmations_required() == {"BTC": 1, "ETH": 1}
 
 
 def test_settings_are_read_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,9 +139,10 @@ def test_settings_are_read_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BTC_FEE_RATE_ENV, "1.25")
     monkeypatch.setenv(BTC_MAX_FEE_ENV, "1234")
     monkeypatch.setenv(CONFIRMATIONS_ENV["ETH"], "12")
-    assert btc_fee_rate_sat_vb() == Decimal("1.25")
-    assert btc_max_fee_sats() == 1234
-    assert confirmations_required() == {"BTC": 1, "ETH": 12}
+    spends = _settings().spends
+    assert spends.btc_fee_rate_sat_vb == Decimal("1.25")
+    assert spends.btc_max_fee_sats == 1234
+    assert spends.confirmations_required() == {"BTC": 1, "ETH": 12}
 
 
 @pytest.mark.parametrize("raw", ["abc", "0", "-1", "NaN", "Infinity", "501", "1e9"])
@@ -142,7 +150,7 @@ def test_a_bad_fee_rate_names_its_variable(monkeypatch: pytest.MonkeyPatch, raw:
     """A fee rate that is not a number in (0, 500] sat/vB is refused with the variable's name."""
     monkeypatch.setenv(BTC_FEE_RATE_ENV, raw)
     with pytest.raises(NotConfiguredError, match=f"{BTC_FEE_RATE_ENV} must be a number"):
-        btc_fee_rate_sat_vb()
+        _settings()
 
 
 @given(st.integers(min_value=-(10**7), max_value=10**7))
@@ -150,10 +158,10 @@ def test_the_max_fee_accepts_exactly_whole_sats_within_the_signer_cap(value: int
     """Any whole number from 1 to custody's 1,000,000-sat cap is accepted as is; anything else is refused."""
     with mock.patch.dict(os.environ, {BTC_MAX_FEE_ENV: str(value)}):
         if 1 <= value <= 1_000_000:
-            assert btc_max_fee_sats() == value
+            assert _settings().spends.btc_max_fee_sats == value
         else:
             with pytest.raises(NotConfiguredError, match=BTC_MAX_FEE_ENV):
-                btc_max_fee_sats()
+                _settings()
 
 
 @pytest.mark.parametrize("raw", ["0", "two", "1.5", "-3"])
@@ -163,7 +171,7 @@ def test_a_bad_confirmation_count_names_its_variable(
     """Confirmations must be a whole number of blocks of at least one."""
     monkeypatch.setenv(CONFIRMATIONS_ENV["BTC"], raw)
     with pytest.raises(NotConfiguredError, match="TREASURY_CONFIRMATIONS_BTC must be a whole"):
-        confirmations_required()
+        _settings()
 
 
 def test_the_relayer_setting_is_checked_and_checksummed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,10 +179,10 @@ def test_the_relayer_setting_is_checked_and_checksummed(monkeypatch: pytest.Monk
     unreachable = EthChain(EvmRPC("http://127.0.0.1:9"))  # never called when the setting is given
     eip55 = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # the EIP-55 specification's vector
     monkeypatch.setenv(ETH_RELAYER_ENV, eip55.lower())
-    assert eth_relayer(unreachable) == eip55
+    assert eth_relayer(unreachable, _settings()) == eip55
     monkeypatch.setenv(ETH_RELAYER_ENV, "not-an-address")
     with pytest.raises(NotConfiguredError, match=f"{ETH_RELAYER_ENV} must be an Ethereum address"):
-        eth_relayer(unreachable)
+        eth_relayer(unreachable, _settings())
 
 
 # --- Vaults and accounts ----------------------------------------------------------------------
@@ -185,11 +193,11 @@ def test_without_a_vault_there_are_no_accounts_and_the_error_says_how_to_create_
 ) -> None:
     """An empty database wires no spend accounts; asking for the vault says which command makes one."""
     with sessions() as session:
-        assert spend_accounts(session) == {}
+        assert spend_accounts(session, _settings()) == {}
         with pytest.raises(NotConfiguredError, match="`treasury btc vault create`"):
-            btc_vault_name(session)
+            btc_vault_name(session, _settings())
         with pytest.raises(NotConfiguredError, match="`treasury safe create`"):
-            safe_vault(session)
+            safe_vault(session, _settings())
 
 
 def test_the_only_vaults_book_into_the_reconcilers_accounts(
@@ -199,7 +207,7 @@ def test_the_only_vaults_book_into_the_reconcilers_accounts(
     _btc_vault(sessions, "reserve")
     _safe(sessions, "safe-reserve", "0x" + "11" * 20)
     with sessions() as session:
-        accounts = spend_accounts(session)
+        accounts = spend_accounts(session, _settings())
     assert accounts["BTC"].holdings == holdings_account(btc_scope("reserve"), "BTC")
     assert accounts["BTC"].payments == "reserve:approved-outflows:BTC"
     assert accounts["BTC"].fees == "fees:BTC"
@@ -216,14 +224,14 @@ def test_several_vaults_need_the_setting_that_names_one(
     _btc_vault(sessions, "beta")
     with sessions() as session:
         with pytest.raises(NotConfiguredError, match=f"set {BTC_VAULT_ENV} to the one"):
-            btc_vault_name(session)
-        assert "BTC" not in spend_accounts(session)
+            btc_vault_name(session, _settings())
+        assert "BTC" not in spend_accounts(session, _settings())
         monkeypatch.setenv(BTC_VAULT_ENV, "beta")
-        assert btc_vault_name(session) == "beta"
-        assert spend_accounts(session)["BTC"].holdings == "vault:btc:beta:BTC"
+        assert btc_vault_name(session, _settings()) == "beta"
+        assert spend_accounts(session, _settings())["BTC"].holdings == "vault:btc:beta:BTC"
         monkeypatch.setenv(BTC_VAULT_ENV, "gamma")
         with pytest.raises(NotConfiguredError, match=r"names the Bitcoin vault 'gamma'.*'alpha'"):
-            btc_vault_name(session)
+            btc_vault_name(session, _settings())
 
 
 def test_the_workflow_is_built_even_when_no_asset_can_be_spent(
@@ -232,12 +240,12 @@ def test_the_workflow_is_built_even_when_no_asset_can_be_spent(
     """Propose and approve need no vault: the workflow builds, and every asset says what is missing."""
     _btc_vault(sessions, "alpha")
     _btc_vault(sessions, "beta")
-    configured_workflow(sessions)
-    setup = spender_setup(sessions)
+    configured_workflow(sessions, _settings())
+    setup = spender_setup(sessions, _settings())
     assert setup.spenders == {}
     assert BTC_VAULT_ENV in setup.problems["BTC"]
     assert "No Safe vault is in the database yet" in setup.problems["ETH"]
-    assert configured_spenders(sessions) == {}
+    assert configured_spenders(sessions, _settings()) == {}
 
 
 def test_a_bitcoin_spender_needs_a_node_setting(
@@ -248,14 +256,14 @@ def test_a_bitcoin_spender_needs_a_node_setting(
     with pytest.raises(
         NotConfiguredError, match=f"need bitcoind. No node configured: set {BITCOIN_RPC_URL_ENV}"
     ):
-        spender_for(sessions, "BTC")
+        spender_for(sessions, "BTC", _settings())
     monkeypatch.setenv(BITCOIN_RPC_URL_ENV, "http://user:pw@127.0.0.1:18443")
-    spender = spender_for(sessions, "BTC")
+    spender = spender_for(sessions, "BTC", _settings())
     assert isinstance(spender, BitcoinSpender)
     assert "reserve" in repr(spender)
     assert "pw" not in repr(spender)
     with pytest.raises(NotConfiguredError, match="No chain spender exists for DOGE"):
-        spender_for(sessions, "DOGE")
+        spender_for(sessions, "DOGE", _settings())
 
 
 def test_a_proposal_prepared_from_another_vault_is_not_signed_through_this_one(
@@ -270,8 +278,8 @@ def test_a_proposal_prepared_from_another_vault_is_not_signed_through_this_one(
     with pytest.raises(
         NotConfiguredError, match=f"spends from vault 'alpha'.*set {BTC_VAULT_ENV}=alpha"
     ):
-        spender_for_proposal(sessions, _view("alpha"))
-    assert isinstance(spender_for_proposal(sessions, _view("beta")), BitcoinSpender)
+        spender_for_proposal(sessions, _view("alpha"), _settings())
+    assert isinstance(spender_for_proposal(sessions, _view("beta"), _settings()), BitcoinSpender)
 
 
 def test_the_reconciler_opens_the_fees_account(sessions: sessionmaker[Session]) -> None:

@@ -1,12 +1,15 @@
 """The FastAPI application: one route per workflow operation, errors mapped to HTTP statuses.
 
 Status codes: 401 missing or bad token, 403 wrong role, 404 unknown record, 409 refused by the
-state machine or the policy (the body lists each reason code), 422 bad input (the body's
-``detail`` is one sentence naming the field), 503 not configured.
+state machine, the policy (the body lists each reason code) or custody, 422 bad input (the
+body's ``detail`` is one sentence naming the field), 502 a node failed, 503 not configured.
+Every error of the ``treasury``, ``custody`` and ``reporting`` packages is answered with a JSON
+``detail`` (``treasury.api.errors``); the proposal a request is about is on its every log line.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody.clock import Clock, utc_now
 from treasury import audit, ledger
 from treasury.api.console import console_router
-from treasury.api.errors import status_of
+from treasury.api.errors import DOMAIN_ERRORS, status_of
 from treasury.api.schemas import (
     ApproveBody,
     AuditHeadOut,
@@ -31,14 +34,17 @@ from treasury.api.schemas import (
     ReasonBody,
     refusals,
 )
-from treasury.exceptions import TreasuryError
+from treasury.logs import bind_ids
 from treasury.officers import Officer, Role, authenticate
 from treasury.proposals import ChainSpender, ProposalState, Workflow
+from treasury.settings import Settings
 from treasury.workflow_exceptions import (
     AuthenticationError,
     NotConfiguredError,
     PolicyRefusedError,
 )
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(
     auto_error=False, description="An officer's API token (treasury officers token)."
@@ -62,22 +68,46 @@ def _officer(
 Actor = Annotated[Officer, Depends(_officer)]
 
 
+async def _bind_request_ids(request: Request) -> None:
+    """Put the request's business ids (the proposal in its path) on every line it logs.
+
+    Async, so it runs in the request's own task, whose context the route's thread inherits.
+    """
+    proposal_id = str(request.path_params.get("proposal_id", ""))
+    bind_ids(proposal_id=int(proposal_id) if proposal_id.isdigit() else proposal_id or None)
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Any package's error as JSON: its sentence, under the status ``status_of`` gives it."""
+    code = status_of(exc) if isinstance(exc, DOMAIN_ERRORS) else 500
+    if code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+        log.warning("request failed: %s", exc, extra={"status": code, "error": type(exc).__name__})
+    headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+    return JSONResponse(status_code=code, content={"detail": str(exc)}, headers=headers)
+
+
 def create_app(
     workflow: Workflow,
     sessions: sessionmaker[Session],
     *,
     spenders: Mapping[str, ChainSpender] | None = None,
     clock: Clock = utc_now,
+    settings: Settings | None = None,
 ) -> FastAPI:
-    """The API over ``workflow``; ``spenders`` (asset -> chain) enable preparing transactions."""
+    """The API over ``workflow``; ``spenders`` (asset -> chain) enable preparing transactions.
+
+    ``settings`` are the ones the server was started with, kept as ``app.state.settings``.
+    """
     chains = dict(spenders or {})
     app = FastAPI(
         title="National reserve treasury",
         version="1",
         description="Spend proposals under policy, the state ledger and the audit log.",
+        dependencies=[Depends(_bind_request_ids)],
     )
     app.state.sessions = sessions
     app.state.clock = clock
+    app.state.settings = settings or Settings()
 
     @app.exception_handler(PolicyRefusedError)
     async def _refused(_request: Request, exc: PolicyRefusedError) -> JSONResponse:
@@ -90,11 +120,8 @@ def create_app(
             },
         )
 
-    @app.exception_handler(TreasuryError)
-    async def _domain(_request: Request, exc: TreasuryError) -> JSONResponse:
-        code = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
-        return JSONResponse(status_code=code, content={"detail": str(exc)}, headers=headers)
+    for root in DOMAIN_ERRORS:
+        app.add_exception_handler(root, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

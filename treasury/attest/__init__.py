@@ -5,6 +5,7 @@ Safe balances, fund accounts, the audit head), has the institutions prove contro
 records and writes the result.
 """
 
+from custody.nodes import BitcoinEndpoint
 from treasury.attest.errors import AttestError, LiabilityInputError, RoleKeyError, SnapshotError
 from treasury.attest.job import run_daily_attestation
 from treasury.attest.keys import generate_role_key, load_role_key, role_key
@@ -21,7 +22,6 @@ from treasury.attest.service import (
     AttestNodes,
     AttestOptions,
     AttestResult,
-    BitcoinEndpoint,
     InstitutionShares,
     attest,
     write_bundle,

@@ -1,7 +1,8 @@
 """A scheduled attestation: an importable job function for APScheduler (e.g. daily).
 
 Everything it needs is plain, picklable arguments (paths and names), so ``SQLAlchemyJobStore``
-can persist the job. Proof of control needs a quorum of each cosigner institution's share
+can persist the job; the EVM nodes come from the environment (``treasury.settings``), read once
+when the job runs, like every scheduled job's settings. Proof of control needs a quorum of each cosigner institution's share
 holders: a scheduled run reads the share files given (mounted for the run by the institutions,
 e.g. from sealed media) exactly as ``treasury attest --share`` does; passphrase-protected seeds
 need their passphrase files. The bundle goes to ``out_dir/attestation-<sequence>.json``.
@@ -9,6 +10,7 @@ need their passphrase files. The bundle goes to ``out_dir/attestation-<sequence>
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,7 +19,6 @@ from web3 import Web3
 from custody.ceremony import read_share_file
 from custody.ethereum.chain import EthChain
 from custody.ethereum.rpc import EvmRPC
-from custody.nodes import reserve_rpc_url, services_rpc_url
 from custody.shamir import ShareMnemonic
 from reporting.attestation import SignerRole
 from treasury.attest.keys import load_role_key
@@ -31,6 +32,7 @@ from treasury.attest.service import (
     previous_attestation,
 )
 from treasury.db import make_engine, session_factory
+from treasury.settings import Settings
 
 
 def run_daily_attestation(
@@ -50,12 +52,13 @@ def run_daily_attestation(
     ``bitcoin_rpc_url`` is ``http://user:password@host:port``; the EVM nodes come from
     ``TREASURY_RESERVE_RPC_URL`` / ``TREASURY_SERVICES_RPC_URL`` or the devnet state.
     """
+    settings = Settings.from_env(os.environ)  # a scheduled job is an edge: read once, here
     endpoint = BitcoinEndpoint.from_url(bitcoin_rpc_url)
     nodes = AttestNodes(
         bitcoin=endpoint,
         anchor_wallet=anchor_wallet,
-        reserve=EthChain(EvmRPC(reserve_rpc_url())),
-        services=Web3(Web3.HTTPProvider(services_rpc_url())),
+        reserve=EthChain(EvmRPC(settings.reserve_rpc_url())),
+        services=Web3(Web3.HTTPProvider(settings.services_rpc_url())),
     )
     passphrases = passphrase_files or {}
     institutions = [

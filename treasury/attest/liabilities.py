@@ -24,7 +24,7 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from reporting.exceptions import MerkleError
-from reporting.merkle import canonical_assets
+from reporting.merkle.assets import canonical_assets
 from reporting.sumtree import Column, LiabilityTree
 from treasury.attest.errors import LiabilityInputError
 from treasury.ledger import AccountType, balances, list_accounts

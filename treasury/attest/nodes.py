@@ -1,36 +1,16 @@
-"""Where an attestation run finds bitcoind (with credentials) and how it waits for its anchor."""
+"""How an attestation run waits for its anchor (bitcoind itself comes from ``treasury.settings``)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
-from custody.devnet.stack import read_state
-from custody.exceptions import DevnetError
-from custody.nodes import BITCOIN_RPC_URL_ENV
+from custody.nodes import BitcoinEndpoint
 from reporting.bundle import AnchorError
-from treasury.attest.service import BitcoinEndpoint
 
 CONFIRMATION_TIMEOUT_S = 3600.0
 """How long to wait for the OP_RETURN anchor to be mined when not mining it ourselves."""
 CONFIRMATION_POLL_S = 5.0
-
-
-def bitcoin_endpoint() -> BitcoinEndpoint:
-    """The configured bitcoind with its credentials (env URL first, else the devnet state)."""
-    configured = os.environ.get(BITCOIN_RPC_URL_ENV)
-    if configured:
-        return BitcoinEndpoint.from_url(configured)
-    state = read_state()
-    if state is None:
-        raise DevnetError(
-            f"No node configured: set {BITCOIN_RPC_URL_ENV}, or start the local devnets with "
-            "`treasury devnet up` in another shell."
-        )
-    return BitcoinEndpoint(
-        state.bitcoin_rpc_url, state.bitcoin_rpc_user, state.bitcoin_rpc_password
-    )
 
 
 def confirmation_waiter(

@@ -9,8 +9,8 @@ The steps, each reported through ``progress``:
 5. the audit log's head and the pending encumbrances; the bundle is built;
 6. proofs of control through the institutions' share quorums: the BIP-127 reserve proof
    (``custody.bitcoin.reserve_proof``) and each Safe's EIP-1271 signature
-   (``custody.ethereum.safe_message``); the reserve proof is checked with the auditors' own
-   checker before anything is published;
+   (``custody.ethereum.safe_message``), of the bytes ``treasury.attest.proofs`` derives from the
+   body; the reserve proof is checked with the auditors' own checker before anything is published;
 7. the treasury signs, the state audit office countersigns (two separate keys);
 8. the digest is anchored on Bitcoin (OP_RETURN) and in the registry;
 9. the bundle is recorded and written to its file.
@@ -26,34 +26,33 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from reserve_verifier import VerifierError, check_reserve_psbt
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from web3 import Web3
 
 from custody.bitcoin.descriptor import VaultDescriptor
 from custody.bitcoin.reserve_proof import (
+    ReserveClaim,
     VaultCoin,
     build_reserve_proof,
     finalize_reserve_proof,
     sign_reserve_proof_with_shares,
 )
-from custody.bitcoin.rpc import BitcoinRPC
 from custody.bitcoin.vault import Vault as BitcoinVault
 from custody.bitcoin.vault import load_vault
 from custody.ceremony import load_transcript
 from custody.clock import Clock, utc_now
 from custody.ethereum.chain import EthChain
 from custody.ethereum.records import SafeVaultRow
-from custody.ethereum.safe_message import sign_attestation
+from custody.ethereum.safe_vaults import SafeVaults
 from custody.ethereum.signer import KeyQuorum
-from custody.ethereum.vault import SafeVaults
+from custody.nodes import BitcoinEndpoint as BitcoinEndpoint  # re-exported: the attest API names it
 from custody.records import VaultRecord
 from custody.shamir import ShareMnemonic
 from reporting.anchor import BitcoinWalletRPC, anchor, deploy_registry
@@ -67,9 +66,7 @@ from reporting.attestation import (
     sign_bundle,
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle, canonical_json
-from reporting.exceptions import ReportingError
 from reporting.sumtree import LiabilityTree
-from reporting.verify import check_reserve_psbt
 from treasury import audit
 from treasury.attest.encumbrances import bitcoin_encumbrances, safe_encumbrances
 from treasury.attest.errors import AttestError
@@ -79,6 +76,7 @@ from treasury.attest.liabilities import (
     liability_tree,
     read_liabilities_csv,
 )
+from treasury.attest.proofs import reserve_claim, sign_attestation
 from treasury.attest.records import AttestationRecord, RegistryRecord
 from treasury.attest.snapshot import bitcoin_snapshot, evm_snapshot
 from treasury.ledger import Asset
@@ -93,30 +91,6 @@ BUNDLE_FILE_MODE = 0o644
 """A bundle is public: anyone may read it."""
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BitcoinEndpoint:
-    """A bitcoind and its RPC credentials (the password never appears in repr)."""
-
-    url: str
-    user: str
-    password: str = field(repr=False)
-
-    @classmethod
-    def from_url(cls, url: str) -> BitcoinEndpoint:
-        """Parse ``http://user:password@host:port``."""
-        parts = urlsplit(url)
-        bare = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}".rstrip("/")
-        return cls(bare, parts.username or "", parts.password or "")
-
-    def rpc(self) -> BitcoinRPC:
-        """A client of the node (no wallet)."""
-        return BitcoinRPC(self.url, self.user, self.password)
-
-    def wallet(self, name: str) -> BitcoinWalletRPC:
-        """The anchoring client of wallet ``name``."""
-        return BitcoinWalletRPC(self.url, self.user, self.password, name)
 
 
 @dataclass(frozen=True)
@@ -156,13 +130,13 @@ class InstitutionShares:
     def sign_reserve_proof(
         self,
         psbt: str,
-        body: Mapping[str, Any],
+        claim: ReserveClaim,
         vaults: Mapping[str, VaultDescriptor],
         fingerprint: str,
     ) -> str:
         """This institution's signatures on the reserve proof (recombine, check, sign, wipe)."""
         return sign_reserve_proof_with_shares(
-            psbt, body, vaults, self._shares, self._passphrase, fingerprint
+            psbt, claim, vaults, self._shares, self._passphrase, fingerprint
         )
 
     def quorum(self, fingerprint: str) -> KeyQuorum:
@@ -259,7 +233,8 @@ def _reserve_proof(
     """Build, have a threshold of institutions sign, and finalise the BIP-127 reserve proof."""
     used = {coin.vault_name for coin in coins}
     descriptors = {vault.name: vault.descriptor for vault in vaults if vault.name in used}
-    psbt = build_reserve_proof(bundle.body, coins, descriptors)
+    claim = reserve_claim(bundle.body)
+    psbt = build_reserve_proof(claim, coins, descriptors)
     needed = max(descriptors[name].threshold for name in descriptors)
     signed: list[str] = []
     for institution in institutions:
@@ -267,7 +242,7 @@ def _reserve_proof(
         if not all(fingerprint in d.fingerprints for d in descriptors.values()):
             continue
         progress(f"  {institution.institution} signs the reserve proof")
-        signed.append(institution.sign_reserve_proof(psbt, bundle.body, descriptors, fingerprint))
+        signed.append(institution.sign_reserve_proof(psbt, claim, descriptors, fingerprint))
         if len(signed) == needed:
             break
     if len(signed) < needed:
@@ -275,7 +250,7 @@ def _reserve_proof(
             f"{len(signed)} cosigner institution(s) signed the reserve proof; the vaults need "
             f"{needed}. Bring the share holders of more cosigner institutions."
         )
-    final = finalize_reserve_proof(signed, bundle.body, descriptors)
+    final = finalize_reserve_proof(signed, claim, descriptors)
     try:
         check_reserve_psbt(
             base64.b64decode(final),
@@ -283,7 +258,7 @@ def _reserve_proof(
             [(u.txid, u.vout, u.amount_sats, u.script_pubkey) for u in snapshot.utxos],
             snapshot.network,
         )
-    except ReportingError as exc:
+    except VerifierError as exc:
         raise AttestError(f"The reserve proof fails the auditors' check: {exc}") from None
     return final
 
@@ -424,7 +399,8 @@ def attest(
     bundle = sign_bundle(sign_bundle(bundle, treasury), auditor)
     progress("signed by the treasury and countersigned by the audit office")
 
-    wallet = nodes.bitcoin.wallet(nodes.anchor_wallet)
+    endpoint = nodes.bitcoin
+    wallet = BitcoinWalletRPC(endpoint.url, endpoint.user, endpoint.password, nodes.anchor_wallet)
     try:
         bundle = anchor(
             bundle,

@@ -8,35 +8,28 @@ wallet reports, and the snapshot block must still be the best chain's when the l
 overstates.) Ethereum: every Safe's ether and tracked-token balances read at the snapshot block
 number, whose hash must not change while they are read.
 
-This module reads custody; ``reporting`` (which the verifier imports) never does.
+The chain reads are custody's (``custody.bitcoin.observe``, ``custody.ethereum.balances``);
+this module decides what belongs in the snapshot. ``reporting`` (which the verifier imports)
+never reads custody.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
-from eth_abi.abi import decode
-
-from custody.bitcoin.descriptor import Branch
+from custody.bitcoin import observe
 from custody.bitcoin.reserve_proof import VaultCoin
-from custody.bitcoin.rpc import BitcoinRPC, btc_to_sats
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.bitcoin.vault import Vault as BitcoinVault
+from custody.bitcoin_network import BitcoinNetwork
+from custody.ethereum.balances import ether_balance, token_balance
 from custody.ethereum.chain import EthChain
-from custody.ethereum.erc20 import balance_of_calldata
 from custody.ethereum.vault import Vault as SafeVault
 from reporting.attestation import BitcoinSnapshot, BlockRef, EvmSnapshot, SnapshotUtxo
 from reporting.holdings import SafeBalanceHolding
 from treasury.attest.errors import SnapshotError
 
-BITCOIN_NETWORK = "regtest"
-"""The network name the bundle states (``reporting/SPEC-attestation.md``)."""
 ETHER_ASSET = "ETH"
-MAX_CONFIRMATIONS = 9_999_999
-"""``listunspent``'s upper bound on confirmations: no upper bound in practice."""
-
-_PATH_AFTER_ACCOUNT = re.compile(r"\[[0-9a-f]{8}(?:/\d+['h]){4}/(\d+)/(\d+)\]")
-"""``[fingerprint/48h/1h/0h/2h/BRANCH/INDEX]`` in the ``desc`` bitcoind reports for a coin."""
 
 
 def _snapshot_height(tip: int, confirmations: int) -> int:
@@ -53,71 +46,66 @@ def _snapshot_height(tip: int, confirmations: int) -> int:
     return height
 
 
-def _coin_path(vault: BitcoinVault, desc: str, outpoint: str) -> tuple[Branch, int]:
-    found = _PATH_AFTER_ACCOUNT.search(desc)
-    if found is None or int(found.group(1)) not in (0, 1):
-        raise SnapshotError(
-            f"The coin {outpoint} in vault {vault.name!r} has no receive or change path in its "
-            "descriptor; the wallet does not solve it as a vault coin."
+def _vault_coins(
+    rpc: BitcoinRPC, vault: BitcoinVault, height: int, confirmations: int
+) -> list[tuple[SnapshotUtxo, VaultCoin]]:
+    """The vault's coins created at or below ``height`` on the best chain, checked as its own."""
+    wallet = rpc.wallet(vault.wallet_name)
+    found: list[tuple[SnapshotUtxo, VaultCoin]] = []
+    for coin in observe.unspent_coins(wallet, confirmations):
+        outpoint = f"{coin.txid}:{coin.vout}"
+        created = observe.confirming_block(wallet, coin.txid)
+        if created is None or created.height > height:
+            continue  # mined above the snapshot while we listed: not part of it
+        if observe.block_hash(rpc, created.height) != created.hash:
+            raise SnapshotError(
+                f"The block {created.hash} that created {outpoint} is not on the best chain "
+                f"at height {created.height}; take the snapshot again once the chain settles."
+            )
+        if coin.path is None:
+            raise SnapshotError(
+                f"The coin {outpoint} in vault {vault.name!r} has no receive or change path in "
+                "its descriptor; the wallet does not solve it as a vault coin."
+            )
+        branch, index = coin.path
+        if vault.descriptor.script_pubkey(branch, index).data != coin.script_pubkey:
+            raise SnapshotError(
+                f"The coin {outpoint} pays a script that is not vault {vault.name!r}'s "
+                f"{branch.name.lower()} address {index}."
+            )
+        utxo = SnapshotUtxo(
+            txid=coin.txid,
+            vout=coin.vout,
+            amount_sats=coin.amount_sats,
+            script_pubkey=coin.script_pubkey,
+            created=BlockRef(created.height, created.hash),
         )
-    return Branch(int(found.group(1))), int(found.group(2))
+        found.append((utxo, VaultCoin(coin.txid, coin.vout, vault.name, branch, index)))
+    return found
 
 
 def bitcoin_snapshot(
-    rpc: BitcoinRPC, vaults: Sequence[BitcoinVault], *, confirmations: int = 1
+    rpc: BitcoinRPC,
+    vaults: Sequence[BitcoinVault],
+    *,
+    confirmations: int = 1,
+    network: BitcoinNetwork = BitcoinNetwork.REGTEST,
 ) -> tuple[BitcoinSnapshot, tuple[VaultCoin, ...]]:
-    """Every vault coin at the confirmed snapshot height, and where each sits in its vault."""
-    tip = int(rpc.call("getblockcount"))
-    height = _snapshot_height(tip, confirmations)
-    block_hash = str(rpc.call("getblockhash", height))
-    utxos: list[SnapshotUtxo] = []
-    coins: list[VaultCoin] = []
-    for vault in vaults:
-        wallet = rpc.wallet(vault.wallet_name)
-        for entry in wallet.call("listunspent", confirmations, MAX_CONFIRMATIONS):
-            txid, vout = str(entry["txid"]), int(entry["vout"])
-            outpoint = f"{txid}:{vout}"
-            found = wallet.call("gettransaction", txid, True)
-            created = int(found.get("blockheight", -1))
-            if created < 0 or created > height:
-                continue  # mined above the snapshot while we listed: not part of it
-            created_hash = str(found["blockhash"])
-            if rpc.call("getblockhash", created) != created_hash:
-                raise SnapshotError(
-                    f"The block {created_hash} that created {outpoint} is not on the best chain "
-                    f"at height {created}; take the snapshot again once the chain settles."
-                )
-            branch, index = _coin_path(vault, str(entry.get("desc", "")), outpoint)
-            script = bytes.fromhex(entry["scriptPubKey"])
-            if vault.descriptor.script_pubkey(branch, index).data != script:
-                raise SnapshotError(
-                    f"The coin {outpoint} pays a script that is not vault {vault.name!r}'s "
-                    f"{branch.name.lower()} address {index}."
-                )
-            utxos.append(
-                SnapshotUtxo(
-                    txid=txid,
-                    vout=vout,
-                    amount_sats=btc_to_sats(entry["amount"]),
-                    script_pubkey=script,
-                    created=BlockRef(created, created_hash),
-                )
-            )
-            coins.append(VaultCoin(txid, vout, vault.name, branch, index))
-    if rpc.call("getblockhash", height) != block_hash:
+    """Every vault coin at the confirmed snapshot height, and where each sits in its vault.
+
+    ``network`` is the network the bundle states (``reporting/SPEC-attestation.md``).
+    """
+    height = _snapshot_height(observe.tip_height(rpc), confirmations)
+    block_hash = observe.block_hash(rpc, height)
+    found = [pair for vault in vaults for pair in _vault_coins(rpc, vault, height, confirmations)]
+    if block_hash is None or observe.block_hash(rpc, height) != block_hash:
         raise SnapshotError(
             f"The block at the snapshot height {height} changed while the coins were listed "
             "(a reorganisation); take the snapshot again."
         )
-    return BitcoinSnapshot(BITCOIN_NETWORK, BlockRef(height, block_hash), tuple(utxos)), tuple(
-        coins
-    )
-
-
-def _token_balance(chain: EthChain, token: str, holder: str, block: str) -> int:
-    call = {"to": token, "data": "0x" + balance_of_calldata(holder).hex()}
-    (amount,) = decode(["uint256"], bytes.fromhex(chain.rpc.call("eth_call", call, block)[2:]))
-    return int(amount)
+    utxos = tuple(utxo for utxo, _ in found)
+    coins = tuple(coin for _, coin in found)
+    return BitcoinSnapshot(network.value, BlockRef(height, block_hash), utxos), coins
 
 
 def evm_snapshot(
@@ -128,9 +116,8 @@ def evm_snapshot(
     confirmations: int = 1,
 ) -> EvmSnapshot:
     """Every Safe's ether and ``tokens`` (asset code -> contract) balances at the snapshot block."""
-    number = _snapshot_height(chain.rpc.block_number(), confirmations)
-    tag = hex(number)
-    block_hash = str(chain.rpc.call("eth_getBlockByNumber", tag, False)["hash"])
+    number = _snapshot_height(chain.block_number(), confirmations)
+    block_hash = chain.block_hash(number)
     balances: list[SafeBalanceHolding] = []
     for safe in safes:
         if safe.chain_id != chain.chain_id:
@@ -138,12 +125,12 @@ def evm_snapshot(
                 f"The Safe vault {safe.name!r} lives on chain {safe.chain_id}, not on the node's "
                 f"chain {chain.chain_id}."
             )
-        ether = int(chain.rpc.call("eth_getBalance", safe.address, tag), 16)
+        ether = ether_balance(chain, safe.address, number)
         balances.append(SafeBalanceHolding(chain.chain_id, safe.address, ETHER_ASSET, None, ether))
         for asset, token in sorted(tokens.items()):
-            amount = _token_balance(chain, token, safe.address, tag)
+            amount = token_balance(chain, token, safe.address, number)
             balances.append(SafeBalanceHolding(chain.chain_id, safe.address, asset, token, amount))
-    if chain.rpc.call("eth_getBlockByNumber", tag, False)["hash"] != block_hash:
+    if block_hash is None or chain.block_hash(number) != block_hash:
         raise SnapshotError(
             f"Chain {chain.chain_id}'s block {number} changed while the balances were read; "
             "take the snapshot again."

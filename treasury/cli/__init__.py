@@ -6,9 +6,13 @@ Groups are registered in the order of the reserve's story, which is the order ``
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
+from custody.exceptions import CustodyError
+from reporting.exceptions import ReportingError
 from treasury.cli import (
     api,
     attest,
@@ -23,12 +27,29 @@ from treasury.cli import (
     reconcile,
     safe,
     scheduler,
+    settings,
     spend,
     verify,
 )
+from treasury.cli.context import fail, running, start
 from treasury.demo import run_demo
+from treasury.exceptions import TreasuryError
+from treasury.logs import LogFormat, configure_logging
+
+
+class _OneErrorLine(TyperGroup):
+    """The root command: an error of any package's root that no command handled is one line."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        with running():
+            try:
+                return super().invoke(ctx)
+            except (CustodyError, TreasuryError, ReportingError) as exc:
+                raise fail(exc) from None
+
 
 app = typer.Typer(
+    cls=_OneErrorLine,
     help=(
         "Custody, state ledger and proof-of-reserves for the national crypto reserve. "
         "Start with `treasury demo` to see the whole story on local devnets; every command "
@@ -42,12 +63,12 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress at INFO level."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    configure_logging(LogFormat.CONSOLE, level)
+    start(ctx, level)
 
 
 @app.command()
@@ -58,6 +79,7 @@ def demo() -> None:
 
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(db.app, name="db")
+app.command(name="settings")(settings.show_settings)
 app.add_typer(ceremony.app, name="ceremony")
 app.add_typer(btc.app, name="btc")
 app.add_typer(safe.app, name="safe")

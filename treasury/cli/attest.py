@@ -3,7 +3,8 @@
 Share words come from the holders' files (``--share INSTITUTION=FILE``, repeated) and a
 passphrase, if the transcript says there is one, is typed without echo; neither is an argument.
 The treasury's and the audit office's keys are files (0600); ``--generate-keys`` creates missing
-ones on a devnet. Nodes come from ``TREASURY_*_RPC_URL`` or the running ``treasury devnet up``.
+ones on a devnet. Nodes come from ``TREASURY_*_RPC_URL`` or the running ``treasury devnet up``
+(``treasury.settings``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from custody.ceremony import load_transcript, read_share_file
 from custody.ethereum.chain import EthChain
 from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import CustodyError
-from custody.nodes import reserve_rpc_url, services_rpc_url
 from custody.shamir import ShareMnemonic
 from reporting.attestation import SignerRole
 from reporting.exceptions import ReportingError
 from treasury.attest.keys import role_key
-from treasury.attest.nodes import bitcoin_endpoint, confirmation_waiter
+from treasury.attest.nodes import confirmation_waiter
 from treasury.attest.service import (
     AttestNodes,
     AttestOptions,
@@ -35,13 +35,9 @@ from treasury.attest.service import (
 from treasury.attest.service import (
     attest as produce_attestation,
 )
+from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
-
-
-def _error(message: object) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
 
 
 def parse_share_options(values: list[str]) -> dict[str, list[Path]]:
@@ -99,6 +95,7 @@ def attest(
     ] = 1,
 ) -> None:
     """Attest the reserve: snapshot the vaults, prove control with share quorums, sign, countersign, anchor on both chains and write the bundle."""
+    configured = settings()
     try:
         shares = parse_share_options(share or [])
         tokens = {}
@@ -109,14 +106,14 @@ def attest(
             tokens[asset] = address
         treasury = role_key(treasury_key, SignerRole.TREASURY, generate=generate_keys)
         auditor = role_key(auditor_key, SignerRole.AUDITOR, generate=generate_keys)
-        endpoint = bitcoin_endpoint()
+        endpoint = configured.bitcoin_endpoint()
         nodes = AttestNodes(
             bitcoin=endpoint,
             anchor_wallet=anchor_wallet,
-            reserve=EthChain(EvmRPC(reserve_rpc_url())),
-            services=Web3(Web3.HTTPProvider(services_rpc_url())),
+            reserve=EthChain(EvmRPC(configured.reserve_rpc_url())),
+            services=Web3(Web3.HTTPProvider(configured.services_rpc_url())),
         )
-        engine = make_engine()
+        engine = make_engine(configured.database_url)
         try:
             with session_factory(engine)() as session, session.begin():
                 institutions = []
@@ -152,11 +149,11 @@ def attest(
         finally:
             engine.dispose()
     except (CustodyError, TreasuryError, ReportingError) as exc:
-        raise _error(exc) from None
+        raise fail(exc) from None
     except (OSError, Web3Exception) as exc:
-        raise _error(f"a file or node could not be used: {exc}") from None
+        raise fail(f"a file or node could not be used: {exc}") from None
     except SQLAlchemyError as exc:
-        raise _error(
+        raise fail(
             f"the database refused the operation ({type(exc).__name__}); is its schema current? "
             "Run `treasury db upgrade`."
         ) from None

@@ -7,7 +7,8 @@ import json
 import typer
 
 from treasury import audit
-from treasury.cli.ledger import database_session, fail
+from treasury.cli.context import fail
+from treasury.cli.ledger import ERROR_EXIT_CODE, database_session
 
 app = typer.Typer(
     help="Verify the tamper-evident audit log and print its head hash.", no_args_is_help=True
@@ -23,7 +24,7 @@ def verify(
 ) -> None:
     """Walk the whole chain: exit 0 if intact, 1 naming the first edited, deleted or reordered event."""
     if (anchor_sequence is None) != (anchor_hash is None):
-        raise fail("give both --anchor-sequence and --anchor-hash, or neither.")
+        raise fail("give both --anchor-sequence and --anchor-hash, or neither.", ERROR_EXIT_CODE)
     anchor = None
     if anchor_sequence is not None and anchor_hash is not None:
         anchor = audit.ChainHead(anchor_sequence, anchor_hash)

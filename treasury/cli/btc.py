@@ -30,8 +30,10 @@ from custody.bitcoin import (
 from custody.bitcoin.rpc import BitcoinRPC
 from custody.ceremony import load_transcript
 from custody.exceptions import CustodyError
-from custody.nodes import bitcoin_rpc
-from treasury.cli.ceremony import database_session, fail, read_share
+from treasury.cli.ceremony import database_session, read_share
+from treasury.cli.context import fail, settings
+from treasury.logs import bound_ids
+from treasury.settings import NodeNotConfiguredError
 
 app = typer.Typer(
     help="Bitcoin multisig vaults: addresses, exports, balances and spends.", no_args_is_help=True
@@ -48,8 +50,8 @@ app.add_typer(spend_app, name="spend")
 
 def _rpc() -> BitcoinRPC:
     try:
-        return bitcoin_rpc()
-    except CustodyError as exc:
+        return settings().bitcoin_endpoint().rpc()
+    except NodeNotConfiguredError as exc:
         raise fail(exc) from None
 
 
@@ -157,7 +159,7 @@ def spend_build(
     payments = [_payment(text) for text in pay]
     rate = _fee_rate(fee_rate)
     rpc = _rpc()
-    with database_session() as session:
+    with bound_ids(vault=vault), database_session() as session:
         spend = build_spend(session, rpc, vault, payments, rate, max_fee_sats)
     _echo_spend(spend)
 
@@ -174,7 +176,7 @@ def spend_sign(
     ] = None,
 ) -> None:
     """Recombine an institution's key from its holders' shares, check the PSBT and add its signatures."""
-    with database_session() as session:
+    with bound_ids(spend_id=spend_id), database_session() as session:
         transcript = load_transcript(session, institution)
         if share_file:
             shares = [read_share(path, "") for path in share_file]
@@ -196,7 +198,7 @@ def spend_sign(
 def spend_broadcast(spend_id: int = typer.Argument(..., help="Spend id.")) -> None:
     """Combine the institutions' signatures, finalize the transaction and broadcast it."""
     rpc = _rpc()
-    with database_session() as session:
+    with bound_ids(spend_id=spend_id), database_session() as session:
         txid = broadcast_spend(session, rpc, spend_id)
     typer.echo(f"broadcast spend {spend_id}: txid {txid}")
 
@@ -210,7 +212,7 @@ def spend_bump(
     """Build a replace-by-fee successor of a stuck spend; it needs its own signatures."""
     rate = _fee_rate(fee_rate)
     rpc = _rpc()
-    with database_session() as session:
+    with bound_ids(spend_id=spend_id), database_session() as session:
         spend = bump_spend(session, rpc, spend_id, rate, max_fee_sats)
     _echo_spend(spend)
 
@@ -218,6 +220,6 @@ def spend_bump(
 @spend_app.command("show")
 def spend_show(spend_id: int = typer.Argument(..., help="Spend id.")) -> None:
     """Show a spend's payments, fee, approval hash, signers and state."""
-    with database_session() as session:
+    with bound_ids(spend_id=spend_id), database_session() as session:
         spend = load_spend(session, spend_id)
     _echo_spend(spend)

@@ -29,6 +29,7 @@ from custody.ceremony import (
 )
 from custody.exceptions import CustodyError
 from custody.shamir import ShareMnemonic
+from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
 
 app = typer.Typer(
@@ -37,15 +38,10 @@ app = typer.Typer(
 )
 
 
-def fail(message: object) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
 @contextmanager
 def database_session() -> Iterator[Session]:
     """A session on the configured database that commits on success; errors become one line."""
-    engine = make_engine()
+    engine = make_engine(settings().database_url)
     try:
         with session_factory(engine)() as session, session.begin():
             yield session

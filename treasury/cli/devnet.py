@@ -13,15 +13,11 @@ from custody.devnet.binaries import find_binaries, nodes_dir
 from custody.devnet.stack import DevnetStack, read_state
 from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import CustodyError
+from treasury.cli.context import fail
 
 app = typer.Typer(
     help="Fetch, run and inspect the local Bitcoin and EVM devnets.", no_args_is_help=True
 )
-
-
-def _fail(exc: CustodyError) -> typer.Exit:
-    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
 
 
 @app.command()
@@ -30,7 +26,7 @@ def install() -> None:
     try:
         binaries = find_binaries(install=True, log=typer.echo)
     except CustodyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for binary in (binaries.bitcoind, binaries.bitcoin_cli, binaries.anvil):
         typer.echo(f"{binary.name:12} {binary.version():48} from {binary.source}")
 
@@ -44,7 +40,7 @@ def up() -> None:
         stack = DevnetStack(binaries)
         stack.start(typer.echo, publish_state=True)
     except CustodyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     with stack:
         typer.echo(f"bitcoind (regtest)     {stack.bitcoin.rpc_url}  user {stack.bitcoin.rpc_user}")
         typer.echo(
@@ -88,4 +84,4 @@ def status() -> None:
             evm = EvmRPC(url)
             typer.echo(f"{label:14} {url}  chain id {evm.chain_id()}  height {evm.block_number()}")
     except CustodyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None

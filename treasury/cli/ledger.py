@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from treasury import ledger
+from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 
@@ -24,28 +25,23 @@ ERROR_EXIT_CODE = 2
 """Exit code when the command could not run at all (bad setting, schema missing, bad option)."""
 
 
-def fail(message: str, code: int = ERROR_EXIT_CODE) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=code)
-
-
 @contextlib.contextmanager
 def database_session() -> Iterator[Session]:
     """A read session on TREASURY_DATABASE_URL; errors become one-line messages, not tracebacks."""
     try:
-        engine = make_engine()
+        engine = make_engine(settings().database_url)
     except TreasuryError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc, ERROR_EXIT_CODE) from None
     try:
         with session_factory(engine)() as session:
             yield session
     except TreasuryError as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc, ERROR_EXIT_CODE) from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise fail(
-            f"the database could not be read ({reason}); is the schema there (`treasury db upgrade`)?"
+            f"the database could not be read ({reason}); is the schema there (`treasury db upgrade`)?",
+            ERROR_EXIT_CODE,
         ) from None
     finally:
         engine.dispose()

@@ -22,14 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody.clock import utc_now
 from custody.exceptions import CustodyError
 from treasury import officers, policy
+from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role
 from treasury.proposals import Workflow
+from treasury.settings import API_TOKEN_ENV, Settings
 from treasury.wiring import configured_workflow
-
-TOKEN_ENV = "TREASURY_API_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
-ERROR_EXIT_CODE = 1
 
 app = typer.Typer(
     help="Register institutions and officers, issue API tokens, revoke officers.",
@@ -40,44 +39,39 @@ policy_app = typer.Typer(
 )
 
 TokenOption = typer.Option(
-    None, "--token", envvar=TOKEN_ENV, help="Your API token.", show_default=False
+    None, "--token", envvar=API_TOKEN_ENV, help="Your API token.", show_default=False
 )
 
 
 @dataclass(frozen=True)
 class CliContext:
-    """What a command needs: the database sessions, the workflow, and the acting officer."""
+    """What a command needs: the settings, the database sessions and the workflow."""
 
+    settings: Settings
     sessions: sessionmaker[Session]
     workflow: Workflow
-    actor: Officer | None
 
 
-def fail(message: str) -> typer.Exit:
-    """Print a one-line error and return the Exit to raise."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=ERROR_EXIT_CODE)
+@dataclass(frozen=True)
+class OfficerContext(CliContext):
+    """A context whose token authenticated an officer: the one acting."""
+
+    actor: Officer
 
 
 @contextlib.contextmanager
-def cli_context(token: str | None, *, authenticated: bool = True) -> Iterator[CliContext]:
-    """Open the database, authenticate ``token``, and turn domain errors into one-line messages.
+def workflow_context() -> Iterator[CliContext]:
+    """Open the database and the configured workflow; domain errors become one-line messages.
 
     The workflow is the configured one (``treasury.wiring``): chain and node errors of signing and
     broadcasting become one line too.
     """
-    if authenticated and not token:
-        raise fail(f"an API token is required: pass --token or set {TOKEN_ENV}.")
+    configured = settings()
     try:
-        engine = make_engine()
+        engine = make_engine(configured.database_url)
         try:
             sessions = session_factory(engine)
-            workflow = configured_workflow(sessions)
-            actor = None
-            if authenticated and token:
-                with sessions() as session:
-                    actor = officers.authenticate(session, token, now=utc_now())
-            yield CliContext(sessions, workflow, actor)
+            yield CliContext(configured, sessions, configured_workflow(sessions, configured))
         finally:
             engine.dispose()
     except (TreasuryError, CustodyError) as exc:
@@ -89,8 +83,18 @@ def cli_context(token: str | None, *, authenticated: bool = True) -> Iterator[Cl
         ) from None
 
 
-def _admin(ctx: CliContext) -> Officer:
-    assert ctx.actor is not None  # authenticated contexts always carry the actor
+@contextlib.contextmanager
+def cli_context(token: str | None) -> Iterator[OfficerContext]:
+    """``workflow_context`` for the officer whose API token ``token`` is (required)."""
+    if not token:
+        raise fail(f"an API token is required: pass --token or set {API_TOKEN_ENV}.")
+    with workflow_context() as ctx:
+        with ctx.sessions() as session:
+            actor = officers.authenticate(session, token, now=utc_now())
+        yield OfficerContext(ctx.settings, ctx.sessions, ctx.workflow, actor)
+
+
+def _admin(ctx: OfficerContext) -> Officer:
     ctx.actor.require(Role.ADMIN)
     return ctx.actor
 
@@ -102,7 +106,7 @@ def bootstrap(
     admin_name: str = typer.Option(..., help="Name of the first admin officer."),
 ) -> None:
     """Create the first institution and admin on an empty database and print the admin's token once."""
-    with cli_context(None, authenticated=False) as ctx, ctx.sessions.begin() as session:
+    with workflow_context() as ctx, ctx.sessions.begin() as session:
         if session.scalar(select(officers.OfficerRow.id).limit(1)) is not None:
             raise fail("officers already exist; use an admin token with `treasury officers add`.")
         now = utc_now()
@@ -156,7 +160,6 @@ def issue_token(officer_id: int, token: str | None = TokenOption) -> None:
 def revoke(officer_id: int, token: str | None = TokenOption) -> None:
     """Revoke an officer now: tokens stop working and approvals of unsigned spends are voided (admin)."""
     with cli_context(token) as ctx:
-        assert ctx.actor is not None
         revoked = ctx.workflow.revoke_officer(ctx.actor, officer_id)
     typer.echo(f"officer {revoked.id} revoked at {revoked.revoked_at}.")
 
@@ -165,7 +168,6 @@ def revoke(officer_id: int, token: str | None = TokenOption) -> None:
 def list_officers(token: str | None = TokenOption) -> None:
     """List every officer with institution, roles and revocation time (any role)."""
     with cli_context(token) as ctx, ctx.sessions() as session:
-        assert ctx.actor is not None
         ctx.actor.require(*Role)
         for o in officers.list_officers(session):
             roles = ",".join(sorted(r.value for r in o.roles))
@@ -191,7 +193,6 @@ def show_policy(
 ) -> None:
     """Print a policy version's document, version number and content hash (any role)."""
     with cli_context(token) as ctx, ctx.sessions() as session:
-        assert ctx.actor is not None
         ctx.actor.require(*Role)
         stored = (
             policy.current_policy(session)

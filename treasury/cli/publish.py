@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from reserve_verifier import Nodes
 
 from custody.clock import utc_now
 from reporting.site import SiteError, load_bundles, load_export, publish_site, site_server
-from reporting.verify import Nodes
+from treasury.cli.context import settings
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.publication import EXPORT_FILE_NAME, write_export
@@ -54,7 +55,7 @@ def publish(
 ) -> None:
     """Publish the parliament site: every attestation verified now, charts, spends, funds, open data, in Kyrgyz, Russian and English."""
     try:
-        engine = make_engine(database_url)
+        engine = make_engine(database_url or settings().database_url)
     except TreasuryError as error:
         raise _fail(str(error)) from None
     try:

@@ -8,12 +8,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from custody.clock import utc_now
 from custody.exceptions import CustodyError
+from treasury.cli.context import fail, settings
 from treasury.cli.officers import TokenOption, cli_context
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.ledger import format_amount, get_asset
+from treasury.logs import bound_ids
 from treasury.reconcile import (
-    ReconcileSettings,
     acknowledge,
     configured_nodes,
     list_alarms,
@@ -32,26 +33,29 @@ ERROR_EXIT_CODE = 2
 FAILED_RUN_EXIT_CODE = 1
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=ERROR_EXIT_CODE)
-
-
 def _database_error(exc: SQLAlchemyError) -> typer.Exit:
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return _fail(f"the database refused the operation ({reason}); run `treasury db upgrade`?")
+    return fail(
+        f"the database refused the operation ({reason}); run `treasury db upgrade`?",
+        ERROR_EXIT_CODE,
+    )
 
 
 @app.command()
 def now() -> None:
     """Reconcile every vault once against the configured nodes, printing progress as it goes."""
+    configured = settings()
     try:
-        bitcoin, evm = configured_nodes()
+        bitcoin, evm = configured_nodes(configured.nodes)
         report = reconcile_now(
-            bitcoin=bitcoin, evm=evm, settings=ReconcileSettings.from_env(), progress=typer.echo
+            configured.database_url,
+            bitcoin=bitcoin,
+            evm=evm,
+            settings=configured.reconcile,
+            progress=typer.echo,
         )
     except (TreasuryError, CustodyError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc, ERROR_EXIT_CODE) from None
     except SQLAlchemyError as exc:
         raise _database_error(exc) from None
     typer.echo(describe(report))
@@ -63,9 +67,9 @@ def now() -> None:
 def status() -> None:
     """Show the last run, each vault's cursor and newest comparison, and every open alarm."""
     try:
-        engine = make_engine()
+        engine = make_engine(settings().database_url)
     except TreasuryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc, ERROR_EXIT_CODE) from None
     try:
         with session_factory(engine)() as session:
             run = session.scalar(select(RunRow).order_by(RunRow.id.desc()).limit(1))
@@ -100,7 +104,7 @@ def status() -> None:
                     + (f" (acknowledged by {acks})" if acks else "")
                 )
     except TreasuryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc, ERROR_EXIT_CODE) from None
     except SQLAlchemyError as exc:
         raise _database_error(exc) from None
     finally:
@@ -114,8 +118,7 @@ def ack(
     token: str | None = TokenOption,
 ) -> None:
     """Acknowledge an alarm: one oversight officer, or two approvers/admins, clear it."""
-    with cli_context(token) as ctx, ctx.sessions.begin() as session:
-        assert ctx.actor is not None
+    with bound_ids(alarm_id=alarm_id), cli_context(token) as ctx, ctx.sessions.begin() as session:
         alarm = acknowledge(session, alarm_id, ctx.actor, reason, clock=utc_now)
     state = "cleared" if not alarm.open else "still open: a second officer must acknowledge it"
     typer.echo(f"alarm {alarm.id} acknowledged by {ctx.actor.name}; {state}")

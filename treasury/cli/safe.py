@@ -1,7 +1,8 @@
 """``treasury safe``: Safe multisig vaults on the reserve's Ethereum chain.
 
 Amounts are integers in base units (wei for ether, the token's smallest unit for ERC-20s). Gas is
-paid by a relayer account the node holds (on the devnet: anvil's first development account).
+paid by a relayer account the node holds (``--relayer``, else the node's own first account, as
+``custody.ethereum.relayer`` picks it: on the devnet, anvil's first development account).
 Share words are read from files or typed without echo, and are never printed or stored.
 """
 
@@ -18,13 +19,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from custody.ceremony import load_transcript
 from custody.ethereum.chain import EthChain
 from custody.ethereum.deploy import deploy_safe_contracts
+from custody.ethereum.relayer import node_gas_payer
 from custody.ethereum.rpc import EvmRPC
+from custody.ethereum.safe_vaults import SafeVaults
 from custody.ethereum.signer import KeyQuorum, SigningPolicy
-from custody.ethereum.vault import SafeVaults, VaultOwner
+from custody.ethereum.vault import VaultOwner
 from custody.exceptions import CustodyError
-from custody.nodes import reserve_rpc_url
 from custody.shamir import ShareMnemonic, parse_shares
+from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
+from treasury.exceptions import TreasuryError
+from treasury.logs import bound_ids
 
 app = typer.Typer(
     help="Safe (v1.4.1) multisig vaults owned by the institutions' cosigner keys.",
@@ -41,40 +46,34 @@ def _errors() -> Iterator[None]:
     """Turn every expected failure into one `error: ...` line and exit code 1."""
     try:
         yield
-    except (CustodyError, _CliError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=1) from None
+    except (CustodyError, TreasuryError, _CliError) as exc:
+        raise fail(exc) from None
     except SQLAlchemyError as exc:
-        typer.secho(
-            f"error: the database refused the operation ({type(exc).__name__}); "
-            "run `treasury db upgrade` if its Safe tables are missing.",
-            err=True,
-            fg=typer.colors.RED,
-        )
-        raise typer.Exit(code=1) from None
+        raise fail(
+            f"the database refused the operation ({type(exc).__name__}); "
+            "run `treasury db upgrade` if its Safe tables are missing."
+        ) from None
 
 
 def _chain() -> EthChain:
-    return EthChain(EvmRPC(reserve_rpc_url()))
+    return EthChain(EvmRPC(settings().reserve_rpc_url()))
 
 
 def _vaults(chain: EthChain) -> SafeVaults:
-    return SafeVaults(chain, session_factory(make_engine()))
+    return SafeVaults(chain, session_factory(make_engine(settings().database_url)))
 
 
 def _gas_payer(chain: EthChain, given: str | None) -> str:
-    if given:
-        return given
-    accounts = chain.accounts()
-    if not accounts:
+    payer = given or node_gas_payer(chain)
+    if payer is None:
         raise _CliError("The node holds no account to pay gas; pass --relayer ADDRESS.")
-    return accounts[0]
+    return payer
 
 
 def _owner(text: str) -> VaultOwner:
     """An owner from its ceremony transcript ('National Bank'), or given in full."""
     if "=" not in text:
-        with session_factory(make_engine())() as session:
+        with session_factory(make_engine(settings().database_url))() as session:
             transcript = load_transcript(session, text.strip())
         return VaultOwner(transcript.institution, transcript.eth_address, transcript.fingerprint)
     institution, _, rest = text.partition("=")
@@ -209,7 +208,7 @@ def sign(
     yes: bool = typer.Option(False, "--yes", help="Sign without asking to confirm."),
 ) -> None:
     """Show the decoded action and hash, then sign it with the institution's recombined key."""
-    with _errors():
+    with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
         chain = _chain()
         vaults = _vaults(chain)
         policy = SigningPolicy(frozenset(allow_token or ()))
@@ -232,7 +231,7 @@ def execute(
     relayer: str | None = PAYER_OPTION,
 ) -> None:
     """Execute a SafeTx once it has the threshold of owner signatures, and wait for its receipt."""
-    with _errors():
+    with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
         chain = _chain()
         receipt = _vaults(chain).execute(safe_tx_hash, _gas_payer(chain, relayer))
         typer.echo(f"executed in transaction {receipt.tx_hash} (block {receipt.block_number})")

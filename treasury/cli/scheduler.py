@@ -1,17 +1,24 @@
-"""``treasury scheduler``: run the reconciliation job on an interval (APScheduler)."""
+"""``treasury scheduler``: run the reconciliation job on an interval (APScheduler).
+
+The scheduler logs JSON lines (``treasury.logs``); each run's summary line is printed as before.
+"""
 
 from __future__ import annotations
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from treasury.cli.context import fail, invocation
 from treasury.exceptions import TreasuryError
+from treasury.logs import LogFormat, configure_logging
 from treasury.reconcile.scheduler import run_scheduler
 
 app = typer.Typer(
     help="Run the reconciliation on a schedule; several instances never reconcile at once.",
     no_args_is_help=True,
 )
+
+ERROR_EXIT_CODE = 2
 
 
 @app.command()
@@ -22,14 +29,11 @@ def run(
     ),
 ) -> None:
     """Reconcile now and then every --interval seconds, retrying with backoff when a node is down."""
+    configure_logging(LogFormat.JSON, invocation().log_level)
     try:
         run_scheduler(interval, stop_after_s=stop_after)
     except TreasuryError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(code=2) from None
+        raise fail(exc, ERROR_EXIT_CODE) from None
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        typer.secho(
-            f"error: the database refused the operation ({reason})", err=True, fg=typer.colors.RED
-        )
-        raise typer.Exit(code=2) from None
+        raise fail(f"the database refused the operation ({reason})", ERROR_EXIT_CODE) from None

@@ -7,28 +7,29 @@ passphrases come from the holders' files or prompts without echo, never from the
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from custody.ceremony import read_share_file
-from treasury.cli.officers import TokenOption, cli_context, fail
+from treasury.cli.context import fail
+from treasury.cli.officers import OfficerContext, TokenOption, cli_context
+from treasury.logs import bound_ids
 from treasury.officers import Role
 from treasury.proposals import ProposalState, ProposalView
-from treasury.wiring import (
+from treasury.settings import (
     BTC_FEE_RATE_ENV,
     BTC_MAX_FEE_ENV,
     BTC_VAULT_ENV,
     CONFIRMATIONS_ENV,
     ETH_RELAYER_ENV,
     SAFE_VAULT_ENV,
-    institution_transcript,
-    spender_for,
-    spender_for_proposal,
 )
+from treasury.wiring import institution_transcript, spender_for, spender_for_proposal
 from treasury.workflow_exceptions import ProposalTransitionError
 
 app = typer.Typer(
@@ -44,6 +45,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+
+ReasonOption = typer.Option(..., help="Why, in a sentence; it is kept in the audit log.")
 
 
 def _rendered(value: Any) -> str:
@@ -95,7 +98,6 @@ def propose(
 ) -> None:
     """Propose a spend citing its legal basis; the policy checks limits, allowlist and reconciliation at once."""
     with cli_context(token) as ctx:
-        assert ctx.actor is not None
         view = ctx.workflow.propose(
             ctx.actor,
             asset=asset,
@@ -107,14 +109,30 @@ def propose(
     _show(view)
 
 
+@contextlib.contextmanager
+def _on_proposal(token: str | None, proposal_id: int) -> Iterator[OfficerContext]:
+    """The token's officer's context, with the proposal's id on every log line inside."""
+    with bound_ids(proposal_id=proposal_id), cli_context(token) as ctx:
+        yield ctx
+
+
+def _act(
+    token: str | None, proposal_id: int, step: Callable[[OfficerContext], ProposalView]
+) -> None:
+    """Take one workflow step on a proposal as the token's officer, and show the result."""
+    with _on_proposal(token, proposal_id) as ctx:
+        view = step(ctx)
+    _show(view)
+
+
 @app.command()
 def prepare(proposal_id: int, token: str | None = TokenOption) -> None:
     """Build the proposal's transaction on its chain and print the decoded summary and the hash approvers approve (proposer or admin)."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
+    with _on_proposal(token, proposal_id) as ctx:
         ctx.actor.require(Role.PROPOSER, Role.ADMIN)
         view = ctx.workflow.status(ctx.actor, proposal_id)
-        view = ctx.workflow.prepare(ctx.actor, proposal_id, spender_for(ctx.sessions, view.asset))
+        spender = spender_for(ctx.sessions, view.asset, ctx.settings)
+        view = ctx.workflow.prepare(ctx.actor, proposal_id, spender)
     _show(view)
     typer.echo(
         f"hash to approve: {view.tx_hash} "
@@ -131,41 +149,25 @@ def approve(
     token: str | None = TokenOption,
 ) -> None:
     """Approve a proposal's prepared transaction, by its hash, for your institution."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
-        _show(ctx.workflow.approve(ctx.actor, proposal_id, tx_hash))
+    _act(token, proposal_id, lambda ctx: ctx.workflow.approve(ctx.actor, proposal_id, tx_hash))
 
 
 @app.command()
-def reject(
-    proposal_id: int,
-    reason: str = typer.Option(..., help="Why, in a sentence; it is kept in the audit log."),
-    token: str | None = TokenOption,
-) -> None:
+def reject(proposal_id: int, reason: str = ReasonOption, token: str | None = TokenOption) -> None:
     """Reject an unsigned proposal (approvers and admins; proposers may withdraw their own)."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
-        _show(ctx.workflow.reject(ctx.actor, proposal_id, reason))
+    _act(token, proposal_id, lambda ctx: ctx.workflow.reject(ctx.actor, proposal_id, reason))
 
 
 @app.command()
-def veto(
-    proposal_id: int,
-    reason: str = typer.Option(..., help="Why, in a sentence; it is kept in the audit log."),
-    token: str | None = TokenOption,
-) -> None:
+def veto(proposal_id: int, reason: str = ReasonOption, token: str | None = TokenOption) -> None:
     """Cancel a spend during its veto window (oversight officers only)."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
-        _show(ctx.workflow.veto(ctx.actor, proposal_id, reason))
+    _act(token, proposal_id, lambda ctx: ctx.workflow.veto(ctx.actor, proposal_id, reason))
 
 
 @app.command()
 def status(proposal_id: int, token: str | None = TokenOption) -> None:
     """Show a proposal's state, prepared transaction, approvals, signatures and txid."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
-        _show(ctx.workflow.status(ctx.actor, proposal_id))
+    _act(token, proposal_id, lambda ctx: ctx.workflow.status(ctx.actor, proposal_id))
 
 
 @app.command("list")
@@ -177,7 +179,6 @@ def list_proposals(
 ) -> None:
     """List proposals, newest first, optionally only those in one state."""
     with cli_context(token) as ctx:
-        assert ctx.actor is not None
         for view in ctx.workflow.list_proposals(ctx.actor, state):
             typer.echo(
                 f"{view.id}\t{view.state.value}\t{view.amount}\t{view.asset}\t{view.destination}"
@@ -232,8 +233,7 @@ def sign(
     token: str | None = TokenOption,
 ) -> None:
     """Sign an approved proposal's transaction for your institution with its holders' shares (approver)."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
+    with _on_proposal(token, proposal_id) as ctx:
         ctx.actor.require(Role.APPROVER)
         view = ctx.workflow.status(ctx.actor, proposal_id)
         if view.state is not ProposalState.APPROVED:
@@ -241,7 +241,7 @@ def sign(
             raise ProposalTransitionError(
                 f"Proposal {proposal_id} is {view.state.value}; only an approved proposal is signed."
             )
-        spender = spender_for_proposal(ctx.sessions, view)
+        spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
         with ctx.sessions() as session:
             transcript = institution_transcript(session, ctx.actor.institution_code)
         passphrase = _passphrase(
@@ -255,20 +255,20 @@ def sign(
 @app.command()
 def broadcast(proposal_id: int, token: str | None = TokenOption) -> None:
     """Send a signed proposal's transaction to its chain, at most once however often it is retried (proposer, approver or admin)."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
+    with _on_proposal(token, proposal_id) as ctx:
         ctx.actor.require(Role.PROPOSER, Role.APPROVER, Role.ADMIN)
         view = ctx.workflow.status(ctx.actor, proposal_id)
-        view = ctx.workflow.broadcast(proposal_id, spender_for_proposal(ctx.sessions, view))
+        spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
+        view = ctx.workflow.broadcast(proposal_id, spender)
     _show(view)
 
 
 @app.command()
 def refresh(proposal_id: int, token: str | None = TokenOption) -> None:
     """Track a broadcast spend: once confirmed its ledger entry is posted, if it failed voided (any role)."""
-    with cli_context(token) as ctx:
-        assert ctx.actor is not None
+    with _on_proposal(token, proposal_id) as ctx:
         view = ctx.workflow.status(ctx.actor, proposal_id)
         if view.state is ProposalState.BROADCAST:
-            view = ctx.workflow.refresh(proposal_id, spender_for_proposal(ctx.sessions, view))
+            spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
+            view = ctx.workflow.refresh(proposal_id, spender)
     _show(view)

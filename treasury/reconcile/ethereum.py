@@ -1,60 +1,51 @@
 """Read a Safe vault's ether and ERC-20 movements and balances at a confirmed block.
 
-Logs come from ``eth_getLogs`` over block ranges ending at the confirmed block; every log's block
-hash is checked against the chain's block at that number, and balances are read at the
-confirmed block by hash (EIP-1898), so a reorg during the read is detected, not booked.
+Events come from custody (``custody.ethereum.events``) over block ranges ending at the confirmed
+block; every log's block hash is checked against the chain's block at that number, and balances
+are read at the confirmed block by hash (EIP-1898, ``custody.ethereum.balances``), so a reorg
+during the read is detected, not booked.
 
-Movements: ``SafeReceived`` (ether in, also from internal calls), ``Transfer`` to the Safe
-(tokens in), an ``ExecutionSuccess`` with its ``SafeMultiSigTransaction`` (ether out: value plus
-an ether gas refund), ``Transfer`` from the Safe (tokens out). Each execution's SafeTx hash is
-the evidence an approved Safe record must name.
+Movements: ether received by the Safe (also from internal calls), token transfers to the Safe,
+a Safe execution's ether sent (value plus an ether gas refund), token transfers from the Safe.
+Each execution's SafeTx hash is the evidence an approved Safe record must name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
 
-from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
+from custody.ethereum.balances import ether_balance, token_balance
+from custody.ethereum.chain import EthChain
+from custody.ethereum.events import (
+    EtherReceived,
+    LogRef,
+    SafeEvent,
+    SafeExecuted,
+    TokenTransferred,
+    safe_logs,
+)
 from custody.ethereum.rpc import EvmRPC
-from custody.exceptions import EvmRPCError
+from custody.exceptions import EvmRPCError, RPCError
 from treasury.ledger import ETH, AssetSpec, erc20_asset
-from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError
+from treasury.reconcile.errors import ChainMovedError
 from treasury.reconcile.observation import (
     BlockRef,
     BookedState,
     ChainBalance,
     Movement,
     Observation,
-    Progress,
     SpendEvent,
-    no_progress,
 )
-from treasury.reconcile.reader import ConfirmedReader
+from treasury.reconcile.reader import ChainNode, ConfirmedReader
 from treasury.reconcile.records import MovementKind
 
 DEFAULT_MIN_CONFIRMATIONS_ETH = 1
 LOG_RANGE_BLOCKS = 2000
 """Blocks per ``eth_getLogs`` request (and per progress line)."""
-
-SAFE_RECEIVED_TOPIC = keccak(text="SafeReceived(address,uint256)")
-EXECUTION_SUCCESS_TOPIC = keccak(text="ExecutionSuccess(bytes32,uint256)")
-SAFE_MULTISIG_TX_TOPIC = keccak(
-    text="SafeMultiSigTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,"
-    "address,bytes,bytes)"
-)
-TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")
-_SAFE_MULTISIG_TX_TYPES = [
-    "address", "uint256", "bytes", "uint8", "uint256", "uint256", "uint256", "address",
-    "address", "bytes", "bytes",
-]  # fmt: skip
-_BALANCE_OF = keccak(text="balanceOf(address)")[:4]
-_ZERO_ADDRESS = "0x" + "00" * 20
-_CALL_OPERATION = 0
 
 
 def eth_scope(chain_id: int, vault_name: str) -> str:
@@ -75,178 +66,118 @@ class TrackedToken:
         return erc20_asset(to_checksum_address(self.address), self.decimals)
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
+def _unreachable(exc: RPCError) -> bool:
+    """The EVM node could not be reached (an error it answers with carries a code)."""
+    return isinstance(exc, EvmRPCError) and exc.code is None
 
 
-def _topic_address(address: str) -> str:
-    return "0x" + "00" * 12 + address[2:].lower()
-
-
-def _bytes(text: str) -> bytes:
-    return bytes.fromhex(text[2:])
-
-
-class EthereumReader(ConfirmedReader):
+class EthereumReader(ConfirmedReader[EvmRPC]):
     """Observations of Safe vaults from one EVM node."""
 
-    chain = "ethereum"
+    kind = ChainNode("ethereum", "The EVM node", DEFAULT_MIN_CONFIRMATIONS_ETH, _unreachable)
 
-    def __init__(
-        self,
-        rpc: EvmRPC,
-        *,
-        min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_ETH,
-        progress: Progress = no_progress,
-    ) -> None:
-        super().__init__(min_confirmations=min_confirmations, progress=progress)
-        self._rpc = rpc
-
-    def _call(self, method: str, *params: Any) -> Any:
-        try:
-            return self._rpc.call(method, *params)
-        except EvmRPCError as exc:
-            if exc.code is None:
-                raise NodeUnavailableError(
-                    f"The EVM node at {self._rpc.url} did not answer {method}: {exc}"
-                ) from None
-            raise
+    @cached_property
+    def _chain(self) -> EthChain:
+        """Custody's typed reads of the node."""
+        return EthChain(self._rpc)
 
     def chain_id(self) -> int:
-        return int(self._call("eth_chainId"), 16)
+        with self._node_answers():
+            return self._rpc.chain_id()
 
     def _canonical(self, height: int) -> str | None:
-        block = self._call("eth_getBlockByNumber", hex(height), False)
-        return None if block is None else str(block["hash"])
+        return self._chain.block_hash(height)
 
     def observe(
         self, scope: str, safe: str, tokens: Sequence[TrackedToken], state: BookedState
     ) -> Observation:
         """Read the Safe up to the confirmed block; ``ChainMovedError`` if it reorganised meanwhile."""
-        safe = to_checksum_address(safe)
-        height, resume = self._window(state, int(self._call("eth_blockNumber"), 16))
+        with self._node_answers():
+            return self._observe(scope, to_checksum_address(safe), tokens, state)
+
+    def _observe(
+        self, scope: str, safe: str, tokens: Sequence[TrackedToken], state: BookedState
+    ) -> Observation:
+        chain = self._chain
+        height, resume = self._window(state, chain.block_number())
         if (idle := self._nothing_new(scope, height, resume)) is not None:
             return idle
-        target = BlockRef(height, str(self._canonical(height)))
+        target = BlockRef(height, str(chain.block_hash(height)))
         first = 0 if resume.start is None else resume.start.height + 1
-        logs: list[dict[str, Any]] = []
+        logs: list[LogRef] = []
+        events: list[SafeEvent] = []
         for start in range(first, height + 1, LOG_RANGE_BLOCKS):
             end = min(start + LOG_RANGE_BLOCKS - 1, height)
-            logs += self._logs(safe, tokens, start, end)
+            read = safe_logs(chain, safe, [t.address for t in tokens], start, end)
+            logs += read.logs
+            events += read.events
             self._progress(f"{scope}: read blocks {start}..{end} of {height}")
         self._check_hashes(logs, target)
-        movements, events = self._movements(safe, tokens, logs)
-        balances = self._balances(safe, tokens, target)
-        failed = tuple(tx for tx in state.in_flight if self._reverted(tx))
-        if self._canonical(height) != target.hash:
+        movements, spends = _movements(safe, tokens, events)
+        balances = [ChainBalance(ETH, "ETH", ether_balance(chain, safe, target))]
+        balances += [
+            ChainBalance(t.asset, t.symbol, token_balance(chain, t.address, safe, target))
+            for t in tokens
+        ]
+        failed = tuple(tx for tx in state.in_flight if chain.reverted(tx))
+        if chain.block_hash(height) != target.hash:
             raise ChainMovedError(f"Block {height} changed while vault {scope} was read.")
         return Observation(
-            scope, self.chain, target, resume.orphaned_above, movements, events, balances, failed
+            scope,
+            self.chain,
+            target,
+            resume.orphaned_above,
+            movements,
+            spends,
+            tuple(balances),
+            failed,
         )
 
-    def _logs(
-        self, safe: str, tokens: Sequence[TrackedToken], start: int, end: int
-    ) -> list[dict[str, Any]]:
-        window = {"fromBlock": hex(start), "toBlock": hex(end)}
-        safe_topics = [_hex(t) for t in (SAFE_RECEIVED_TOPIC, EXECUTION_SUCCESS_TOPIC)]
-        found: list[dict[str, Any]] = self._call(
-            "eth_getLogs", {**window, "address": safe, "topics": [safe_topics]}
-        )
-        found += self._call(
-            "eth_getLogs",
-            {**window, "address": safe, "topics": [_hex(SAFE_MULTISIG_TX_TOPIC)]},
-        )
-        if tokens:
-            addresses = [to_checksum_address(t.address) for t in tokens]
-            transfer, holder = _hex(TRANSFER_TOPIC), _topic_address(safe)
-            for topics in ([transfer, None, holder], [transfer, holder]):
-                found += self._call(
-                    "eth_getLogs", {**window, "address": addresses, "topics": topics}
-                )
-        unique = {(log["transactionHash"], int(log["logIndex"], 16)): log for log in found}
-        return [log for _, log in sorted(unique.items(), key=lambda item: _position(item[1]))]
-
-    def _check_hashes(self, logs: list[dict[str, Any]], target: BlockRef) -> None:
+    def _check_hashes(self, logs: list[LogRef], target: BlockRef) -> None:
         seen: dict[int, str] = {target.height: target.hash}
         for log in logs:
-            number = int(log["blockNumber"], 16)
+            number = log.block.height
             if number not in seen:
                 seen[number] = str(self._canonical(number))
-            if log.get("removed") or seen[number] != log["blockHash"]:
+            if log.removed or seen[number] != log.block.hash:
                 raise ChainMovedError(
-                    f"A log of transaction {log['transactionHash']} names block {log['blockHash']}, "
+                    f"A log of transaction {log.tx_hash} names block {log.block.hash}, "
                     f"which is not the chain's block {number} any more."
                 )
 
-    def _movements(
-        self, safe: str, tokens: Sequence[TrackedToken], logs: list[dict[str, Any]]
-    ) -> tuple[tuple[Movement, ...], tuple[SpendEvent, ...]]:
-        by_token = {to_checksum_address(t.address): t.asset for t in tokens}
-        movements: list[Movement] = []
-        events: list[SpendEvent] = []
-        multisig: dict[str, tuple[Any, ...]] = {}
-        for log in logs:
-            tx = str(log["transactionHash"])
-            key = f"eth:{tx}:{int(log['logIndex'], 16)}"
-            block = BlockRef(int(log["blockNumber"], 16), str(log["blockHash"]))
-            topic = _bytes(log["topics"][0])
-            data = _bytes(log["data"])
-            emitter = to_checksum_address(log["address"])
-            if emitter == safe and topic == SAFE_RECEIVED_TOPIC:
-                (value,) = decode(["uint256"], data)
-                if value:
-                    movements.append(Movement(key, MovementKind.DEPOSIT, ETH, value, tx, block))
-            elif emitter == safe and topic == SAFE_MULTISIG_TX_TOPIC:
-                multisig[tx] = decode(_SAFE_MULTISIG_TX_TYPES, data)
-            elif emitter == safe and topic == EXECUTION_SUCCESS_TOPIC:
-                events.append(SpendEvent(tx, "0x" + log["topics"][1][2:].lower(), block))
-                (payment,) = decode(["uint256"], data)
-                params = multisig.get(tx)
-                sent = 0
-                if params is not None:
-                    value, operation, gas_price, gas_token = (
-                        params[1],
-                        params[3],
-                        params[6],
-                        params[7],
+
+def _movements(
+    safe: str, tokens: Sequence[TrackedToken], events: Sequence[SafeEvent]
+) -> tuple[tuple[Movement, ...], tuple[SpendEvent, ...]]:
+    """Ledger movements and spend events from the Safe's events, in chain order."""
+    by_token: dict[str, AssetSpec] = {to_checksum_address(t.address): t.asset for t in tokens}
+    movements: list[Movement] = []
+    spends: list[SpendEvent] = []
+    for event in events:
+        at = event.at
+        key = f"eth:{at.tx_hash}:{at.log_index}"
+        if isinstance(event, EtherReceived):
+            if event.amount_wei:
+                movements.append(
+                    Movement(key, MovementKind.DEPOSIT, ETH, event.amount_wei, at.tx_hash, at.block)
+                )
+        elif isinstance(event, SafeExecuted):
+            spends.append(SpendEvent(at.tx_hash, event.safe_tx_hash, at.block))
+            if event.ether_sent_wei:
+                movements.append(
+                    Movement(
+                        key, MovementKind.OUTFLOW, ETH, event.ether_sent_wei, at.tx_hash, at.block
                     )
-                    sent = value if operation == _CALL_OPERATION else 0
-                    if gas_price and gas_token.lower() == _ZERO_ADDRESS:
-                        sent += payment
-                if sent:
-                    movements.append(Movement(key, MovementKind.OUTFLOW, ETH, sent, tx, block))
-            elif emitter in by_token and topic == TRANSFER_TOPIC:
-                sender = to_checksum_address("0x" + log["topics"][1][-40:])
-                receiver = to_checksum_address("0x" + log["topics"][2][-40:])
-                (amount,) = decode(["uint256"], data)
-                if not amount or sender == receiver:
-                    continue
-                kind = MovementKind.DEPOSIT if receiver == safe else MovementKind.OUTFLOW
-                movements.append(Movement(key, kind, by_token[emitter], amount, tx, block))
-                if kind is MovementKind.OUTFLOW and not any(e.tx_ref == tx for e in events):
-                    events.append(SpendEvent(tx, None, block))
-        return tuple(movements), _explained(events)
-
-    def _balances(
-        self, safe: str, tokens: Sequence[TrackedToken], target: BlockRef
-    ) -> tuple[ChainBalance, ...]:
-        at = {"blockHash": target.hash, "requireCanonical": True}
-        balances = [ChainBalance(ETH, "ETH", int(self._call("eth_getBalance", safe, at), 16))]
-        for token in tokens:
-            data = _hex(_BALANCE_OF + encode(["address"], [safe]))
-            answer = self._call(
-                "eth_call", {"to": to_checksum_address(token.address), "data": data}, at
-            )
-            balances.append(ChainBalance(token.asset, token.symbol, int(answer, 16)))
-        return tuple(balances)
-
-    def _reverted(self, tx_hash: str) -> bool:
-        receipt = self._call("eth_getTransactionReceipt", tx_hash)
-        return receipt is not None and int(receipt["status"], 16) == 0
-
-
-def _position(log: dict[str, Any]) -> tuple[int, int]:
-    return int(log["blockNumber"], 16), int(log["logIndex"], 16)
+                )
+        elif isinstance(event, TokenTransferred):
+            if not event.amount or event.sender == event.receiver:
+                continue
+            kind = MovementKind.DEPOSIT if event.receiver == safe else MovementKind.OUTFLOW
+            asset = by_token[event.token]
+            movements.append(Movement(key, kind, asset, event.amount, at.tx_hash, at.block))
+            if kind is MovementKind.OUTFLOW and not any(s.tx_ref == at.tx_hash for s in spends):
+                spends.append(SpendEvent(at.tx_hash, None, at.block))
+    return tuple(movements), _explained(spends)
 
 
 def _explained(events: list[SpendEvent]) -> tuple[SpendEvent, ...]:

@@ -1,7 +1,9 @@
 """What one read of a vault's chain found: plain values, so booking is testable without nodes.
 
-A chain reader (``bitcoin.py``, ``ethereum.py``) turns RPC answers into an ``Observation``; the
-booker (``booking.py``) turns an observation into ledger entries in one database transaction.
+A chain reader (``bitcoin.py``, ``ethereum.py``) turns custody's chain observations (wallet
+transactions, Safe events, balances) into an ``Observation``; the booker (``booking.py``) turns
+an observation into ledger entries in one database transaction. Blocks are custody's
+``BlockRef`` (height and hash), the same value the chain reads return.
 """
 
 from __future__ import annotations
@@ -9,8 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from custody.blocks import BlockRef
 from treasury.ledger import AssetSpec
 from treasury.reconcile.records import MovementKind
+
+__all__ = [
+    "BlockRef",
+    "BookedState",
+    "ChainBalance",
+    "Movement",
+    "Observation",
+    "Progress",
+    "SpendEvent",
+    "no_progress",
+]
 
 Progress = Callable[[str], None]
 """Where long catch-ups report how far they got (one line per call)."""
@@ -18,14 +32,6 @@ Progress = Callable[[str], None]
 
 def no_progress(_line: str) -> None:
     """Discard progress lines."""
-
-
-@dataclass(frozen=True)
-class BlockRef:
-    """A block by height and hash: a cursor is never a height alone."""
-
-    height: int
-    hash: str
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ class Reconciler:
                     _VaultJob(eth_scope(c, n), "ethereum", self._missing("EVM")) for c, n in safes
                 ]
                 return jobs
-            chain_id = self._ethereum_chain_id()
+            chain_id = self._ethereum_chain_id(self._ethereum)
             if chain_id is None:
                 safes = session.execute(select(SafeVaultRow.chain_id, SafeVaultRow.name)).all()
                 jobs += [
@@ -184,13 +184,14 @@ class Reconciler:
                 .order_by(SafeVaultRow.id)
             ).all():
                 scope = eth_scope(chain_id, name)
-                jobs.append(_VaultJob(scope, "ethereum", self._eth_reader(scope, address, tokens)))
+                read = self._eth_reader(self._ethereum, scope, address, tokens)
+                jobs.append(_VaultJob(scope, "ethereum", read))
         return jobs
 
-    def _ethereum_chain_id(self) -> int | None:
-        assert self._ethereum is not None
+    @staticmethod
+    def _ethereum_chain_id(ethereum: EthereumReader) -> int | None:
         try:
-            return self._ethereum.chain_id()
+            return ethereum.chain_id()
         except NodeUnavailableError:
             return None
 
@@ -202,13 +203,13 @@ class Reconciler:
 
         return read
 
+    @staticmethod
     def _eth_reader(
-        self, scope: str, address: str, tokens: tuple[TrackedToken, ...]
+        ethereum: EthereumReader, scope: str, address: str, tokens: tuple[TrackedToken, ...]
     ) -> Callable[[Session], Observation]:
         def read(session: Session) -> Observation:
-            assert self._ethereum is not None
             state = booked_state(session, scope, "ethereum")
-            return self._ethereum.observe(scope, address, tokens, state)
+            return ethereum.observe(scope, address, tokens, state)
 
         return read
 

@@ -1,7 +1,8 @@
 """The reconciliation scheduler: APScheduler 3 with its SQLAlchemy job store.
 
-The job is the importable function ``reconcile_job`` (no arguments: the database and nodes are
-read from the environment when it runs, so no credential is pickled into the job store). Any
+The job is the importable function ``reconcile_job`` (no arguments: it reads its settings,
+database and nodes included, from the environment when it runs, through ``treasury.settings``, so
+no credential is pickled into the job store). Any
 number of scheduler processes may share the store; the run lock lets one reconcile at a time,
 the others skip. A run whose node was unreachable is retried with exponential backoff.
 """
@@ -9,6 +10,7 @@ the others skip. A run whose node was unreachable is retried with exponential ba
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,11 +19,14 @@ from datetime import UTC, datetime
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from treasury.db import database_url, make_engine
+from treasury.db import make_engine
+from treasury.logs import bound_ids
+from treasury.reconcile.errors import ReconcileError
 from treasury.reconcile.observation import Progress
 from treasury.reconcile.reconciler import RunReport
 from treasury.reconcile.records import SCHEDULER_JOBS_TABLE, RunStatus
-from treasury.reconcile.service import ReconcileSettings, configured_nodes, reconcile_now
+from treasury.reconcile.service import configured_nodes, reconcile_now
+from treasury.settings import Settings, database_url
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,8 @@ def describe(report: RunReport) -> str:
     """One line per run, for logs and the console."""
     if report.skipped:
         return "skipped: another process holds the reconciliation lock"
-    assert report.status is not None
+    if report.status is None:
+        raise ReconcileError(f"Run {report.run_id} reports no status; only a skipped run has none.")
     failed = [v for v in report.vaults if not v.ok]
     line = (
         f"run {report.run_id} {report.status.value}: {len(report.vaults)} vault(s), "
@@ -72,15 +78,20 @@ def reconcile_with_retries(
 
 def reconcile_job() -> None:
     """The scheduled job: one locked run (with retries) against the configured nodes."""
-    settings = ReconcileSettings.from_env()
+    settings = Settings.from_env(os.environ)
 
     def run() -> RunReport:
-        bitcoin, evm = configured_nodes()
+        bitcoin, evm = configured_nodes(settings.nodes)
         return reconcile_now(
-            database_url(), bitcoin=bitcoin, evm=evm, settings=settings, progress=_echo
+            settings.database_url,
+            bitcoin=bitcoin,
+            evm=evm,
+            settings=settings.reconcile,
+            progress=_echo,
         )
 
-    reconcile_with_retries(run, echo=_echo)
+    with bound_ids(job_id=JOB_ID):
+        reconcile_with_retries(run, echo=_echo)
 
 
 def _echo(line: str) -> None:
@@ -89,7 +100,7 @@ def _echo(line: str) -> None:
 
 def run_scheduler(interval_s: float, *, stop_after_s: float | None = None) -> None:
     """Run ``reconcile_job`` every ``interval_s`` seconds until interrupted (or ``stop_after_s``)."""
-    engine = make_engine()
+    engine = make_engine(database_url())
     scheduler = BlockingScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=SCHEDULER_JOBS_TABLE)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

@@ -1,22 +1,20 @@
-"""``reconcile_now``: one locked run against the configured nodes and database; and settings.
+"""``reconcile_now``: one locked run against the given nodes and database; and its settings.
 
-Nodes come from ``custody.nodes`` (``TREASURY_BITCOIN_RPC_URL``, ``TREASURY_RESERVE_RPC_URL``,
-else the running devnet); credentials are read at run time and never stored with the job.
+Which nodes and which database are the caller's to say (``treasury.settings`` resolves them at
+the edge); credentials are read at run time and never stored with the job.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody import nodes
 from custody.bitcoin.rpc import BitcoinRPC
 from custody.clock import Clock, utc_now
 from custody.ethereum.rpc import EvmRPC
-from custody.exceptions import DevnetError
+from custody.nodes import NodeEndpoints
 from treasury.db import make_engine, session_factory
 from treasury.reconcile.bitcoin import DEFAULT_MIN_CONFIRMATIONS_BTC, BitcoinReader
 from treasury.reconcile.errors import ReconcileConfigError
@@ -26,49 +24,23 @@ from treasury.reconcile.observation import Progress, no_progress
 from treasury.reconcile.reconciler import DEFAULT_MAX_CURSOR_AGE_S, Reconciler, RunReport
 from treasury.reconcile.records import TrackedTokenRow
 
-BTC_MIN_CONF_ENV = "TREASURY_RECONCILE_BTC_MIN_CONFIRMATIONS"
-ETH_MIN_CONF_ENV = "TREASURY_RECONCILE_ETH_MIN_CONFIRMATIONS"
-MAX_AGE_ENV = "TREASURY_RECONCILE_MAX_AGE_SECONDS"
-
-
-def _positive(env: str, default: int) -> int:
-    raw = os.environ.get(env)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ReconcileConfigError(f"{env} must be a positive whole number, not {raw!r}.")
-    return int(raw)
-
 
 @dataclass(frozen=True)
 class ReconcileSettings:
-    """How deep a block must be before it is booked, and how old a run may get."""
+    """How deep a block must be before it is booked, and how old a run may get.
+
+    Read from ``TREASURY_RECONCILE_*`` by ``treasury.settings``.
+    """
 
     btc_min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_BTC
     eth_min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_ETH
     max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S
 
-    @classmethod
-    def from_env(cls) -> ReconcileSettings:
-        return cls(
-            _positive(BTC_MIN_CONF_ENV, DEFAULT_MIN_CONFIRMATIONS_BTC),
-            _positive(ETH_MIN_CONF_ENV, DEFAULT_MIN_CONFIRMATIONS_ETH),
-            _positive(MAX_AGE_ENV, DEFAULT_MAX_CURSOR_AGE_S),
-        )
 
-
-def configured_nodes() -> tuple[BitcoinRPC | None, EvmRPC | None]:
-    """The configured bitcoind and reserve EVM node (``None`` for one that is not configured)."""
-    bitcoin: BitcoinRPC | None
-    evm: EvmRPC | None
-    try:
-        bitcoin = nodes.bitcoin_rpc()
-    except DevnetError:
-        bitcoin = None
-    try:
-        evm = nodes.reserve_rpc()
-    except DevnetError:
-        evm = None
+def configured_nodes(endpoints: NodeEndpoints) -> tuple[BitcoinRPC | None, EvmRPC | None]:
+    """Clients of the bitcoind and reserve EVM node in ``endpoints`` (``None`` for a missing one)."""
+    bitcoin = None if endpoints.bitcoin is None else endpoints.bitcoin.rpc()
+    evm = None if endpoints.reserve_rpc_url is None else EvmRPC(endpoints.reserve_rpc_url)
     return bitcoin, evm
 
 
