@@ -36,6 +36,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: nodes
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

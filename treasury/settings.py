@@ -1,7 +1,7 @@
 """The treasury's settings: read once from the environment at an edge, then passed down as values.
 
 The edges are the CLI (``treasury.cli``, once per command), the API server (``treasury api
-serve``) and the scheduled jobs (``treasury.reconcile.scheduler``, ``treasury.attest.job``). Each
+serve``) and the scheduled jobs (``treasury.scheduler``, ``treasury.attest.job``). Each
 calls ``Settings.from_env(os.environ)`` once; everything below receives the ``Settings``, or the
 part it needs, as an argument. No other module reads a variable, and a test states its settings
 as a plain mapping.

@@ -36,7 +36,9 @@ from custody.ethereum import (
 )
 from custody.ethereum.dev_token import deploy_dev_token
 from custody.ethereum.erc20 import transfer_calldata
+from custody.ethereum.relayer import node_gas_payer
 from custody.ethereum.web3_client import web3_client
+from custody.exceptions import DevnetError
 from custody.shamir import parse_shares
 from reporting.attestation import SignerRole
 from reporting.site import PublishedSite, load_bundles, load_export, publish_site
@@ -237,7 +239,10 @@ class Reserve:
         echo(
             f"   bitcoin vault {vault.name!r}: {vault.descriptor.text_with_checksum(Branch.RECEIVE)}"
         )
-        self.relayer = self.chain.accounts()[0]
+        relayer = node_gas_payer(self.chain)
+        if relayer is None:
+            raise DevnetError("The reserve's EVM devnet signs for no account to pay gas with.")
+        self.relayer = relayer
         report = deploy_safe_contracts(self.chain, self.relayer)
         echo(f"   Safe v1.4.1 singleton at {report.deployment.singleton}")
         owners = tuple(

@@ -1,6 +1,6 @@
 """Errors of the spend workflow: officers, policy, proposals and the REST API.
 
-They join ``treasury.exceptions`` at integration; until then they live here. The tree::
+The tree::
 
     TreasuryError
     └── WorkflowError                 anything the spend workflow refuses
@@ -11,7 +11,8 @@ They join ``treasury.exceptions`` at integration; until then they live here. The
         ├── NotAuthorisedError        the officer lacks the role for the action (HTTP 403)
         ├── ProposalTransitionError   the proposal's state does not allow the action (HTTP 409)
         ├── TransactionMismatchError  an approval or signature names another transaction (HTTP 409)
-        ├── PolicyRefusedError        the policy engine refused; carries the recorded decision (HTTP 409)
+        ├── PolicyRefusedError        the policy engine refused; carries the recorded decision (HTTP 409);
+        │                             defined in treasury.policy.rules beside the Decision it carries
         ├── NotConfiguredError        no policy set, or no chain spender for an asset (HTTP 503)
         └── DecisionReplayError       a recorded decision's policy or inputs no longer match their hashes
 
@@ -20,12 +21,7 @@ Every refusal changes nothing: services raise before they write, inside one tran
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from treasury.exceptions import TreasuryError
-
-if TYPE_CHECKING:
-    from treasury.policy import Decision
 
 
 class WorkflowError(TreasuryError):
@@ -58,15 +54,6 @@ class ProposalTransitionError(WorkflowError):
 
 class TransactionMismatchError(WorkflowError):
     """The transaction hash given (or signed) is not the one prepared and approved."""
-
-
-class PolicyRefusedError(WorkflowError):
-    """The policy engine refused the action; ``decision`` says why, code by code."""
-
-    def __init__(self, decision: Decision) -> None:
-        reasons = " ".join(refusal.message for refusal in decision.reasons)
-        super().__init__(f"Policy version {decision.policy_version} refused: {reasons}")
-        self.decision = decision
 
 
 class NotConfiguredError(WorkflowError):

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from embit.script import Script, address_to_scriptpubkey
 
+from custody.bitcoin_network import BitcoinNetwork
 from custody.exceptions import InvalidPaymentError
 
-REGTEST_BECH32_PREFIX = "bcrt1"
 DEFAULT_MAX_FEE_RATE_SAT_VB = 500
 """A fee rate above this is a mistake or an attack, not a busy mempool."""
 DEFAULT_MAX_FEE_SATS = 1_000_000
@@ -22,16 +22,18 @@ DEFAULT_MAX_FEE_SATS = 1_000_000
 
 @dataclass(frozen=True)
 class Payment:
-    """``amount_sats`` to ``address`` (a regtest bech32 address)."""
+    """``amount_sats`` to ``address`` (a bech32 address of ``network``)."""
 
     address: str
     amount_sats: int
+    network: BitcoinNetwork = BitcoinNetwork.REGTEST
 
     def __post_init__(self) -> None:
-        if not self.address.startswith(REGTEST_BECH32_PREFIX):
+        prefix = self.network.bech32_prefix
+        if not self.address.startswith(prefix):
             raise InvalidPaymentError(
-                f"Destination address {self.address!r} is not a regtest bech32 address "
-                f"(it must start with {REGTEST_BECH32_PREFIX!r})."
+                f"Destination address {self.address!r} is not a {self.network.value} bech32 "
+                f"address (it must start with {prefix!r})."
             )
         try:
             address_to_scriptpubkey(self.address)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from custody.bitcoin.crosscheck import sortedmulti_wsh_address
 from custody.bitcoin.descriptor import Branch, VaultDescriptor
 from custody.bitcoin.rpc import BitcoinRPC, btc_to_sats
+from custody.bitcoin_network import BitcoinNetwork
 from custody.ceremony import Transcript, ceremony_record
 from custody.clock import Clock, utc_now
 from custody.exceptions import (
@@ -107,7 +108,11 @@ def checked_address(rpc: BitcoinRPC, vault: Vault, branch: Branch, index: int) -
     descriptor = vault.receive_descriptor if branch is Branch.RECEIVE else vault.change_descriptor
     theirs = rpc.call("deriveaddresses", descriptor, [index, index])[0]
     second = sortedmulti_wsh_address(
-        vault.threshold, [t.account_xpub for t in vault.cosigners], int(branch), index
+        vault.threshold,
+        [t.account_xpub for t in vault.cosigners],
+        int(branch),
+        index,
+        vault.descriptor.network,
     )
     if not ours == theirs == second:
         raise AddressMismatchError(
@@ -282,12 +287,21 @@ def vault_balance(rpc: BitcoinRPC, vault: Vault) -> VaultBalance:
     )
 
 
+CARAVAN_NETWORKS = {
+    BitcoinNetwork.MAIN: "mainnet",
+    BitcoinNetwork.TEST: "testnet",
+    BitcoinNetwork.SIGNET: "signet",
+    BitcoinNetwork.REGTEST: "regtest",
+}
+"""Caravan's (and Sparrow's import's) name of each network."""
+
+
 def caravan_config(vault: Vault) -> dict[str, Any]:
     """A Caravan-style wallet configuration (also readable by Sparrow's import)."""
     return {
         "name": vault.name,
         "addressType": "P2WSH",
-        "network": "regtest",
+        "network": CARAVAN_NETWORKS[vault.descriptor.network],
         "client": {"type": "public"},
         "quorum": {"requiredSigners": vault.threshold, "totalSigners": len(vault.cosigners)},
         "extendedPublicKeys": [

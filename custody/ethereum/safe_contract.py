@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from eth_abi.abi import decode, encode
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from custody.ethereum.chain import EthChain, Receipt
 from custody.ethereum.deploy import SafeDeployment
+from custody.ethereum.events import EXECUTION_SUCCESS_TOPIC
 from custody.ethereum.safe_tx import ZERO_ADDRESS, SafeTx
 from custody.exceptions import VaultStateMismatchError
 
@@ -33,7 +33,6 @@ _SETUP = function_signature_to_4byte_selector(
     "setup(address[],uint256,address,bytes,address,address,uint256,address)"
 )
 _CREATE_PROXY = function_signature_to_4byte_selector("createProxyWithNonce(address,bytes,uint256)")
-EXECUTION_SUCCESS_TOPIC = keccak(text="ExecutionSuccess(bytes32,uint256)")
 
 _SAFE_TX_TYPES = ["address", "uint256", "bytes", "uint8", "uint256", "uint256", "uint256"]
 _SAFE_TX_TYPES += ["address", "address"]

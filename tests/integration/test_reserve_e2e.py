@@ -20,10 +20,10 @@ from custody.devnet import BitcoinNode, EvmNode
 from custody.exceptions import FingerprintMismatchError
 from treasury import audit, ledger
 from treasury.ledger import PendingState
+from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ProposalState, SpendPosting
 from treasury.reconcile import acknowledge, btc_scope, eth_scope, holdings_account, list_alarms
 from treasury.story import DECREE, SAFE_VAULT, SATS_PER_BTC, WEI_PER_ETH, Reserve
-from treasury.workflow_exceptions import PolicyRefusedError
 
 log = logging.getLogger(__name__)
 

@@ -38,12 +38,12 @@ from treasury.policy import (
     replay_decision,
     request_destination,
 )
+from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ProposalState, ProposalView, SpendPosting, Workflow
 from treasury.workflow_exceptions import (
     AuthenticationError,
     DecisionReplayError,
     NotAuthorisedError,
-    PolicyRefusedError,
     ProposalTransitionError,
     TransactionMismatchError,
     WorkflowInputError,

@@ -17,7 +17,7 @@ from treasury.reconcile.booking import Booker
 from treasury.reconcile.cursor import resume_point
 from treasury.reconcile.observation import BlockRef, ChainBalance, Movement, Observation
 from treasury.reconcile.records import BookingRow, MovementKind, RunRow, RunStatus
-from treasury.reconcile.scheduler import reconcile_with_retries
+from treasury.reconcile.retries import reconcile_with_retries
 
 CHAIN = {height: f"h{height}" for height in range(20)}
 

@@ -36,12 +36,12 @@ from treasury.api.schemas import (
 )
 from treasury.logs import bind_ids
 from treasury.officers import Officer, Role, authenticate
+from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ChainSpender, ProposalState, Workflow
 from treasury.settings import Settings
 from treasury.workflow_exceptions import (
     AuthenticationError,
     NotConfiguredError,
-    PolicyRefusedError,
 )
 
 log = logging.getLogger(__name__)

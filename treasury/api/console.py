@@ -33,11 +33,11 @@ from treasury.api.errors import status_of
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role, authenticate
 from treasury.policy import ReconciliationCheckpointRow, RecordedDecision
+from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ProposalView, Workflow
 from treasury.reconcile import list_alarms
 from treasury.workflow_exceptions import (
     AuthenticationError,
-    PolicyRefusedError,
     WorkflowInputError,
 )
 

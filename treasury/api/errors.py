@@ -14,11 +14,11 @@ from fastapi import status
 from custody.exceptions import CustodyError, DevnetError, KeyMaterialError, ProvisioningError
 from reporting.exceptions import ReportingError
 from treasury.exceptions import TreasuryError
+from treasury.policy.rules import PolicyRefusedError
 from treasury.workflow_exceptions import (
     AuthenticationError,
     NotAuthorisedError,
     NotConfiguredError,
-    PolicyRefusedError,
     ProposalTransitionError,
     TransactionMismatchError,
     UnknownRecordError,

@@ -14,11 +14,10 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from web3 import Web3
-
 from custody.ceremony import read_share_file
 from custody.ethereum.chain import EthChain
 from custody.ethereum.rpc import EvmRPC
+from custody.ethereum.web3_client import web3_client
 from custody.shamir import ShareMnemonic
 from reporting.attestation import SignerRole
 from treasury.attest.keys import load_role_key
@@ -58,7 +57,7 @@ def run_daily_attestation(
         bitcoin=endpoint,
         anchor_wallet=anchor_wallet,
         reserve=EthChain(EvmRPC(settings.reserve_rpc_url())),
-        services=Web3(Web3.HTTPProvider(settings.services_rpc_url())),
+        services=web3_client(settings.services_rpc_url()),
     )
     passphrases = passphrase_files or {}
     institutions = [

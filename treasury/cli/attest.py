@@ -15,12 +15,12 @@ from typing import Annotated
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from custody.ceremony import load_transcript, read_share_file
 from custody.ethereum.chain import EthChain
 from custody.ethereum.rpc import EvmRPC
+from custody.ethereum.web3_client import web3_client
 from custody.exceptions import CustodyError
 from custody.shamir import ShareMnemonic
 from reporting.attestation import SignerRole
@@ -111,7 +111,7 @@ def attest(
             bitcoin=endpoint,
             anchor_wallet=anchor_wallet,
             reserve=EthChain(EvmRPC(configured.reserve_rpc_url())),
-            services=Web3(Web3.HTTPProvider(configured.services_rpc_url())),
+            services=web3_client(configured.services_rpc_url()),
         )
         engine = make_engine(configured.database_url)
         try:

@@ -22,7 +22,7 @@ from treasury.reconcile import (
     reconcile_now,
 )
 from treasury.reconcile.records import CursorRow, RunRow
-from treasury.reconcile.scheduler import describe
+from treasury.reconcile.retries import describe
 
 app = typer.Typer(
     help="Keep the state ledger true to the chains: run, inspect, acknowledge alarms.",

@@ -8,10 +8,10 @@ from __future__ import annotations
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from treasury.cli.context import fail, invocation
+from treasury.cli.context import fail, invocation, settings
 from treasury.exceptions import TreasuryError
 from treasury.logs import LogFormat, configure_logging
-from treasury.reconcile.scheduler import run_scheduler
+from treasury.scheduler import run_scheduler
 
 app = typer.Typer(
     help="Run the reconciliation on a schedule; several instances never reconcile at once.",
@@ -31,7 +31,7 @@ def run(
     """Reconcile now and then every --interval seconds, retrying with backoff when a node is down."""
     configure_logging(LogFormat.JSON, invocation().log_level)
     try:
-        run_scheduler(interval, stop_after_s=stop_after)
+        run_scheduler(settings().database_url, interval, stop_after_s=stop_after)
     except TreasuryError as exc:
         raise fail(exc, ERROR_EXIT_CODE) from None
     except SQLAlchemyError as exc:

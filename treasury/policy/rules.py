@@ -16,7 +16,7 @@ from enum import StrEnum
 from treasury.policy.document import PolicyDocument, StoredPolicy
 from treasury.policy.gate import ReconciliationFacts, ReconciliationOutcome
 from treasury.policy.legal_bases import LegalBasis
-from treasury.workflow_exceptions import WorkflowInputError
+from treasury.workflow_exceptions import WorkflowError, WorkflowInputError
 
 ROLLING_WINDOW = timedelta(hours=24)
 """The span of the rolling spending limit."""
@@ -65,6 +65,15 @@ class Decision:
     reasons: tuple[Refusal, ...]
     policy_version: int
     policy_hash: str
+
+
+class PolicyRefusedError(WorkflowError):
+    """The policy engine refused the action; ``decision`` says why, code by code."""
+
+    def __init__(self, decision: Decision) -> None:
+        reasons = " ".join(refusal.message for refusal in decision.reasons)
+        super().__init__(f"Policy version {decision.policy_version} refused: {reasons}")
+        self.decision = decision
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from treasury.audit import AuditKind
 from treasury.db import begin_serialised_write
 from treasury.officers import Officer
 from treasury.policy import Action, ReconciliationGate, StoredPolicy
+from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals.actors import actor_name
 from treasury.proposals.judging import Judged, Refused, judge, record_refusal
 from treasury.proposals.ports import SpendLedger
 from treasury.proposals.tables import SpendProposalRow
-from treasury.workflow_exceptions import PolicyRefusedError
 
 T = TypeVar("T")
 

@@ -1,9 +1,10 @@
-"""The reconciliation scheduler: keeps the state ledger true to the chains.
+"""Reconciliation: keeps the state ledger true to the chains.
 
 Each run reads every vault at a confirmed block (``bitcoin.py``, ``ethereum.py``), books what it
 finds exactly once, reverses what reorgs removed (``booking.py``), compares balances, and raises
 alarms (``alarms.py``) that block spends through the policy gate (``gate.py``) until officers
-acknowledge them. ``scheduler.py`` runs it on an interval, one process at a time (``lock.py``).
+acknowledge them. ``treasury.scheduler`` runs it on an interval, one process at a time (``lock.py``),
+retrying a run whose node was unreachable (``retries.py``).
 """
 
 from treasury.reconcile.accounts import (
