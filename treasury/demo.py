@@ -92,8 +92,9 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
     for check in failed:
         echo(f"   FAILED {check.name}: {check.reason}")
     echo(
-        f"   re-run it yourself: treasury verify {result.path} --offline "
-        "(node checks need --bitcoin-rpc/--evm-rpc/--services-rpc; the devnets stop at the end)"
+        f"   re-run it yourself: .venv/bin/reserve-verify {result.path} --offline "
+        "(the auditor's standalone verifier; `treasury verify` is the same; node checks need "
+        "--bitcoin-rpc/--evm-rpc/--services-rpc, and the devnets stop at the end)"
     )
     echo("== 10. The parliament site (static, no network needed, Kyrgyz / Russian / English)")
     site = reserve.publish(stack.services)

@@ -74,6 +74,7 @@ from treasury.reconcile import (
 )
 from treasury.spenders import BitcoinSpender, SafeSpender
 from treasury.wiring import configured_workflow
+from treasury.workflow_exceptions import ProposalTransitionError
 
 Echo = Callable[[str], None]
 
@@ -407,9 +408,13 @@ class Reserve:
             legal_basis=DECREE,
         )
         view = wf.prepare(self.officers["Asel Proposer (MOF)"], view.id, spender)
-        assert view.tx_hash is not None
+        tx_hash = view.tx_hash
+        if tx_hash is None:
+            raise ProposalTransitionError(
+                f"Proposal {view.id} was prepared but names no transaction."
+            )
         for approver in ("Elmira Asanova (NBKR)", "Ilyas Omurov (ACH)"):
-            view = wf.approve(self.officers[approver], view.id, view.tx_hash)
+            view = wf.approve(self.officers[approver], view.id, tx_hash)
         return view
 
     def sign(self, wf: Workflow, proposal_id: int, asset: str) -> ProposalView:
