@@ -144,6 +144,7 @@ def test_reorg_reverses_a_deposit_and_books_it_again_once(world: EthWorld) -> No
     assert world.db.trial_balance_zero()
 
     assert rpc.call("eth_sendRawTransaction", raw) == tx
+    world.chain.wait_for_receipt(tx)  # anvil mines the replayed transaction asynchronously
     second_block = rpc.call("eth_getTransactionReceipt", tx)["blockHash"]
     assert second_block != first_block
     for _ in range(3):
