@@ -35,6 +35,8 @@ from custody.devnet.process import free_port
 log = logging.getLogger("tests")
 
 POSTGRES_URL_ENV = "TREASURY_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "TREASURY_TEST_REQUIRE_POSTGRES"
+"""Set to 1 (CI does): a missing PostgreSQL fails the run instead of skipping its half."""
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_CONNECT_TIMEOUT_S = 3
 
@@ -160,9 +162,12 @@ def postgres_server_url() -> Iterator[str]:
         return
     with _throwaway_cluster() as started:
         if started is None:
-            pytest.skip(
+            reason = (
                 f"no PostgreSQL at {url} and no initdb/pg_ctl to start one (set {POSTGRES_URL_ENV})"
             )
+            if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+                pytest.fail(f"{reason}; {REQUIRE_POSTGRES_ENV}=1 requires it", pytrace=False)
+            pytest.skip(reason)
         yield started
 
 
