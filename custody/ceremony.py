@@ -30,6 +30,7 @@ from custody.exceptions import (
     CeremonyPlanError,
     KeyMaterialError,
     QuorumCheckError,
+    ShareFileError,
     ShareMismatchError,
     UnknownCeremonyError,
 )
@@ -171,9 +172,24 @@ def share_file_text(share: HolderShare, transcript: Transcript) -> str:
 
 
 def read_share_file(path: Path) -> str:
-    """The share words of a share file (comment lines dropped)."""
-    lines = path.read_text().splitlines()
-    return " ".join(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    """The share words of a share file as ``share_file_text`` writes it (``#`` lines dropped).
+
+    Every command that takes a share file reads it here, so a file the ceremony wrote is always
+    accepted. The error names the file, never its content.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+        raise ShareFileError(f"Cannot read the share file {path}: {reason}.") from None
+    words = " ".join(
+        stripped for line in lines if (stripped := line.strip()) and not stripped.startswith("#")
+    )
+    if not words:
+        raise ShareFileError(
+            f"The share file {path} holds no share words (only comment lines or nothing)."
+        )
+    return words
 
 
 def _file_stem(text: str) -> str:

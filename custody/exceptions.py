@@ -8,6 +8,7 @@ Callers catch ``CustodyError`` to handle all of them; the tree::
     │   ├── InvalidShareError    a share with an unknown word, a bad checksum, or a bad length
     │   ├── MixedSharesError     shares from different splits
     │   ├── InsufficientSharesError  fewer distinct shares than the threshold
+    │   ├── ShareFileError       a share file that cannot be read or holds no share words
     │   ├── FingerprintMismatchError the recovered seed is not the transcript's (wrong passphrase)
     │   └── SecretWipedError     a wiped secret was used again
     ├── CeremonyError            key ceremonies and their transcripts
@@ -33,6 +34,8 @@ Callers catch ``CustodyError`` to handle all of them; the tree::
     │   └── ReserveProofError    a BIP-127 reserve proof the signer will not build, sign or finalise
     │       ├── BroadcastableReserveProofError  its first input is not the commitment input
     │       └── ReserveProofMismatchError       other coins or outputs than the snapshot's
+    ├── AuthorityError           the officers' authority does not hold (custody.authority.errors:
+    │                            statements, officer keys, the roster chain, the quorum)
     ├── ProvisioningError        a node binary could not be found or fetched
     └── DevnetError              a devnet process misbehaved
         ├── NodeStartError       it died or never answered while starting
@@ -93,6 +96,10 @@ class MixedSharesError(KeyMaterialError, ValueError):
 
 class InsufficientSharesError(KeyMaterialError, ValueError):
     """Fewer distinct shares than the split's threshold were given."""
+
+
+class ShareFileError(KeyMaterialError, OSError):
+    """A holder's share file cannot be read or holds no share words (also an ``OSError``)."""
 
 
 class FingerprintMismatchError(KeyMaterialError, ValueError):

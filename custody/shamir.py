@@ -8,6 +8,7 @@ share inspection without reconstruction, and specific errors checked before comb
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -172,12 +173,86 @@ def parse_shares(words: Sequence[str]) -> list[ShareMnemonic]:
     return [ShareMnemonic(text, position=i) for i, text in enumerate(words, 1)]
 
 
-def combine_shares(shares: Sequence[ShareMnemonic], passphrase: str = "") -> SecretBytes:
-    """Recombine the seed from a quorum of shares.
+def _distinct(shares: Sequence[ShareMnemonic]) -> list[tuple[int, ShareMnemonic]]:
+    """The shares with their 1-based positions, a share given twice kept once.
 
-    Checks first what SLIP-39 would otherwise report vaguely: shares from different splits, and
-    too few distinct shares. A wrong passphrase is *not* detectable here (SLIP-39 yields another
-    seed by design): callers check the recovered key's fingerprint against the transcript.
+    Two *different* shares claiming the same member index cannot both be right: one was mistyped
+    or altered, and recombining would fail with a vague message, so the positions are named here.
+    """
+    seen: dict[tuple[int, int], tuple[int, ShareMnemonic]] = {}
+    for position, share in enumerate(shares, 1):
+        key = (share.info.group_index, share.info.member_index)
+        earlier = seen.get(key)
+        if earlier is None:
+            seen[key] = (position, share)
+        elif not hmac.compare_digest(earlier[1].reveal(), share.reveal()):
+            raise InvalidShareError(
+                f"Shares {earlier[0]} and {position} both carry member index "
+                f"{share.info.member_index} but differ: one of them was altered or mistyped; "
+                "check both transcriptions."
+            )
+    return list(seen.values())
+
+
+def _recover(shares: Sequence[ShareMnemonic]) -> shamir_mnemonic.EncryptedMasterSecret:
+    """The encrypted master secret of exactly one quorum (raises ``MnemonicError``)."""
+    return shamir_mnemonic.recover_ems(
+        shamir_mnemonic.decode_mnemonics([share.reveal() for share in shares])
+    )
+
+
+def _single_group_secret(
+    distinct: Sequence[tuple[int, ShareMnemonic]],
+) -> shamir_mnemonic.EncryptedMasterSecret:
+    """Recombine one quorum and check that every further share agrees with it.
+
+    The seed comes from the first ``threshold`` shares in the order given. Each further share
+    replaces the quorum's last share in a second recombination; SLIP-39 interpolates the secret
+    at a point no member holds, so any change to a share's value changes that result, and a
+    surplus share that disagrees is named instead of being silently ignored.
+    """
+    threshold = distinct[0][1].info.member_threshold
+    quorum = [share for _, share in distinct[:threshold]]
+    try:
+        recovered = _recover(quorum)
+    except shamir_mnemonic.MnemonicError:
+        raise InvalidShareError(
+            f"The shares at positions {', '.join(str(p) for p, _ in distinct[:threshold])} are "
+            "individually valid but do not recombine: one of them was altered so that its "
+            "checksum still holds; check their transcriptions."
+        ) from None
+    for position, extra in distinct[threshold:]:
+        try:
+            other = _recover([*quorum[: threshold - 1], extra])
+            agrees = hmac.compare_digest(other.ciphertext, recovered.ciphertext)
+        except shamir_mnemonic.MnemonicError:
+            agrees = False
+        if not agrees:
+            raise InvalidShareError(
+                f"Share {position} (member index {extra.info.member_index}) is individually valid "
+                f"but does not agree with the shares at positions "
+                f"{', '.join(str(p) for p, _ in distinct[:threshold])}: it was altered so that its "
+                "checksum still holds; check its transcription, or leave it out."
+            )
+    return recovered
+
+
+def combine_shares(shares: Sequence[ShareMnemonic], passphrase: str = "") -> SecretBytes:
+    """Recombine the seed from a quorum of shares, or from more shares than the quorum needs.
+
+    Checks first what SLIP-39 would otherwise report vaguely: shares from different splits, two
+    different shares with one member index, and too few distinct shares. A share given twice
+    counts once.
+
+    More shares than the threshold are accepted, as the holders of a 2-of-3 split who all come
+    to the signing table expect: the seed is recombined from the first ``threshold`` of them
+    (in the order given) and every further share must recombine to the same secret with that
+    quorum, so a surplus share that was altered is refused by its position rather than ignored.
+    (The reference library refuses any surplus; splits with several groups, which ceremonies
+    never make, keep its behaviour.)
+
+    A wrong passphrase is *not* detectable here (SLIP-39 yields another seed by design): callers
+    check the recovered key's fingerprint against the transcript.
     """
     if not shares:
         raise InsufficientSharesError("No shares were given; a quorum of share holders is needed.")
@@ -187,17 +262,29 @@ def combine_shares(shares: Sequence[ShareMnemonic], passphrase: str = "") -> Sec
             f"The shares come from {len(identifiers)} different splits (identifiers "
             f"{', '.join(map(str, sorted(identifiers)))}); bring shares of one seed only."
         )
-    threshold = shares[0].info.member_threshold
-    distinct = {share.info.member_index for share in shares}
-    if len(distinct) < threshold:
+    distinct = _distinct(shares)
+    first = distinct[0][1].info
+    if first.group_count == 1 and any(
+        (share.info.member_threshold, share.info.group_count) != (first.member_threshold, 1)
+        for _, share in distinct
+    ):
+        raise InvalidShareError(
+            "The shares are individually valid but do not belong to one split: their member "
+            "thresholds or group counts differ; bring shares of one seed only."
+        )
+    threshold = first.member_threshold
+    members = {share.info.member_index for _, share in distinct}
+    if len(members) < threshold:
         raise InsufficientSharesError(
-            f"{len(distinct)} distinct share(s) given but this seed needs {threshold}; "
+            f"{len(members)} distinct share(s) given but this seed needs {threshold}; "
             "bring more share holders."
         )
     try:
-        secret = shamir_mnemonic.combine_mnemonics(
-            [share.reveal() for share in shares], _passphrase_bytes(passphrase)
-        )
+        if first.group_count == 1:
+            encrypted = _single_group_secret(distinct)
+        else:
+            encrypted = _recover([share for _, share in distinct])
+        secret = encrypted.decrypt(_passphrase_bytes(passphrase))
     except shamir_mnemonic.MnemonicError:
         raise InvalidShareError(
             "The shares are individually valid but do not recombine (a share was altered so that "

@@ -14,7 +14,7 @@ The tree::
     │   ├── IdempotencyConflictError   a key or code reused with a different payload
     │   ├── IllegalTransitionError a pending entry posted/voided twice, or a non-pending one
     │   ├── OverdraftError         a no-overdraft account would go negative
-    │   └── ImmutableRecordError   an attempt to change or delete a ledger or audit record
+    │   └── ImmutableRecordError   an attempt to change or delete a ledger, audit, policy or approval record
     └── AuditError                 the audit log refused an operation or failed verification
         ├── InvalidAuditEventError an event with a bad actor, refs or payload (ValueError)
         └── AuditChainBrokenError  the hash chain is broken (edited, deleted or reordered);
@@ -75,7 +75,8 @@ class OverdraftError(LedgerError):
 
 
 class ImmutableRecordError(LedgerError):
-    """Ledger and audit records are never updated or deleted; corrections are new records."""
+    """Ledger, audit, policy and approval records are never updated or deleted; corrections are
+    new records."""
 
 
 class AuditError(TreasuryError):

@@ -24,6 +24,7 @@ MODEL_MODULES = (
     "treasury.proposals",
     "treasury.attest.records",
     "treasury.reconcile.records",
+    "treasury.authority.tables",
 )
 """Every module that declares tables (on ``custody.schema.CustodyBase`` or ``treasury.db.Base``)."""
 

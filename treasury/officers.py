@@ -7,6 +7,26 @@ officer cannot authenticate, and the workflow voids the approvals they gave on u
 API tokens are shown once, at issue; the database keeps only a random salt and
 ``SHA-256(salt || secret)``. The secret is 32 random bytes, so a fast hash is enough (nothing to
 brute-force), and the comparison is constant-time.
+
+**Admin scope.** An admin administers only its own institution: adding its officers, issuing
+their tokens and revoking them. Anything that reaches into another institution is refused with
+``NotAuthorisedError`` (HTTP 403), before anything is written. Otherwise one admin could staff a
+second institution with approvers (or hand itself their officers' tokens) and meet the
+cross-institution quorum alone. The rule is enforced here, in the functions every edge calls (the
+CLI, the API's ``/officers`` routes, the demo), and the acting officer is re-read in the same
+transaction, so a stale or hand-made ``Officer`` value cannot widen it. (An admin still grants any
+role inside its own institution; which institution may hold which role is not decided here.)
+
+Who staffs an institution that has no admin yet (a new one, or one whose admins were all revoked)?
+Nobody inside it can, and no other institution's admin may. That act is **founding**
+(``Founding``): the operator, who holds the database credentials, creates the institution's first
+admin (``found_admin``, ``treasury officers bootstrap`` and ``treasury officers found``), or sets
+up a whole roster in a setup script. It is allowed only while the institution has no active admin,
+so it never overrides an institution that can govern itself, and it is audited under the
+operator's name. Founding grants nothing a database writer does not already have; it is the trust
+that the signed roster chain (next step of issue 12) removes, where an institution's genesis roster
+is signed by its ceremony key and every later change by that institution's own admins. Registering
+a new, empty institution stays open to any admin: it grants no one any power until it is founded.
 """
 
 from __future__ import annotations
@@ -96,6 +116,16 @@ class ApiTokenRow(Base):
 
 
 @dataclass(frozen=True)
+class Founding:
+    """The operator founding an institution's roster while it has no active admin (see above).
+
+    ``operator`` is the name the audit log records (``bootstrap``, ``founding``, ``setup``).
+    """
+
+    operator: str
+
+
+@dataclass(frozen=True)
 class Institution:
     id: int
     code: str
@@ -147,10 +177,75 @@ def _audit(
     )
 
 
+RosterActor = Officer | Founding
+"""Who changes the roster: an admin (inside its own institution) or the founding operator."""
+
+
+def _actor_label(actor: RosterActor) -> str:
+    """The audit actor: ``officer:<id>`` as the workflow writes it, or the founding operator."""
+    return actor.operator if isinstance(actor, Founding) else f"officer:{actor.id}"
+
+
+def _active_admin_ids(session: Session, institution: Institution, now: datetime) -> list[int]:
+    rows = session.scalars(
+        select(OfficerRow)
+        .join(OfficerRoleRow, OfficerRoleRow.officer_id == OfficerRow.id)
+        .where(
+            OfficerRow.institution_id == institution.id,
+            OfficerRoleRow.role == Role.ADMIN.value,
+        )
+        .order_by(OfficerRow.id)
+    )
+    return [row.id for row in rows if row.revoked_at is None or now < row.revoked_at]
+
+
+def _acting_admin(session: Session, actor: Officer, action: str, now: datetime) -> Officer:
+    """``actor`` as stored now, if an active admin; re-read so a stale or altered value counts not."""
+    acting = get_officer(session, actor.id)
+    acting.require(Role.ADMIN)
+    if not acting.is_active(now):
+        raise NotAuthorisedError(
+            f"Officer {acting.id} ({acting.name}) was revoked at {acting.revoked_at} and cannot "
+            f"{action}."
+        )
+    return acting
+
+
+def _authorise(
+    session: Session, actor: RosterActor, institution: Institution, action: str, now: datetime
+) -> None:
+    """Raise ``NotAuthorisedError`` unless ``actor`` may ``action`` in ``institution`` at ``now``.
+
+    An officer is re-read from the database: a revoked admin, an officer who lost the admin role,
+    or an ``Officer`` value whose institution was altered in memory is judged by what is stored.
+    """
+    if isinstance(actor, Founding):
+        admins = _active_admin_ids(session, institution, now)
+        if admins:
+            raise NotAuthorisedError(
+                f"Institution {institution.code} already has an active admin (officer "
+                f"{admins[0]}); founding cannot {action}: only its own admins change its roster."
+            )
+        return
+    acting = _acting_admin(session, actor, action, now)
+    if acting.institution_id != institution.id:
+        raise NotAuthorisedError(
+            f"Officer {acting.id} ({acting.name}) is an admin of {acting.institution_code} and "
+            f"cannot {action} of {institution.code}: an admin acts only inside its own "
+            "institution."
+        )
+
+
 def add_institution(
-    session: Session, code: str, name: str, *, actor: str, now: datetime
+    session: Session, code: str, name: str, *, actor: RosterActor, now: datetime
 ) -> Institution:
-    """Register an institution that may take part in spend quorums."""
+    """Register an institution that may take part in spend quorums, with no officers yet.
+
+    Any active admin, or the founding operator, may register one: an empty institution grants
+    nobody any power; its first admin comes only from founding (``found_admin``).
+    """
+    if isinstance(actor, Officer):
+        _acting_admin(session, actor, "register an institution", now)
     code = _text(code, "institution code", INSTITUTION_CODE_MAX_CHARS)
     name = _text(name, "institution name", NAME_MAX_CHARS)
     if session.scalar(select(InstitutionRow.id).where(InstitutionRow.code == code)) is not None:
@@ -158,7 +253,7 @@ def add_institution(
     row = InstitutionRow(code=code, name=name, created_at=now)
     session.add(row)
     session.flush()
-    _audit(session, actor, {"institution": code}, "institution_added", now)
+    _audit(session, _actor_label(actor), {"institution": code}, "institution_added", now)
     return Institution(row.id, row.code, row.name)
 
 
@@ -182,11 +277,16 @@ def add_officer(
     name: str,
     roles: Iterable[Role],
     *,
-    actor: str,
+    actor: RosterActor,
     now: datetime,
 ) -> Officer:
-    """Register an officer of ``institution_code`` holding ``roles``."""
+    """Register an officer of ``institution_code`` holding ``roles``.
+
+    ``actor`` must be an admin of that same institution, or the founding operator while the
+    institution has no active admin (module docstring).
+    """
     institution = institution_by_code(session, institution_code)
+    _authorise(session, actor, institution, "add an officer to the roster", now)
     wanted = frozenset(roles)
     if not wanted:
         raise WorkflowInputError("An officer needs at least one role (roles is empty).")
@@ -201,12 +301,34 @@ def add_officer(
     session.flush()
     _audit(
         session,
-        actor,
+        _actor_label(actor),
         {"officer_id": row.id, "institution": institution.code},
         "officer_added",
         now,
     )
     return get_officer(session, row.id)
+
+
+def found_admin(
+    session: Session,
+    institution_code: str,
+    admin_name: str,
+    *,
+    operator: str,
+    now: datetime,
+    random_bytes: RandomBytes = secrets.token_bytes,
+) -> tuple[Officer, str]:
+    """Create the first admin of an institution that has no active admin, and its token.
+
+    The founding act (module docstring): the operator appoints the admin who then staffs the
+    institution. Refused once the institution has an active admin, so it never overrides one.
+    Returns the admin and its API token, which is never shown again.
+    """
+    founding = Founding(operator)
+    admin = add_officer(
+        session, institution_code, admin_name, [Role.ADMIN], actor=founding, now=now
+    )
+    return admin, _issue(session, admin, founding, now, random_bytes)
 
 
 def get_officer(session: Session, officer_id: int) -> Officer:
@@ -238,8 +360,19 @@ def list_officers(session: Session) -> list[Officer]:
     return [get_officer(session, officer_id) for officer_id in ids]
 
 
-def revoke_officer(session: Session, officer_id: int, *, at: datetime) -> Officer:
-    """Revoke the officer from ``at`` on, with their tokens; voiding approvals is the workflow's job."""
+def revoke_officer(session: Session, officer_id: int, *, actor: Officer, at: datetime) -> Officer:
+    """Revoke the officer from ``at`` on, with their tokens; voiding approvals is the workflow's job.
+
+    ``actor`` must be an active admin of the officer's own institution.
+    """
+    target = get_officer(session, officer_id)
+    _authorise(
+        session,
+        actor,
+        institution_by_code(session, target.institution_code),
+        f"revoke officer {officer_id}",
+        at,
+    )
     row = session.get(OfficerRow, officer_id)
     if row is None:
         raise UnknownRecordError(f"No officer has the id {officer_id}.")
@@ -260,12 +393,35 @@ def issue_token(
     session: Session,
     officer_id: int,
     *,
-    actor: str,
+    actor: RosterActor,
     now: datetime,
     random_bytes: RandomBytes = secrets.token_bytes,
 ) -> str:
-    """Create an API token for the officer and return it; it is never shown again."""
+    """Create an API token for the officer and return it; it is never shown again.
+
+    ``actor`` must be an admin of the officer's own institution (a token is that officer's power,
+    so whoever holds it acts for that institution), or the founding operator while the
+    institution has no active admin.
+    """
     officer = get_officer(session, officer_id)
+    _authorise(
+        session,
+        actor,
+        institution_by_code(session, officer.institution_code),
+        f"issue a token for officer {officer_id}",
+        now,
+    )
+    return _issue(session, officer, actor, now, random_bytes)
+
+
+def _issue(
+    session: Session,
+    officer: Officer,
+    actor: RosterActor,
+    now: datetime,
+    random_bytes: RandomBytes,
+) -> str:
+    officer_id = officer.id
     if not officer.is_active(now):
         raise WorkflowInputError(f"Officer {officer_id} is revoked and cannot receive a token.")
     lookup = random_bytes(TOKEN_LOOKUP_BYTES).hex()
@@ -281,7 +437,13 @@ def issue_token(
         )
     )
     session.flush()
-    _audit(session, actor, {"officer_id": officer_id, "token_lookup": lookup}, "token_issued", now)
+    _audit(
+        session,
+        _actor_label(actor),
+        {"officer_id": officer_id, "token_lookup": lookup},
+        "token_issued",
+        now,
+    )
     return f"{TOKEN_PREFIX}_{lookup}_{secret}"
 
 

@@ -8,31 +8,88 @@ the SafeTx hash; each adapter refuses a payload that does not hash to it.
 
 Workflow institutions are known by code (``MOF``); custody knows them by the name their ceremony
 recorded ("Ministry of Finance"): ``institutions`` maps one to the other.
+
+Each prepared summary also records what an approval statement names about the chain (``chain``,
+``vault_id``, the statement ``asset``, and ``max_fee_sats`` or the Safe ``nonce``), computed the
+way custody's signers compute them from the transaction. Once the roster chain has a genesis,
+``sign`` hands the signer the stored roster records and the proposal's signed statements
+(``AuthorityEvidence``); the signer verifies them itself before signing and names the approvers
+whose signatures it verified, which is logged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.authority import VerifiedAuthorization
+from custody.authority.gate import AuthorityEvidence, approvers_line
 from custody.bitcoin import Payment, load_vault
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
 from custody.bitcoin.rpc import BitcoinRPC
+from custody.bitcoin.signer import BITCOIN_ASSET, bitcoin_vault_id
 from custody.bitcoin.spend import broadcast_spend, build_spend, load_spend, sign_spend
 from custody.ceremony import load_transcript
 from custody.ethereum import EthChain, KeyQuorum, SafeVaults, SigningPolicy
+from custody.ethereum.signer import ERC20_ASSET_PREFIX, ETHER_ASSET
 from custody.exceptions import BitcoinRPCError
 from custody.keys import signing_keys
 from custody.shamir import combine_shares, parse_shares
+from treasury.authority.store import load_records, statements_for
 from treasury.proposals import PreparedTx, SpendRequest
+from treasury.proposals.tables import PreparedTxRow
 from treasury.workflow_exceptions import TransactionMismatchError
+
+log = logging.getLogger(__name__)
 
 RPC_NOT_FOUND_CODE = -5
 """bitcoind's "invalid or non-wallet transaction id" / "transaction not in mempool" code."""
+
+
+def authority_evidence(sessions: sessionmaker[Session], tx_hash: str) -> AuthorityEvidence | None:
+    """The roster chain and the signed statements of the proposal whose current transaction is
+    ``tx_hash``; ``None`` while no roster genesis is stored (staging: signed as before).
+
+    Nothing here is checked: the signer replays and verifies all of it against its own seed and
+    the transaction it decodes.
+    """
+    with sessions() as session:
+        records = load_records(session)
+        if not records:
+            return None
+        proposal_id = session.scalar(
+            select(PreparedTxRow.proposal_id).where(
+                PreparedTxRow.tx_hash == tx_hash, PreparedTxRow.superseded_at.is_(None)
+            )
+        )
+        if proposal_id is None:
+            raise TransactionMismatchError(
+                f"No proposal's current transaction is {tx_hash}; the officers' statements that "
+                "authorise it cannot be found, so it is not signed."
+            )
+        return AuthorityEvidence(records, statements_for(session, proposal_id))
+
+
+def log_verified(
+    authorization: VerifiedAuthorization | None, institution: str, tx_hash: str
+) -> None:
+    """Say whose signatures the signer verified (nothing when it was given no evidence)."""
+    if authorization is not None:
+        log.info(
+            "signatures verified: %s",
+            approvers_line(authorization),
+            extra={
+                "proposal_id": authorization.proposal_id,
+                "institution": institution,
+                "tx_hash": tx_hash,
+            },
+        )
 
 
 def _custody_name(institutions: Mapping[str, str], code: str) -> str:
@@ -90,6 +147,7 @@ class BitcoinSpender:
                 self._fee_rate,
                 self._max_fee,
             )
+            descriptor = load_vault(session, self._vault_name).descriptor
         summary = {
             "vault": self._vault_name,
             "payments": [{"address": request.destination, "amount_sats": str(request.amount)}],
@@ -97,6 +155,11 @@ class BitcoinSpender:
             "fee_rate_sat_vb": str(spend.fee_rate_sat_vb),
             "inputs": len(parse_psbt(spend.unsigned_psbt).inputs),
             "unsigned_txid": spend.approval.unsigned_txid,
+            # What an approval statement names, as custody's signer derives it from the PSBT.
+            "chain": f"bitcoin:{descriptor.network.value}",
+            "vault_id": bitcoin_vault_id(descriptor),
+            "asset": BITCOIN_ASSET,
+            "max_fee_sats": str(spend.approval.max_fee_sats),
         }
         payload = json.dumps({"spend_id": spend.id, "psbt": spend.unsigned_psbt})
         return PreparedTx(spend.approval.unsigned_txid, summary, payload, spend.fee_sats)
@@ -106,6 +169,7 @@ class BitcoinSpender:
     ) -> PreparedTx:
         spend_id = self._spend_id(prepared)
         name = _custody_name(self._institutions, institution)
+        authority = authority_evidence(self._sessions, prepared.tx_hash)
         with self._sessions.begin() as session:
             if name in load_spend(session, spend_id).signed_by:
                 # Custody kept the signature but the workflow crashed before recording it: the
@@ -113,7 +177,10 @@ class BitcoinSpender:
                 fingerprint = load_transcript(session, name).fingerprint
                 with signing_keys(combine_shares(parse_shares(shares), passphrase), fingerprint):
                     return prepared
-            sign_spend(session, spend_id, name, parse_shares(shares), passphrase)
+            signed = sign_spend(
+                session, spend_id, name, parse_shares(shares), passphrase, authority=authority
+            )
+        log_verified(signed.authorization, institution, prepared.tx_hash)
         return prepared
 
     def broadcast(self, prepared: PreparedTx) -> str:
@@ -160,11 +227,13 @@ class SafeSpender:
         vault_name: str,
         institutions: Mapping[str, str],
         *,
+        sessions: sessionmaker[Session],
         relayer: str,
         token: str | None = None,
         policy: SigningPolicy | None = None,
     ) -> None:
         self._vaults = vaults
+        self._sessions = sessions
         self._vault_name = vault_name
         self._institutions = dict(institutions)
         self._relayer = relayer
@@ -204,6 +273,10 @@ class SafeSpender:
             "chain_id": safe_tx.chain_id,
             "nonce": safe_tx.nonce,
             "safe_tx_hash": safe_tx.hash_hex,
+            # What an approval statement names, as custody's signer derives it from the SafeTx.
+            "chain": f"eip155:{safe_tx.chain_id}",
+            "vault_id": safe_tx.safe,
+            "asset": ETHER_ASSET if self._token is None else ERC20_ASSET_PREFIX + self._token,
         }
         payload = json.dumps({"safe_tx_hash": safe_tx.hash_hex})
         return PreparedTx(safe_tx.hash_hex, summary, payload, 0)
@@ -215,7 +288,14 @@ class SafeSpender:
         name = _custody_name(self._institutions, institution)
         owner = self._vaults.vault(self._vault_name).owner(name)
         quorum = KeyQuorum(name, parse_shares(shares), passphrase, owner.fingerprint)
-        self._vaults.sign(self._vaults.approval(safe_tx_hash, self._policy), quorum, self._policy)
+        authority = authority_evidence(self._sessions, safe_tx_hash)
+        signed = self._vaults.cosign(
+            self._vaults.approval(safe_tx_hash, self._policy),
+            quorum,
+            self._policy,
+            authority=authority,
+        )
+        log_verified(signed.authorization, institution, safe_tx_hash)
         return prepared
 
     def broadcast(self, prepared: PreparedTx) -> str:

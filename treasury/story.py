@@ -54,7 +54,7 @@ from treasury.attest import (
 from treasury.attest.keys import role_key
 from treasury.db import make_engine, session_factory
 from treasury.ledger import AccountType
-from treasury.officers import Officer, Role, add_institution, add_officer
+from treasury.officers import Founding, Officer, Role, add_institution, add_officer
 from treasury.policy import (
     LegalBasis,
     add_legal_basis,
@@ -328,12 +328,17 @@ class Reserve:
         now = self.clock()
         self.payees = dict(destinations)
         with self.sessions.begin() as session:
+            founding = Founding("setup")
             for inst in INSTITUTIONS:
-                add_institution(session, inst.code, inst.name, actor="setup", now=now)
+                add_institution(session, inst.code, inst.name, actor=founding, now=now)
+            admins: dict[str, Officer] = {}
             for name, code, roles in OFFICERS:
+                # An institution's own admin adds its officers; founding only where it has none.
                 self.officers[name] = add_officer(
-                    session, code, name, roles, actor="setup", now=now
+                    session, code, name, roles, actor=admins.get(code, founding), now=now
                 )
+                if Role.ADMIN in roles:
+                    admins[code] = self.officers[name]
             admin = self.officers["Treasury administrator"]
             policy = set_policy(session, admin, POLICY, now=now)
             add_legal_basis(
@@ -387,6 +392,7 @@ class Reserve:
                 self.safes,
                 SAFE_VAULT,
                 self.institutions,
+                sessions=self.sessions,
                 relayer=self.relayer,
                 policy=SigningPolicy(),
             ),

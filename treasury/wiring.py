@@ -237,6 +237,7 @@ def _safe_spender(sessions: sessionmaker[Session], settings: Settings) -> SafeSp
         SafeVaults(chain, sessions),
         safe.name,
         institutions,
+        sessions=sessions,
         relayer=relayer,
         policy=SigningPolicy(),
     )

@@ -14,7 +14,9 @@ The tree::
         ├── PolicyRefusedError        the policy engine refused; carries the recorded decision (HTTP 409);
         │                             defined in treasury.policy.rules beside the Decision it carries
         ├── NotConfiguredError        no policy set, or no chain spender for an asset (HTTP 503)
-        └── DecisionReplayError       a recorded decision's policy or inputs no longer match their hashes
+        ├── DecisionReplayError       a recorded decision's policy or inputs no longer match their hashes
+        └── StoredPolicyAlteredError  a stored policy version no longer hashes to its record (HTTP 503);
+                                      defined in treasury.policy.versions
 
 Every refusal changes nothing: services raise before they write, inside one transaction.
 """

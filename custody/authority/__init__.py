@@ -46,6 +46,7 @@ from custody.authority.errors import (
     WebAuthnAssertionError,
     WrongPassphraseError,
 )
+from custody.authority.gate import AuthorityEvidence, approvers_line, check_before_signing
 from custody.authority.key_file import create_key_file, load_public_key, sign_digest
 from custody.authority.officer_key import OfficerKeyKind, OfficerPublicKey
 from custody.authority.quorum import (
@@ -105,6 +106,7 @@ __all__ = [
     "AllowlistAdded",
     "ApprovalStatement",
     "AuthorityError",
+    "AuthorityEvidence",
     "AuthorizationError",
     "BrokenChainError",
     "CeremonySignatureError",
@@ -158,7 +160,9 @@ __all__ = [
     "WebAuthnSignature",
     "WrongPassphraseError",
     "active_key",
+    "approvers_line",
     "ceremony_public_key",
+    "check_before_signing",
     "create_key_file",
     "load_public_key",
     "next_record",

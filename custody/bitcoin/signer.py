@@ -4,6 +4,12 @@ Lessons of real thefts: a signer that trusts its coordinator signs whatever it i
 any signature this module checks, from the PSBT bytes alone, that the unsigned transaction is
 the approved one (hash), that every input is a coin of the vault's descriptors, that every
 output is an approved payment or the vault's own change, and that the fee is sane.
+
+The approval it compares with (``ApprovedSpend``) is still a database row, though. Given the
+officers' authority (``AuthorityEvidence``: the roster chain and the signed statements), the
+signer also checks, with the root it holds, that the roster genesis is its own ceremony's, that
+the chain replays, and that a quorum of statements names exactly the spend it decoded
+(``spend_under_review``): chain, vault, amount, destination, unsigned txid, fee.
 """
 
 from __future__ import annotations
@@ -16,9 +22,14 @@ from decimal import Decimal
 from embit.psbt import PSBT, InputScope, OutputScope
 from embit.transaction import SIGHASH
 
+from custody.authority.errors import StatementMismatchError
+from custody.authority.gate import AuthorityEvidence, approvers_line, check_before_signing
+from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
+from custody.authority.statement import BITCOIN_CHAIN_PREFIX
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy
 from custody.bitcoin.descriptor import Branch, VaultDescriptor
 from custody.bitcoin.psbt import estimate_vsize, parse_psbt, unsigned_txid
+from custody.clock import Clock, utc_now
 from custody.exceptions import (
     AbsurdFeeError,
     ForeignChangeError,
@@ -156,17 +167,77 @@ def check_psbt(
     return CheckedSpend(txid, len(psbt.inputs), paid, change, fee, vsize)
 
 
-def sign_psbt(
+BITCOIN_ASSET = "BTC"
+"""The asset code statements name for bitcoin (amounts in sats)."""
+
+
+def bitcoin_vault_id(vault: VaultDescriptor) -> str:
+    """The ``vault_id`` a statement names for this vault: its RECEIVE descriptor with checksum.
+
+    ``wsh(sortedmulti(M,[fp/48h/..]tpub../0/*,...))#checksum`` -- the text bitcoind imports and
+    ``custody_btc_vaults`` stores. It pins the threshold and every cosigner key; the change
+    descriptor follows from it (``/1/*``), so one string identifies the vault.
+    """
+    return vault.text_with_checksum(Branch.RECEIVE)
+
+
+def spend_under_review(psbt: PSBT, vault: VaultDescriptor) -> SpendUnderReview:
+    """What ``psbt`` does, read from its bytes alone: the one payment, its txid and its fee.
+
+    Every output that is not the vault's own change is a payment; an approval statement names
+    one destination, so a transaction with several payments (or none) is refused here rather
+    than authorised by a statement that covers only part of it. Call after ``check_psbt``, which
+    has checked the inputs and that the change is the vault's.
+    """
+    payments = [out for out in psbt.outputs if not _is_vault_change(out, vault)]
+    if len(payments) != 1:
+        raise StatementMismatchError(
+            f"The transaction pays {len(payments)} outputs besides the vault's change; an "
+            "approval statement names exactly one destination, so it cannot authorise this "
+            "spend. Build one spend per payment."
+        )
+    payment = payments[0]
+    return SpendUnderReview(
+        chain=f"{BITCOIN_CHAIN_PREFIX}{vault.network.value}",
+        vault_id=bitcoin_vault_id(vault),
+        asset=BITCOIN_ASSET,
+        amount=int(payment.value),
+        destination=str(payment.script_pubkey.address(vault.network.params)),
+        tx_hash=unsigned_txid(psbt),
+        fee=int(psbt.fee()),
+        safe_nonce=None,
+    )
+
+
+@dataclass(frozen=True)
+class SignedPsbt:
+    """A cosigner's signing call's outcome: the PSBT with its signatures, what was checked, who
+    authorised it (``None`` when no authority evidence was given)."""
+
+    psbt: str
+    checked: CheckedSpend
+    authorization: VerifiedAuthorization | None
+
+
+def cosign_psbt(
     psbt_text: str,
     vault: VaultDescriptor,
     approval: ApprovedSpend,
     keys: SigningKeys,
     policy: FeePolicy | None = None,
-) -> str:
-    """Check ``psbt_text`` against the vault and the approval, then add this cosigner's signatures.
+    *,
+    authority: AuthorityEvidence | None = None,
+    clock: Clock = utc_now,
+) -> SignedPsbt:
+    """Check ``psbt_text``, then add this cosigner's signatures; say what was checked and by whom.
 
-    Returns the PSBT with one signature per input from ``keys``; raises before signing anything
-    if a check fails.
+    The order: the PSBT against the vault and the approval (``check_psbt``), the key against the
+    vault's cosigners, then -- if ``authority`` is given -- the officers' authority against the
+    spend decoded from the PSBT (``check_before_signing`` with this seed's root and ``clock()``),
+    and only then the signatures. Any failure raises before anything is signed.
+
+    ``authority`` is optional for this release only (staging): once every flow produces signed
+    statements it becomes mandatory, and a PSBT without them will not be signed.
     """
     psbt = parse_psbt(psbt_text)
     checked = check_psbt(psbt, vault, approval, policy or FeePolicy())
@@ -175,6 +246,18 @@ def sign_psbt(
         raise NotACosignerError(
             f"The key with fingerprint {fingerprint} is not a cosigner of vault "
             f"{approval.vault_name!r}."
+        )
+    authorization = None
+    if authority is not None:
+        authorization = check_before_signing(
+            keys.bitcoin_root, authority, spend_under_review(psbt, vault), clock()
+        )
+        log.info(
+            "spend authorised: vault=%s txid=%s proposal_id=%s approvers=%s",
+            approval.vault_name,
+            checked.unsigned_txid,
+            authorization.proposal_id,
+            approvers_line(authorization),
         )
     signatures = psbt.sign_with(keys.bitcoin_root)
     if signatures != len(psbt.inputs):
@@ -190,4 +273,27 @@ def sign_psbt(
         checked.input_count,
         checked.fee_sats,
     )
-    return str(psbt.to_string())
+    return SignedPsbt(str(psbt.to_string()), checked, authorization)
+
+
+def sign_psbt(
+    psbt_text: str,
+    vault: VaultDescriptor,
+    approval: ApprovedSpend,
+    keys: SigningKeys,
+    policy: FeePolicy | None = None,
+    *,
+    authority: AuthorityEvidence | None = None,
+    clock: Clock = utc_now,
+) -> str:
+    """Check ``psbt_text`` against the vault and the approval, then add this cosigner's signatures.
+
+    Returns the PSBT with one signature per input from ``keys``; raises before signing anything
+    if a check fails. ``authority`` (the roster chain and the officers' signed statements) is
+    checked as ``cosign_psbt`` describes; it is optional for this release only (staging) and
+    becomes mandatory once every flow produces statements. ``cosign_psbt`` also returns whose
+    approvals were verified.
+    """
+    return cosign_psbt(
+        psbt_text, vault, approval, keys, policy, authority=authority, clock=clock
+    ).psbt

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.authority.gate import AuthorityEvidence
+from custody.authority.quorum import VerifiedAuthorization
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy, Payment
 from custody.bitcoin.psbt import fund_psbt, parse_psbt, unsigned_txid
 from custody.bitcoin.rpc import BitcoinRPC
-from custody.bitcoin.signer import check_psbt, sign_psbt
+from custody.bitcoin.signer import check_psbt, cosign_psbt
 from custody.bitcoin.vault import Vault, load_vault, vault_record
 from custody.clock import Clock, utc_now
 from custody.exceptions import (
@@ -49,6 +51,9 @@ class Spend:
     signed_by: tuple[str, ...]
     txid: str | None
     replaces_id: int | None
+    authorization: VerifiedAuthorization | None = None
+    """Only on what ``sign_spend`` returns, and only if it was given the officers' authority:
+    whose signed approvals the signer verified in that call. Never stored; ``None`` when loaded."""
 
 
 def _spend_from_record(record: SpendRecord) -> Spend:
@@ -170,10 +175,17 @@ def sign_spend(
     *,
     policy: FeePolicy | None = None,
     clock: Clock = utc_now,
+    authority: AuthorityEvidence | None = None,
 ) -> Spend:
     """Recombine ``institution``'s seed from ``shares``, check, sign and store its signatures.
 
     Raises before any write if the shares, the fingerprint, the PSBT or the approval are wrong.
+    With ``authority`` (the roster chain and the officers' signed statements), the signer also
+    verifies, after recombining the seed and before signing, that the genesis is this
+    institution's ceremony's, that the chain replays and that a quorum of statements names the
+    spend decoded from the stored PSBT (``custody.bitcoin.signer.cosign_psbt``); the returned
+    ``Spend.authorization`` names the approvers. ``authority`` is optional for this release only
+    (staging): it becomes mandatory once every flow produces statements.
     """
     record = _record(session, spend_id)
     if record.state is not SpendState.BUILT:
@@ -191,8 +203,14 @@ def sign_spend(
         raise SpendStateError(f"{institution!r} has already signed spend {spend_id}.")
     seed = combine_shares(shares, passphrase)
     with signing_keys(seed, cosigner.fingerprint) as keys:
-        signed = sign_psbt(
-            record.unsigned_psbt, vault.descriptor, approval_of(record), keys, policy
+        signed = cosign_psbt(
+            record.unsigned_psbt,
+            vault.descriptor,
+            approval_of(record),
+            keys,
+            policy,
+            authority=authority,
+            clock=clock,
         )
     ceremony_id = next(
         c.ceremony_id
@@ -200,11 +218,11 @@ def sign_spend(
         if c.ceremony.institution == institution
     )
     record.signatures.append(
-        SpendSignatureRecord(ceremony_id=ceremony_id, signed_psbt=signed, signed_at=clock())
+        SpendSignatureRecord(ceremony_id=ceremony_id, signed_psbt=signed.psbt, signed_at=clock())
     )
     session.flush()
     log.info("spend signed: spend_id=%d institution=%s", spend_id, institution)
-    return _spend_from_record(record)
+    return replace(_spend_from_record(record), authorization=signed.authorization)
 
 
 def broadcast_spend(

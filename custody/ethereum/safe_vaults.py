@@ -22,6 +22,8 @@ from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.authority.gate import AuthorityEvidence
+from custody.clock import Clock, utc_now
 from custody.ethereum.chain import EthChain, Receipt
 from custody.ethereum.deploy import SafeDeployment, require_deployment
 from custody.ethereum.erc20 import transfer_calldata
@@ -37,7 +39,14 @@ from custody.ethereum.safe_contract import (
 )
 from custody.ethereum.safe_signature import OwnerSignature, pack_signatures
 from custody.ethereum.safe_tx import Operation, SafeTx, checksum_address
-from custody.ethereum.signer import Approval, KeyQuorum, SigningPolicy, approve, sign_approved
+from custody.ethereum.signer import (
+    Approval,
+    KeyQuorum,
+    SignedSafeTx,
+    SigningPolicy,
+    approve,
+    cosign_safe_tx,
+)
 from custody.ethereum.vault import Proposal, Vault, VaultOwner
 from custody.ethereum.vault_store import VaultStore
 from custody.exceptions import (
@@ -260,8 +269,39 @@ class SafeVaults:
             )
         return approve(proposal.safe_tx, policy)
 
-    def sign(self, approval: Approval, quorum: KeyQuorum, policy: SigningPolicy) -> OwnerSignature:
-        """Sign the stored SafeTx that ``approval`` names, with ``quorum``'s institution's key."""
+    def sign(
+        self,
+        approval: Approval,
+        quorum: KeyQuorum,
+        policy: SigningPolicy,
+        *,
+        authority: AuthorityEvidence | None = None,
+        clock: Clock = utc_now,
+    ) -> OwnerSignature:
+        """Sign the stored SafeTx that ``approval`` names, with ``quorum``'s institution's key.
+
+        ``authority`` is checked as ``cosign`` describes (optional for this release only).
+        """
+        return self.cosign(approval, quorum, policy, authority=authority, clock=clock).signature
+
+    def cosign(
+        self,
+        approval: Approval,
+        quorum: KeyQuorum,
+        policy: SigningPolicy,
+        *,
+        authority: AuthorityEvidence | None = None,
+        clock: Clock = utc_now,
+    ) -> SignedSafeTx:
+        """Sign the stored SafeTx that ``approval`` names; say what was signed and who authorised it.
+
+        With ``authority`` (the roster chain and the officers' signed statements), the signer
+        verifies after recombining the seed and before signing that the genesis is this
+        institution's ceremony's, that the chain replays and that a quorum of statements names
+        the transfer decoded from the stored SafeTx (``custody.ethereum.signer.cosign_safe_tx``).
+        ``authority`` is optional for this release only (staging): it becomes mandatory once
+        every flow produces statements.
+        """
         proposal = self.proposal("0x" + approval.safe_tx_hash.hex())
         if proposal.state is SafeTxState.EXECUTED:
             raise StaleSafeTxError(
@@ -281,9 +321,17 @@ class SafeVaults:
                 f"The key with fingerprint {quorum.fingerprint} is not {quorum.institution!r}'s "
                 f"owner key on vault {vault.name!r} (the roster has {owner.fingerprint})."
             )
-        signature = sign_approved(proposal.safe_tx, approval, policy, quorum, owner.address)
-        self._store_signature(proposal.safe_tx, owner, signature)
-        return signature
+        signed = cosign_safe_tx(
+            proposal.safe_tx,
+            approval,
+            policy,
+            quorum,
+            owner.address,
+            authority=authority,
+            clock=clock,
+        )
+        self._store_signature(proposal.safe_tx, owner, signed.signature)
+        return signed
 
     def add_signature(self, safe_tx_hash: str, raw: bytes) -> OwnerSignature:
         """Store a signature collected elsewhere, once it recovers to a current roster owner."""

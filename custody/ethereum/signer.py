@@ -6,6 +6,13 @@ cannot decode into such an action (DELEGATECALL, calls to contracts off its allo
 refunds paid by the vault) and anything that differs, field by field, from what was approved.
 Only then does it recombine the institution's seed from shares, check its fingerprint, sign the
 hash and wipe the seed.
+
+The approval it compares with is still a database row, though. Given the officers' authority
+(``AuthorityEvidence``: the roster chain and the signed statements), the signer also checks,
+after recombining the seed and before signing, that the roster genesis is its own ceremony's,
+that the chain replays, and that a quorum of statements names exactly the transfer it decoded
+from the SafeTx (``spend_under_review``): chain id, Safe, asset, amount, recipient, SafeTx hash
+and nonce.
 """
 
 from __future__ import annotations
@@ -13,12 +20,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 
+from custody.authority.errors import AuthorizationError, StatementMismatchError
+from custody.authority.gate import AuthorityEvidence, approvers_line, check_before_signing
+from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
+from custody.authority.statement import EVM_CHAIN_PREFIX
+from custody.clock import Clock, utc_now
 from custody.ethereum.erc20 import TRANSFER_SELECTOR, decode_transfer
 from custody.ethereum.safe_signature import OwnerSignature, sign_safe_tx_hash
 from custody.ethereum.safe_tx import ZERO_ADDRESS, Operation, SafeTx, checksum_address
@@ -37,6 +50,10 @@ log = logging.getLogger(__name__)
 SWAP_OWNER_SELECTOR = function_signature_to_4byte_selector("swapOwner(address,address,address)")
 SWAP_OWNER_CALLDATA_BYTES = 4 + 3 * 32
 WEI_PER_ETHER = 10**18
+ETHER_ASSET = "ETH"
+"""The asset code statements name for ether (amounts in wei)."""
+ERC20_ASSET_PREFIX = "ERC20:"
+"""Statements name a token ``ERC20:<EIP-55 checksummed contract>`` -- the treasury ledger's code."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +240,33 @@ class KeyQuorum:
 
     def sign_hash(self, safe_tx_hash: bytes, expected_owner: str) -> OwnerSignature:
         """Recombine the seed, check its fingerprint and owner address, sign, wipe."""
+        return self._sign(safe_tx_hash, expected_owner, None)[0]
+
+    def sign_hash_authorized(
+        self,
+        safe_tx_hash: bytes,
+        expected_owner: str,
+        authority: AuthorityEvidence,
+        spend: SpendUnderReview,
+        now: datetime,
+    ) -> tuple[OwnerSignature, VerifiedAuthorization]:
+        """As ``sign_hash``, but verify the officers' authority for ``spend`` before signing.
+
+        The check needs the recombined root (the genesis must carry this seed's ceremony key),
+        so it runs inside the one window where the seed exists, after the fingerprint and owner
+        checks and before the signature.
+        """
+        signature, authorization = self._sign(safe_tx_hash, expected_owner, (authority, spend, now))
+        if authorization is None:  # _sign returns one whenever it is given evidence
+            raise AuthorizationError("The officers' authority was not checked.")
+        return signature, authorization
+
+    def _sign(
+        self,
+        safe_tx_hash: bytes,
+        expected_owner: str,
+        gate: tuple[AuthorityEvidence, SpendUnderReview, datetime] | None,
+    ) -> tuple[OwnerSignature, VerifiedAuthorization | None]:
         seed = combine_shares(self._shares, self._passphrase)
         with signing_keys(seed, self.fingerprint) as keys:
             address = keys.eth_key.public_key.to_checksum_address()
@@ -231,19 +275,90 @@ class KeyQuorum:
                     f"The key of institution {self.institution!r} (fingerprint "
                     f"{self.fingerprint}) is {address}, not the roster's owner {expected_owner}."
                 )
-            return sign_safe_tx_hash(keys.eth_key, safe_tx_hash)
+            authorization = None
+            if gate is not None:
+                authority, spend, now = gate
+                authorization = check_before_signing(keys.bitcoin_root, authority, spend, now)
+            return sign_safe_tx_hash(keys.eth_key, safe_tx_hash), authorization
 
 
-def sign_approved(
+def spend_under_review(safe_tx: SafeTx, action: Action) -> SpendUnderReview:
+    """What ``safe_tx`` does, as statements name it: decoded from the SafeTx, never from a row.
+
+    ``action`` must be ``decode_action(safe_tx, ...)``. Ether: asset ``ETH``, amount in wei, the
+    call's ``to``; a token: asset ``ERC20:<checksummed contract>``, the ``transfer`` recipient
+    and amount. An owner swap is not a payment and no approval statement covers it.
+    """
+    if isinstance(action, EtherTransfer):
+        asset, amount, destination = ETHER_ASSET, action.amount_wei, action.to
+    elif isinstance(action, TokenTransfer):
+        asset, amount, destination = ERC20_ASSET_PREFIX + action.token, action.amount, action.to
+    else:
+        raise StatementMismatchError(
+            f"The SafeTx would {action.describe()}; approval statements authorise payments "
+            "only, so this action cannot be signed on their authority."
+        )
+    return SpendUnderReview(
+        chain=f"{EVM_CHAIN_PREFIX}{safe_tx.chain_id}",
+        vault_id=safe_tx.safe,
+        asset=asset,
+        amount=amount,
+        destination=destination,
+        tx_hash=safe_tx.hash_hex,
+        fee=None,
+        safe_nonce=safe_tx.nonce,
+    )
+
+
+@dataclass(frozen=True)
+class SignedSafeTx:
+    """One institution's signing call's outcome: its owner signature, the action it signed,
+    who authorised it (``None`` when no authority evidence was given)."""
+
+    signature: OwnerSignature
+    action: Action
+    authorization: VerifiedAuthorization | None
+
+
+def cosign_safe_tx(
     safe_tx: SafeTx,
     approval: Approval,
     policy: SigningPolicy,
     quorum: KeyQuorum,
     expected_owner: str,
-) -> OwnerSignature:
-    """Sign ``safe_tx`` for ``quorum``'s institution if it is exactly what ``approval`` shows."""
+    *,
+    authority: AuthorityEvidence | None = None,
+    clock: Clock = utc_now,
+) -> SignedSafeTx:
+    """Sign ``safe_tx`` if it is exactly what ``approval`` shows (and what the officers signed).
+
+    The order: the SafeTx against the approval (``check_against_approval``), then the seed is
+    recombined and its fingerprint and owner address checked, then -- if ``authority`` is given
+    -- the officers' authority against the transfer decoded from the SafeTx
+    (``check_before_signing`` with this seed's root and ``clock()``), and only then the hash is
+    signed. Any failure raises before the signature.
+
+    ``authority`` is optional for this release only (staging): once every flow produces signed
+    statements it becomes mandatory, and a SafeTx without them will not be signed.
+    """
     action = check_against_approval(safe_tx, approval, policy)
-    signature = quorum.sign_hash(safe_tx.hash, expected_owner)
+    authorization = None
+    if authority is None:
+        signature = quorum.sign_hash(safe_tx.hash, expected_owner)
+    else:
+        spend = spend_under_review(safe_tx, action)
+        signature, authorization = quorum.sign_hash_authorized(
+            safe_tx.hash, expected_owner, authority, spend, clock()
+        )
+        log.info(
+            "SafeTx authorised",
+            extra={
+                "safe_tx_hash": safe_tx.hash_hex,
+                "institution": quorum.institution,
+                "proposal_id": authorization.proposal_id,
+                "approvers": approvers_line(authorization),
+            },
+        )
     log.info(
         "signed SafeTx",
         extra={
@@ -252,4 +367,26 @@ def sign_approved(
             "action": action.describe(),
         },
     )
-    return signature
+    return SignedSafeTx(signature, action, authorization)
+
+
+def sign_approved(
+    safe_tx: SafeTx,
+    approval: Approval,
+    policy: SigningPolicy,
+    quorum: KeyQuorum,
+    expected_owner: str,
+    *,
+    authority: AuthorityEvidence | None = None,
+    clock: Clock = utc_now,
+) -> OwnerSignature:
+    """Sign ``safe_tx`` for ``quorum``'s institution if it is exactly what ``approval`` shows.
+
+    ``authority`` (the roster chain and the officers' signed statements) is checked as
+    ``cosign_safe_tx`` describes; it is optional for this release only (staging) and becomes
+    mandatory once every flow produces statements. ``cosign_safe_tx`` also returns whose
+    approvals were verified.
+    """
+    return cosign_safe_tx(
+        safe_tx, approval, policy, quorum, expected_owner, authority=authority, clock=clock
+    ).signature

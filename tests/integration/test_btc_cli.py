@@ -154,6 +154,7 @@ def test_ceremony_vault_and_spend_through_the_cli(
         str(mof_files[0]),
         "--share-file",
         str(mof_files[2]),
+        "--yes",
     )
     nb_words = [
         " ".join(x for x in p.read_text().splitlines() if not x.startswith("#"))
@@ -166,6 +167,7 @@ def test_ceremony_vault_and_spend_through_the_cli(
         sid,
         "--institution",
         "National Bank",
+        "--yes",
         stdin=f"{nb_words[1]}\n{nb_words[2]}\nbank secret\n",
     )
     assert "signed by: Ministry of Finance, National Bank" in signed

@@ -117,13 +117,17 @@ def test_reorg_reverses_a_deposit_and_books_it_again_once(world: BtcWorld) -> No
     assert world.db.trial_balance_zero()
 
 
+FOUNDING = officers.Founding("test")
+"""These institutions have no admin: the test founds their rosters (``treasury.officers``)."""
+
+
 def _officer(db: Db, institution: str, name: str, *roles: Role) -> officers.Officer:
     now = datetime.now(UTC)
     with db.sessions.begin() as session:
         codes = {i.code for i in officers.list_institutions(session)}
         if institution not in codes:
-            officers.add_institution(session, institution, institution, actor="test", now=now)
-        return officers.add_officer(session, institution, name, roles, actor="test", now=now)
+            officers.add_institution(session, institution, institution, actor=FOUNDING, now=now)
+        return officers.add_officer(session, institution, name, roles, actor=FOUNDING, now=now)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
@@ -181,6 +185,15 @@ def test_out_of_band_spend_raises_an_alarm_that_blocks_spends_until_two_officers
         assert acknowledge(session, alarm.id, first, "Checked with the bank: a test.").open
     with db.sessions.begin() as session, pytest.raises(AcknowledgementError):
         acknowledge(session, alarm.id, first, "Again.")
+    colleague = _officer(db, "MOF", "Aibek", Role.APPROVER)
+    with (
+        db.sessions.begin() as session,
+        pytest.raises(AcknowledgementError, match="another institution"),
+    ):
+        acknowledge(session, alarm.id, colleague, "Same ministry, second voice.")
+    with db.sessions() as session:
+        (still_open,) = list_alarms(session, only_open=True)
+    assert [a.officer_name for a in still_open.acknowledgements] == ["Alice"]
     run(db, bitcoin=rpc)
     with db.sessions() as session:
         facts = ReconcileGate().latest(session, "BTC")

@@ -193,11 +193,15 @@ def _govern(cli: Cli, tmp_path: Path) -> Officers:
         "officers", "bootstrap", "--institution", "MOF", "--institution-name",
         INSTITUTIONS["MOF"], "--admin-name", "Admin",
     ).strip().rsplit(" ", 1)[1]  # fmt: skip
+    admins = {"MOF": admin}
     for code, name in [*list(INSTITUTIONS.items())[1:], ("PARL", "Parliament")]:
         cli("officers", "add-institution", code, name, "--token", admin)
+        # each institution's first admin is founded; it then staffs its own institution
+        found = cli("officers", "found", code, "--admin-name", f"{code} admin")
+        admins[code] = found.strip().rsplit(" ", 1)[1]
     proposer = _token(cli, admin, "Pat Proposer", "MOF", "proposer")
     approvers = {
-        code: _token(cli, admin, f"{code} approver", code, "approver")
+        code: _token(cli, admins[code], f"{code} approver", code, "approver")
         for code in ("NBKR", "ACH", "PARL")
     }
     policy_file = tmp_path / "policy.json"
@@ -303,12 +307,13 @@ def test_a_bitcoin_spend_goes_from_proposal_to_booked_confirmation_through_the_c
     assert "Institution PARL is registered as 'Parliament', but no key ceremony" in err
     nbkr_files = [arg for path in shares["NBKR"][:2] for arg in ("--share-file", str(path))]
     signed = cli(
-        "spend", "sign", pid, *nbkr_files, "--token", approvers["NBKR"], stdin=f"{PASSPHRASE}\n"
-    )
+        "spend", "sign", pid, *nbkr_files, "--yes", "--token", approvers["NBKR"],
+        stdin=f"{PASSPHRASE}\n",
+    )  # fmt: skip
     assert "signed by NBKR" in signed
     assert PASSPHRASE not in signed
     ach_files = [arg for path in shares["ACH"][1:] for arg in ("--share-file", str(path))]
-    signed = cli("spend", "sign", pid, *ach_files, "--token", approvers["ACH"])
+    signed = cli("spend", "sign", pid, *ach_files, "--yes", "--token", approvers["ACH"])
     assert signed.startswith(f"proposal {pid}: signed")
 
     log.info("broadcast, one block, refresh: confirmed and posted")
@@ -406,7 +411,7 @@ def test_an_ether_spend_from_a_safe_is_signed_relayed_and_booked_through_the_cli
         ("ACH", shares["ACH"][:2], []),
     ):
         paths = [arg for path in files for arg in ("--share-file", str(path))]
-        cli("spend", "sign", pid, *paths, *extra, "--token", officers.approvers[code])
+        cli("spend", "sign", pid, *paths, *extra, "--yes", "--token", officers.approvers[code])
     before = chain.balance(payee)
     sent = cli("spend", "broadcast", pid, "--token", officers.proposer)
     assert sent.startswith(f"proposal {pid}: broadcast")

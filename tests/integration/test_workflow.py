@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from log_support import rendered
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from workflow_support import (
     BTC_FEES,
     BTC_HOLDINGS,
@@ -30,9 +30,12 @@ from treasury.db import Base
 from treasury.ledger import PendingState
 from treasury.officers import OfficerRoleRow, authenticate, get_officer
 from treasury.policy import (
+    LegalBasis,
+    LegalBasisRow,
     PolicyDecisionRow,
     ReconciliationOutcome,
     RefusalCode,
+    add_legal_basis,
     approve_destination,
     current_policy,
     replay_decision,
@@ -310,7 +313,7 @@ def test_a_revoked_officer_cannot_approve_and_their_pending_approval_is_void(wor
     assert view.tx_hash is not None
     tx_hash = view.tx_hash
     revoked = world.officers["cb_approver"]
-    wf.revoke_officer(world.officers["admin"], revoked.id)
+    wf.revoke_officer(world.officers["cb_admin"], revoked.id)
     view = wf.view(view.id)
     assert view.state is ProposalState.PROPOSED
     voided = [a for a in view.approvals if a.officer_id == revoked.id]
@@ -337,6 +340,24 @@ def test_an_expired_legal_basis_is_refused(world: World) -> None:
         lambda: wf.approve(world.officers["cb_approver"], view.id, tx_hash),
         RefusalCode.LEGAL_BASIS_EXPIRED,
     )
+
+
+def test_an_already_expired_decree_cannot_be_registered(world: World) -> None:
+    """A decree whose expiry has passed is refused at registration, and nothing is written."""
+    with world.sessions() as session:
+        before = session.scalar(select(func.count()).select_from(LegalBasisRow))
+        head = audit.head(session)
+    expired = LegalBasis(
+        "Decree No. 1 of last year", "Lapsed", world.clock() - timedelta(seconds=1), {"BTC": 1}
+    )
+    with (
+        world.sessions.begin() as session,
+        pytest.raises(WorkflowInputError, match=r"expired .* before it was registered"),
+    ):
+        add_legal_basis(session, world.officers["admin"], expired, now=world.clock())
+    with world.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(LegalBasisRow)) == before
+        assert audit.head(session) == head
 
 
 def test_an_amount_above_the_decree_ceiling_is_refused(world: World) -> None:

@@ -24,7 +24,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from treasury import ledger, migrate
 from treasury.db import make_engine, session_factory
 from treasury.ledger import AccountType, AssetSpec
-from treasury.officers import Officer, Role, add_institution, add_officer, issue_token
+from treasury.officers import (
+    Founding,
+    Officer,
+    Role,
+    RosterActor,
+    add_institution,
+    add_officer,
+    issue_token,
+)
 from treasury.policy import (
     LegalBasis,
     ReconciliationOutcome,
@@ -261,7 +269,22 @@ OFFICERS: dict[str, tuple[str, tuple[Role, ...]]] = {
     "parl_approver": ("PARL", (Role.APPROVER,)),
     "oversight": ("PARL", (Role.OVERSIGHT,)),
     "auditor": ("PARL", (Role.AUDITOR,)),
+    "cb_admin": ("CB", (Role.ADMIN,)),
 }
+"""Who the tests act as; each admin administers only its own institution (added last, so the
+officers before keep their ids and seeded tokens)."""
+
+
+FOUNDING = Founding("setup")
+"""The setup script founds each institution's roster; once it has an admin, that admin acts."""
+
+
+def _roster_actor(people: Mapping[str, Officer], institution: str) -> RosterActor:
+    """The first admin of ``institution`` among ``people``, or founding while it has none."""
+    admins = [
+        p for p in people.values() if p.institution_code == institution and Role.ADMIN in p.roles
+    ]
+    return admins[0] if admins else FOUNDING
 
 
 def build_world(url: str) -> World:
@@ -283,13 +306,16 @@ def build_world(url: str) -> World:
             ("CB", "Central Bank"),
             ("PARL", "Parliament"),
         ):
-            add_institution(session, code, name, actor="setup", now=clock())
+            add_institution(session, code, name, actor=FOUNDING, now=clock())
         for name, (institution, roles) in OFFICERS.items():
-            people[name] = add_officer(
-                session, institution, name, roles, actor="setup", now=clock()
-            )
+            actor = _roster_actor(people, institution)
+            people[name] = add_officer(session, institution, name, roles, actor=actor, now=clock())
             tokens[name] = issue_token(
-                session, people[name].id, actor="setup", now=clock(), random_bytes=seeded_bytes
+                session,
+                people[name].id,
+                actor=_roster_actor(people, institution),
+                now=clock(),
+                random_bytes=seeded_bytes,
             )
         set_policy(session, people["admin"], POLICY, now=clock())
         add_legal_basis(

@@ -25,6 +25,7 @@ from custody.authority import (
     CEREMONY_KEY_ID,
     AllowlistAdded,
     ApprovalStatement,
+    AuthorityEvidence,
     Genesis,
     InstitutionEntry,
     OfficerAdded,
@@ -164,16 +165,23 @@ class Deployment:
     roots: dict[str, HDKey] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, rules: RosterRules | None = None) -> Deployment:
+    def build(
+        cls,
+        rules: RosterRules | None = None,
+        *,
+        roots: dict[str, HDKey] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> Deployment:
+        """The test roster; ``roots`` (by code CB/MOF/SAO) anchor it in real ceremonies' seeds."""
         d = cls()
         institutions = []
         admins = []
         for code in INSTITUTIONS:
-            d.roots[code] = ceremony_root(code)
+            d.roots[code] = (roots or {}).get(code) or ceremony_root(code)
             institutions.append(
                 InstitutionEntry(
                     code,
-                    f"Institution {code}",
+                    (names or {}).get(code, f"Institution {code}"),
                     d.roots[code].my_fingerprint.hex(),
                     ceremony_public_key(d.roots[code]),
                 )
@@ -293,6 +301,31 @@ class Deployment:
             institution=institution,
         )
         return replace(base, **changes)
+
+    def statement_for(
+        self,
+        officer_id: str,
+        spend: SpendUnderReview,
+        *,
+        max_fee: int | None = None,
+        **changes: Any,
+    ) -> ApprovalStatement:
+        """An approval by ``officer_id`` naming exactly ``spend`` (what a signer will decode)."""
+        fields: dict[str, Any] = {
+            "chain": spend.chain,
+            "vault_id": spend.vault_id,
+            "asset": spend.asset,
+            "amount": spend.amount,
+            "destination": spend.destination,
+            "tx_hash": spend.tx_hash,
+            "safe_nonce": spend.safe_nonce,
+            "max_fee": max_fee,
+        }
+        return self.statement(officer_id, **(fields | changes))
+
+    def evidence(self, *statements: ApprovalStatement) -> AuthorityEvidence:
+        """The roster chain and ``statements`` signed by their officers, as a signer is shown."""
+        return AuthorityEvidence(tuple(self.records), tuple(self.signed(s) for s in statements))
 
     def signed(self, statement: ApprovalStatement) -> SignedStatement:
         officer = statement.officer_id

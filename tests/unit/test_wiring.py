@@ -24,7 +24,7 @@ from custody.records import VaultRecord
 from treasury import ledger, migrate
 from treasury.db import make_engine, session_factory
 from treasury.ledger import BTC, AccountType
-from treasury.officers import add_institution
+from treasury.officers import Founding, add_institution
 from treasury.proposals import ProposalState, ProposalView
 from treasury.reconcile import btc_scope, eth_scope, holdings_account
 from treasury.reconcile.accounts import ensure_accounts, fees_account
@@ -309,8 +309,8 @@ def test_institutions_map_to_ceremonies_by_their_registered_name(
             rng=rng,
             clock=lambda: NOW,
         )
-        add_institution(session, "NBKR", "National Bank", actor="test", now=NOW)
-        add_institution(session, "PARL", "Parliament", actor="test", now=NOW)
+        add_institution(session, "NBKR", "National Bank", actor=Founding("test"), now=NOW)
+        add_institution(session, "PARL", "Parliament", actor=Founding("test"), now=NOW)
     with sessions() as session:
         assert custody_institutions(session) == {"NBKR": "National Bank"}
         assert institution_transcript(session, "NBKR").fingerprint == transcript.fingerprint

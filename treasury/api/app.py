@@ -19,10 +19,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.authority import StatementKind
 from custody.clock import Clock, utc_now
 from treasury import audit, ledger
 from treasury.api.console import console_router
 from treasury.api.errors import DOMAIN_ERRORS, status_of
+from treasury.api.limits import RequestLimits, restore_recursion_limit
+from treasury.api.officer_admin import officer_admin_router
 from treasury.api.schemas import (
     ApproveBody,
     AuditHeadOut,
@@ -32,8 +35,10 @@ from treasury.api.schemas import (
     ProposalOut,
     ProposeBody,
     ReasonBody,
+    StatementOut,
     refusals,
 )
+from treasury.authority.statements import signed_from_json
 from treasury.logs import bind_ids
 from treasury.officers import Officer, Role, authenticate
 from treasury.policy.rules import PolicyRefusedError
@@ -108,6 +113,9 @@ def create_app(
     app.state.sessions = sessions
     app.state.clock = clock
     app.state.settings = settings or Settings()
+    # Outermost: every body is bounded in size and nesting before routing, auth or parsing.
+    app.add_middleware(RequestLimits)
+    restore_recursion_limit()
 
     @app.exception_handler(PolicyRefusedError)
     async def _refused(_request: Request, exc: PolicyRefusedError) -> JSONResponse:
@@ -159,8 +167,20 @@ def create_app(
 
     @app.post("/proposals/{proposal_id}/approve", tags=["spend"])
     def approve(proposal_id: int, body: ApproveBody, actor: Actor) -> ProposalOut:
-        """Approve the prepared transaction by its hash for your institution (approver role)."""
-        return ProposalOut.of(workflow.approve(actor, proposal_id, body.tx_hash))
+        """Approve the prepared transaction by its hash for your institution (approver role).
+
+        Once the roster chain is founded, ``signed`` (your signed statement, see ``statement``)
+        is required; it is verified and stored with the approval.
+        """
+        signed = None if body.signed is None else signed_from_json(body.signed)
+        return ProposalOut.of(workflow.approve(actor, proposal_id, body.tx_hash, signed))
+
+    @app.get("/proposals/{proposal_id}/statement", tags=["spend"])
+    def statement(
+        proposal_id: int, actor: Actor, kind: StatementKind = StatementKind.APPROVE
+    ) -> StatementOut:
+        """The statement you sign to approve (or veto) the proposal as it stands, and its digest."""
+        return StatementOut.of(workflow.statement(actor, proposal_id, kind))
 
     @app.post("/proposals/{proposal_id}/reject", tags=["spend"])
     def reject(proposal_id: int, body: ReasonBody, actor: Actor) -> ProposalOut:
@@ -224,5 +244,6 @@ def create_app(
             problem=None if verdict.brk is None else verdict.brk.message,
         )
 
+    app.include_router(officer_admin_router(workflow, sessions, _officer, clock=clock))
     app.include_router(console_router(workflow, sessions, clock=clock))
     return app

@@ -15,6 +15,7 @@ from custody.exceptions import CustodyError, DevnetError, KeyMaterialError, Prov
 from reporting.exceptions import ReportingError
 from treasury.exceptions import TreasuryError
 from treasury.policy.rules import PolicyRefusedError
+from treasury.policy.versions import StoredPolicyAlteredError
 from treasury.workflow_exceptions import (
     AuthenticationError,
     NotAuthorisedError,
@@ -38,6 +39,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (ProposalTransitionError, status.HTTP_409_CONFLICT),
     (TransactionMismatchError, status.HTTP_409_CONFLICT),
     (NotConfiguredError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (StoredPolicyAlteredError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (DevnetError, status.HTTP_502_BAD_GATEWAY),
     (ProvisioningError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (KeyMaterialError, status.HTTP_422_UNPROCESSABLE_CONTENT),
@@ -46,7 +48,8 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
 
 A ``DevnetError`` (a node did not answer, or answered with an error) is a 502: the treasury is
 up, a node it relies on is not. Unusable shares are bad input (422); a custody or reporting
-refusal of what was asked (fee over the cap, a spend in the wrong state) is a conflict (409).
+refusal of what was asked (fee over the cap, a spend in the wrong state) is a conflict (409). A
+stored policy that fails its integrity check stops spending (503) until officers restore it.
 """
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from custody.authority import ApprovalStatement
+from treasury.authority.statements import human_summary
 from treasury.policy import Decision, RecordedDecision
 from treasury.proposals import ApprovalView, ProposalState, ProposalView
 
@@ -42,6 +44,15 @@ class ProposeBody(_Body):
 
 class ApproveBody(_Body):
     tx_hash: str = Field(description="Hash of the prepared transaction you reviewed and approve.")
+    signed: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Your signed approval statement, required once the roster chain is founded: "
+            '{"statement": <the object GET /proposals/{id}/statement returns>, "key_id": '
+            '"k1:...", "signature": {"kind": "secp256k1", "signature": "<65-byte hex>"}} '
+            "(or a WebAuthn signature object)."
+        ),
+    )
 
     @field_validator("tx_hash")
     @classmethod
@@ -49,6 +60,24 @@ class ApproveBody(_Body):
         if not TX_HASH_PATTERN.match(value):
             raise ValueError("tx_hash must be 64 hexadecimal characters, optionally prefixed 0x")
         return value
+
+
+class StatementOut(BaseModel):
+    """The statement an officer signs: its fields, its exact bytes, their digest, for people."""
+
+    statement: dict[str, str | None]
+    canonical: str = Field(description="The exact UTF-8 text whose digest is signed.")
+    digest: str = Field(description="SHA-256 of the domain tag and the canonical text, in hex.")
+    summary: str = Field(description="The statement in coin units, for the officer to review.")
+
+    @classmethod
+    def of(cls, statement: ApprovalStatement) -> StatementOut:
+        return cls(
+            statement=statement.to_json(),
+            canonical=statement.encode().decode("utf-8"),
+            digest=statement.digest().hex(),
+            summary=human_summary(statement),
+        )
 
 
 class ReasonBody(_Body):

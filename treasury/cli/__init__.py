@@ -25,6 +25,7 @@ from treasury.cli import (
     officers,
     publish,
     reconcile,
+    roster,
     safe,
     scheduler,
     settings,
@@ -85,6 +86,7 @@ app.add_typer(btc.app, name="btc")
 app.add_typer(safe.app, name="safe")
 app.add_typer(officers.app, name="officers")
 app.add_typer(officers.policy_app, name="policy")
+app.add_typer(roster.app, name="roster")
 app.add_typer(spend.app, name="spend")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(reconcile.app, name="reconcile")

@@ -1,4 +1,5 @@
-"""``treasury audit``: verify the hash-chained audit log and export its head for anchoring."""
+"""``treasury audit``: verify the hash-chained audit log (and the roster chain bound to it) and
+export its head for anchoring."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 import typer
 
 from treasury import audit
+from treasury.authority.verify import roster_exists, verify_roster
 from treasury.cli.context import fail
 from treasury.cli.ledger import ERROR_EXIT_CODE, database_session
+from treasury.cli.roster import echo_verdict
 
 app = typer.Typer(
     help="Verify the tamper-evident audit log and print its head hash.", no_args_is_help=True
@@ -22,7 +25,7 @@ def verify(
     ),
     anchor_hash: str | None = typer.Option(None, help="The hash of that anchored head."),
 ) -> None:
-    """Walk the whole chain: exit 0 if intact, 1 naming the first edited, deleted or reordered event."""
+    """Walk the whole chain, and replay the roster chain if there is one: exit 0 if intact, 1 naming the first edited, deleted or reordered event or the first bad roster record."""
     if (anchor_sequence is None) != (anchor_hash is None):
         raise fail("give both --anchor-sequence and --anchor-hash, or neither.", ERROR_EXIT_CODE)
     anchor = None
@@ -30,16 +33,21 @@ def verify(
         anchor = audit.ChainHead(anchor_sequence, anchor_hash)
     with database_session() as session:
         verdict = audit.verify(session, anchor)
+        roster = verify_roster(session) if roster_exists(session) else None
     if verdict.brk is not None:
         typer.secho(
             f"broken ({verdict.brk.kind.value} at #{verdict.brk.sequence}): {verdict.brk.message}",
             err=True,
             fg=typer.colors.RED,
         )
+    else:
+        typer.echo(
+            f"intact: {verdict.events_checked} events, head #{verdict.head.sequence} {verdict.head.hash}"
+        )
+    if roster is not None:
+        echo_verdict(roster)
+    if verdict.brk is not None or (roster is not None and not roster.ok):
         raise typer.Exit(code=1)
-    typer.echo(
-        f"intact: {verdict.events_checked} events, head #{verdict.head.sequence} {verdict.head.hash}"
-    )
 
 
 @app.command()

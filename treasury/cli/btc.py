@@ -1,8 +1,9 @@
 """``treasury btc``: multisig vaults on bitcoind and their spends (build, sign, broadcast, bump).
 
-Signing reads shares from the holders' files or prompts for them without echo; they are never
-command-line arguments. bitcoind comes from ``TREASURY_BITCOIN_RPC_URL`` or the running
-``treasury devnet up``.
+Signing first shows the transaction decoded from its PSBT (payments, change back to the vault,
+fee, hash) and asks the holders to confirm (``--yes`` skips the question); only then are shares
+read from the holders' files or prompted without echo; they are never command-line arguments.
+bitcoind comes from ``TREASURY_BITCOIN_RPC_URL`` or the running ``treasury devnet up``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.orm import Session
 
 from custody.bitcoin import (
     Payment,
@@ -24,14 +26,23 @@ from custody.bitcoin import (
     load_spend,
     load_vault,
     next_receive_address,
+    parse_psbt,
     sign_spend,
+    unsigned_txid,
     vault_balance,
 )
 from custody.bitcoin.rpc import BitcoinRPC
 from custody.ceremony import load_transcript
-from custody.exceptions import CustodyError
+from custody.exceptions import (
+    CustodyError,
+    NotACosignerError,
+    SpendApprovalMismatchError,
+    SpendStateError,
+)
+from custody.records import SpendState
 from treasury.cli.ceremony import database_session, read_share
 from treasury.cli.context import fail, settings
+from treasury.cli.review import confirm_before_shares, review_bitcoin_spend
 from treasury.logs import bound_ids
 from treasury.settings import NodeNotConfiguredError
 
@@ -174,24 +185,55 @@ def spend_sign(
             help="A holder's share file; repeat; without any, shares are prompted without echo."
         ),
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Sign without asking to confirm the decoded transaction.")
+    ] = False,
 ) -> None:
-    """Recombine an institution's key from its holders' shares, check the PSBT and add its signatures."""
-    with bound_ids(spend_id=spend_id), database_session() as session:
-        transcript = load_transcript(session, institution)
-        if share_file:
-            shares = [read_share(path, "") for path in share_file]
-        else:
-            shares = [
-                read_share(None, f"Share {n} of {transcript.threshold}")
-                for n in range(1, transcript.threshold + 1)
-            ]
-        passphrase = (
-            typer.prompt("SLIP-39 passphrase", hide_input=True)
-            if transcript.passphrase_protected
-            else ""
-        )
-        spend = sign_spend(session, spend_id, institution, shares, passphrase)
+    """Show the transaction decoded from the PSBT, ask to confirm, then recombine an institution's key from its holders' shares and add its signatures."""
+    with bound_ids(spend_id=spend_id):
+        with database_session() as session:
+            transcript = load_transcript(session, institution)
+            _check_signable(session, spend_id, institution)
+            review = review_bitcoin_spend(session, spend_id)
+        confirm_before_shares(review.lines(), f"Sign this transaction as {institution}?", yes=yes)
+        with database_session() as session:
+            if share_file:
+                shares = [read_share(path, "") for path in share_file]
+            else:
+                shares = [
+                    read_share(None, f"Share {n} of {transcript.threshold}")
+                    for n in range(1, transcript.threshold + 1)
+                ]
+            passphrase = (
+                typer.prompt("SLIP-39 passphrase", hide_input=True)
+                if transcript.passphrase_protected
+                else ""
+            )
+            now = unsigned_txid(parse_psbt(load_spend(session, spend_id).unsigned_psbt))
+            if now != review.unsigned_txid:
+                raise SpendApprovalMismatchError(
+                    f"Spend {spend_id} is now transaction {now}, not the reviewed "
+                    f"{review.unsigned_txid}; nothing was signed, review it again."
+                )
+            spend = sign_spend(session, spend_id, institution, shares, passphrase)
     _echo_spend(spend)
+
+
+def _check_signable(session: Session, spend_id: int, institution: str) -> None:
+    """Refuse before the holders are asked anything if custody would refuse after."""
+    spend = load_spend(session, spend_id)
+    if spend.state is not SpendState.BUILT:
+        raise SpendStateError(
+            f"Spend {spend_id} is {spend.state.value}; only a built spend can be signed."
+        )
+    if institution in spend.signed_by:
+        raise SpendStateError(f"{institution!r} has already signed spend {spend_id}.")
+    cosigners = [t.institution for t in load_vault(session, spend.vault_name).cosigners]
+    if institution not in cosigners:
+        raise NotACosignerError(
+            f"{institution!r} is not a cosigner of vault {spend.vault_name!r} "
+            f"(cosigners: {', '.join(cosigners)})."
+        )
 
 
 @spend_app.command("broadcast")

@@ -1,7 +1,12 @@
 """``treasury officers`` and ``treasury policy``: who may act, and under which written policy.
 
-Every command but ``officers bootstrap`` authenticates with an officer's API token, taken from
-``--token`` or ``TREASURY_API_TOKEN``, and is authorised by that officer's roles.
+Every command but ``officers bootstrap`` and ``officers found`` authenticates with an officer's API
+token, taken from ``--token`` or ``TREASURY_API_TOKEN``, and is authorised by that officer's roles.
+An admin administers only its own institution (``treasury.officers``): adding an officer to,
+issuing a token for, or revoking an officer of another institution is refused with one ``error:``
+line. ``bootstrap`` (an empty database) and ``found`` (an institution with no active admin) are the
+operator's founding acts: they need the database credentials, not a token, and create only an
+institution's first admin.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from custody.clock import utc_now
 from custody.exceptions import CustodyError
 from treasury import officers, policy
 from treasury.cli.context import fail, settings
+from treasury.cli.policy_verify import verify as verify_policy
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role
@@ -110,23 +116,42 @@ def bootstrap(
         if session.scalar(select(officers.OfficerRow.id).limit(1)) is not None:
             raise fail("officers already exist; use an admin token with `treasury officers add`.")
         now = utc_now()
-        officers.add_institution(session, institution, institution_name, actor="bootstrap", now=now)
-        admin = officers.add_officer(
-            session, institution, admin_name, [Role.ADMIN], actor="bootstrap", now=now
+        founding = officers.Founding("bootstrap")
+        officers.add_institution(session, institution, institution_name, actor=founding, now=now)
+        admin, token = officers.found_admin(
+            session, institution, admin_name, operator=founding.operator, now=now
         )
-        token = officers.issue_token(session, admin.id, actor="bootstrap", now=now)
     typer.echo(f"admin officer {admin.id}; token (shown once, keep it secret): {token}")
+
+
+@app.command()
+def found(
+    institution: str = typer.Argument(..., help="Code of a registered institution, e.g. NBKR."),
+    admin_name: str = typer.Option(..., help="Name of the institution's first admin officer."),
+) -> None:
+    """Create the first admin of an institution that has no active admin; print its token once.
+
+    The operator's founding act (database credentials, no token): no other institution's admin may staff an institution, so its first admin is appointed here and it adds its own officers. Refused once the institution has an active admin. The signed roster chain will replace this with a genesis signed by the institution's ceremony key.
+    """
+    with workflow_context() as ctx, ctx.sessions.begin() as session:
+        admin, token = officers.found_admin(
+            session, institution, admin_name, operator="founding", now=utc_now()
+        )
+    typer.echo(
+        f"admin officer {admin.id} of {admin.institution_code}; "
+        f"token (shown once, keep it secret): {token}"
+    )
 
 
 @app.command("add-institution")
 def add_institution(code: str, name: str, token: str | None = TokenOption) -> None:
-    """Register an institution that can take part in spend quorums (admin)."""
+    """Register an institution that can take part in spend quorums (admin); found its admin next."""
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
-        actor = _admin(ctx)
-        added = officers.add_institution(
-            session, code, name, actor=f"officer:{actor.id}", now=utc_now()
-        )
-    typer.echo(f"institution {added.code} ({added.name}) registered.")
+        added = officers.add_institution(session, code, name, actor=_admin(ctx), now=utc_now())
+    typer.echo(
+        f"institution {added.code} ({added.name}) registered; its first admin is created with "
+        f"`treasury officers found {added.code} --admin-name NAME`."
+    )
 
 
 @app.command("add")
@@ -136,29 +161,25 @@ def add_officer(
     institution: str = typer.Option(..., help="The officer's institution code."),
     token: str | None = TokenOption,
 ) -> None:
-    """Register an officer of an institution with one or more roles (admin)."""
+    """Register an officer of your own institution with one or more roles (admin)."""
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
-        actor = _admin(ctx)
         added = officers.add_officer(
-            session, institution, name, role, actor=f"officer:{actor.id}", now=utc_now()
+            session, institution, name, role, actor=_admin(ctx), now=utc_now()
         )
     typer.echo(f"officer {added.id} ({added.name}, {added.institution_code}) added.")
 
 
 @app.command("issue-token")
 def issue_token(officer_id: int, token: str | None = TokenOption) -> None:
-    """Issue an API token for an officer and print it once; only its hash is stored (admin)."""
+    """Issue an API token for an officer of your institution, printed once; only its hash is stored (admin)."""
     with cli_context(token) as ctx, ctx.sessions.begin() as session:
-        actor = _admin(ctx)
-        issued = officers.issue_token(
-            session, officer_id, actor=f"officer:{actor.id}", now=utc_now()
-        )
+        issued = officers.issue_token(session, officer_id, actor=_admin(ctx), now=utc_now())
     typer.echo(issued)
 
 
 @app.command()
 def revoke(officer_id: int, token: str | None = TokenOption) -> None:
-    """Revoke an officer now: tokens stop working and approvals of unsigned spends are voided (admin)."""
+    """Revoke an officer of your institution now: tokens stop, approvals of unsigned spends are voided (admin)."""
     with cli_context(token) as ctx:
         revoked = ctx.workflow.revoke_officer(ctx.actor, officer_id)
     typer.echo(f"officer {revoked.id} revoked at {revoked.revoked_at}.")
@@ -201,6 +222,9 @@ def show_policy(
         )
     typer.echo(f"version {stored.version}, hash {stored.content_hash}")
     typer.echo(json.dumps(stored.document.to_json(), indent=2, sort_keys=True))
+
+
+policy_app.command("verify")(verify_policy)
 
 
 @policy_app.command("add-legal-basis")

@@ -3,7 +3,10 @@
 Amounts are integers in base units (wei for ether, the token's smallest unit for ERC-20s). Gas is
 paid by a relayer account the node holds (``--relayer``, else the node's own first account, as
 ``custody.ethereum.relayer`` picks it: on the devnet, anvil's first development account).
-Share words are read from files or typed without echo, and are never printed or stored.
+Signing first shows the SafeTx's action decoded from the SafeTx itself, in coin units, with its
+Safe, chain, nonce and hash, and asks to confirm (``--yes`` skips the question); only then are
+share words read from the holders' share files (as the ceremony writes them) or typed without
+echo. They are never printed or stored.
 """
 
 from __future__ import annotations
@@ -16,17 +19,18 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from custody.ceremony import load_transcript
+from custody.ceremony import load_transcript, read_share_file
 from custody.ethereum.chain import EthChain
 from custody.ethereum.deploy import deploy_safe_contracts
 from custody.ethereum.relayer import node_gas_payer
 from custody.ethereum.rpc import EvmRPC
 from custody.ethereum.safe_vaults import SafeVaults
-from custody.ethereum.signer import KeyQuorum, SigningPolicy
+from custody.ethereum.signer import KeyQuorum, SigningPolicy, TokenTransfer
 from custody.ethereum.vault import VaultOwner
 from custody.exceptions import CustodyError
 from custody.shamir import ShareMnemonic, parse_shares
 from treasury.cli.context import fail, settings
+from treasury.cli.review import confirm_before_shares, known_token, safe_lines
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.logs import bound_ids
@@ -182,8 +186,9 @@ def rotate_owner(
 
 
 def _read_shares(files: list[Path]) -> list[ShareMnemonic]:
+    """Shares from the holders' files as the ceremony writes them, else prompted without echo."""
     if files:
-        return parse_shares([path.read_text() for path in files])
+        return parse_shares([read_share_file(path) for path in files])
     first = parse_shares([typer.prompt("Share 1", hide_input=True)])[0]
     more = [
         typer.prompt(f"Share {i}", hide_input=True)
@@ -199,7 +204,8 @@ def sign(
     shares_file: Annotated[
         list[Path] | None,
         typer.Option(
-            help="File holding one share (repeat); else shares are prompted without echo."
+            help="A holder's share file as the ceremony wrote it (repeat); else shares are "
+            "prompted without echo."
         ),
     ] = None,
     allow_token: Annotated[
@@ -207,20 +213,25 @@ def sign(
     ] = None,
     yes: bool = typer.Option(False, "--yes", help="Sign without asking to confirm."),
 ) -> None:
-    """Show the decoded action and hash, then sign it with the institution's recombined key."""
+    """Show the action decoded from the SafeTx and its hash, then sign it with the institution's recombined key."""
     with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
         chain = _chain()
         vaults = _vaults(chain)
         policy = SigningPolicy(frozenset(allow_token or ()))
         approval = vaults.approval(safe_tx_hash, policy)
-        typer.echo(f"action: {approval.action.describe()}")
-        typer.echo(f"SafeTx hash: 0x{approval.safe_tx_hash.hex()}")
-        if not yes and not typer.confirm(f"Sign this as {institution}?"):
-            raise _CliError("Not signed: the officers did not confirm.")
-        fingerprint = vaults.vault(vaults.proposal(safe_tx_hash).vault_name).owner(institution)
+        proposal = vaults.proposal(safe_tx_hash)
+        owner = vaults.vault(proposal.vault_name).owner(institution)
+        token = None
+        if isinstance(approval.action, TokenTransfer):
+            with session_factory(make_engine(settings().database_url))() as session:
+                token = known_token(session, approval.safe_tx.chain_id, approval.action.token)
+        lines = safe_lines(approval, proposal.vault_name, token)
+        signers = ", ".join(inst for inst, _sig in proposal.signatures) or "nobody yet"
+        lines.append(f"  signed so far by: {signers}")
+        confirm_before_shares(lines, f"Sign this as {institution}?", yes=yes)
         shares = _read_shares(shares_file or [])
         passphrase = typer.prompt("Passphrase", hide_input=True, default="", show_default=False)
-        quorum = KeyQuorum(institution, shares, passphrase, fingerprint.fingerprint)
+        quorum = KeyQuorum(institution, shares, passphrase, owner.fingerprint)
         signature = vaults.sign(approval, quorum, policy)
         typer.echo(f"signed by {institution} (owner {signature.owner})")
 

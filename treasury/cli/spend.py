@@ -1,8 +1,11 @@
 """``treasury spend``: propose, prepare, approve, sign, broadcast and track spends of the reserve.
 
 The same ``Workflow`` service as the REST API, wired by ``treasury.wiring`` to the configured
-vaults and nodes; authenticate with ``--token`` or ``TREASURY_API_TOKEN``. Share words and
-passphrases come from the holders' files or prompts without echo, never from the command line.
+vaults and nodes; authenticate with ``--token`` or ``TREASURY_API_TOKEN``. ``sign`` first shows
+the transaction decoded from its own bytes (the PSBT, the SafeTx), refuses one that does not pay
+what the proposal says, names the approvers and asks to confirm (``--yes`` skips the question);
+only then are share words and passphrases read, from the holders' files or prompts without echo,
+never from the command line.
 """
 
 from __future__ import annotations
@@ -14,12 +17,32 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session
 
+from custody.authority import (
+    ApprovalStatement,
+    Secp256k1Signature,
+    SignedStatement,
+    load_public_key,
+    sign_digest,
+)
 from custody.ceremony import read_share_file
+from custody.ethereum import EthChain, SafeVaults, SigningPolicy
+from custody.ethereum.rpc import EvmRPC
+from treasury.authority.statements import human_summary
 from treasury.cli.context import fail
 from treasury.cli.officers import OfficerContext, TokenOption, cli_context
+from treasury.cli.review import (
+    btc,
+    confirm_before_shares,
+    eth,
+    paid,
+    review_bitcoin_spend,
+    safe_lines,
+    spend_id_of,
+)
 from treasury.logs import bound_ids
-from treasury.officers import Role
+from treasury.officers import Role, get_officer, list_institutions
 from treasury.proposals import ProposalState, ProposalView
 from treasury.settings import (
     BTC_FEE_RATE_ENV,
@@ -29,8 +52,14 @@ from treasury.settings import (
     ETH_RELAYER_ENV,
     SAFE_VAULT_ENV,
 )
-from treasury.wiring import institution_transcript, spender_for, spender_for_proposal
-from treasury.workflow_exceptions import ProposalTransitionError
+from treasury.wiring import (
+    BTC,
+    institution_transcript,
+    spender_for,
+    spender_for_proposal,
+    vault_of,
+)
+from treasury.workflow_exceptions import ProposalTransitionError, TransactionMismatchError
 
 app = typer.Typer(
     help=(
@@ -140,16 +169,81 @@ def prepare(proposal_id: int, token: str | None = TokenOption) -> None:
     )
 
 
+def _show_statement(statement: ApprovalStatement) -> None:
+    """The statement for people, then exactly what is signed: canonical JSON and its digest."""
+    typer.echo(human_summary(statement))
+    typer.echo(f"statement: {statement.encode().decode('utf-8')}")
+    typer.echo(f"digest to sign: {statement.digest().hex()}")
+
+
+@app.command()
+def statement(proposal_id: int, token: str | None = TokenOption) -> None:
+    """Print the statement you would sign to approve the proposal: in coin units, as canonical JSON, and its digest (approver)."""
+    with _on_proposal(token, proposal_id) as ctx:
+        built = ctx.workflow.statement(ctx.actor, proposal_id)
+    _show_statement(built)
+
+
+def _key_passphrase(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise fail(f"cannot read the passphrase file {path}: {exc.strerror}.") from None
+    return str(typer.prompt("Passphrase of your officer key file", hide_input=True))
+
+
+def _signed_statement(
+    ctx: OfficerContext,
+    proposal_id: int,
+    tx_hash: str,
+    key_file: Path,
+    passphrase_file: Path | None,
+) -> SignedStatement:
+    """Build the proposal's statement, show it, and sign it with the officer's key file."""
+    built = ctx.workflow.statement(ctx.actor, proposal_id)
+    if built.tx_hash != tx_hash:
+        raise TransactionMismatchError(
+            f"You reviewed transaction {tx_hash}, but proposal {proposal_id}'s prepared "
+            f"transaction is {built.tx_hash}; review it and approve that hash. Nothing was signed."
+        )
+    _show_statement(built)
+    key = load_public_key(key_file)
+    digest = built.digest()
+    signature = Secp256k1Signature(sign_digest(key_file, _key_passphrase(passphrase_file), digest))
+    typer.echo(f"signed with key {key.key_id}")
+    return SignedStatement(built, key.key_id, signature)
+
+
 @app.command()
 def approve(
     proposal_id: int,
     tx_hash: str = typer.Option(
         ..., help="Hash of the prepared transaction you reviewed (see `status`)."
     ),
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your officer key file: the statement is shown and signed with it (required once the roster is founded)."
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the key file's passphrase (without it, prompted without echo)."
+        ),
+    ] = None,
     token: str | None = TokenOption,
 ) -> None:
-    """Approve a proposal's prepared transaction, by its hash, for your institution."""
-    _act(token, proposal_id, lambda ctx: ctx.workflow.approve(ctx.actor, proposal_id, tx_hash))
+    """Approve a proposal's prepared transaction, by its hash, for your institution; with --key-file, sign the approval statement shown."""
+    with _on_proposal(token, proposal_id) as ctx:
+        signed = None
+        if key_file is not None:
+            signed = _signed_statement(ctx, proposal_id, tx_hash, key_file, passphrase_file)
+        elif passphrase_file is not None:
+            raise fail("--passphrase-file opens a key file; give --key-file too.")
+        view = ctx.workflow.approve(ctx.actor, proposal_id, tx_hash, signed)
+    _show(view)
 
 
 @app.command()
@@ -202,17 +296,73 @@ def _passphrase(path: Path | None, protected: bool, institution: str) -> str:
 
 def _share_words(files: list[Path], threshold: int) -> list[str]:
     if files:
-        words = []
-        for path in files:
-            try:
-                words.append(read_share_file(path))
-            except OSError as exc:
-                raise fail(f"cannot read the share file {path}: {exc.strerror}.") from None
-        return words
+        return [read_share_file(path) for path in files]
     return [
         str(typer.prompt(f"Share words of holder {n} of {threshold}", hide_input=True))
         for n in range(1, threshold + 1)
     ]
+
+
+def _mismatch(view: ProposalView, decoded: str) -> TransactionMismatchError:
+    return TransactionMismatchError(
+        f"The transaction to sign {decoded}, but proposal {view.id} is for {view.amount} "
+        f"{view.asset} base units to {view.destination}: refusing before any share is read."
+    )
+
+
+def _bitcoin_lines(session: Session, ctx: OfficerContext, view: ProposalView) -> list[str]:
+    """The proposal's PSBT decoded by custody's signer checks; refused unless it pays the proposal."""
+    vault = vault_of(session, view.asset, ctx.settings)
+    spend_id = spend_id_of(session, vault, str(view.tx_hash))
+    if spend_id is None:
+        raise TransactionMismatchError(
+            f"No spend of Bitcoin vault {vault!r} is transaction {view.tx_hash}; "
+            f"proposal {view.id} cannot be signed from it."
+        )
+    review = review_bitcoin_spend(session, spend_id)
+    payments = [(out.address, out.amount_sats) for out in review.payments]
+    if review.unsigned_txid != view.tx_hash or payments != [(view.destination, view.amount)]:
+        listed = "; ".join(f"{btc(amount)} to {address}" for address, amount in payments)
+        raise _mismatch(view, f"{review.unsigned_txid} pays {listed or 'nothing'}")
+    return review.lines()
+
+
+def _safe_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
+    """The proposal's SafeTx decoded by custody's signer; refused unless it pays the proposal."""
+    vaults = SafeVaults(EthChain(EvmRPC(ctx.settings.reserve_rpc_url())), ctx.sessions)
+    approval = vaults.approval(str(view.tx_hash), SigningPolicy())
+    payment = paid(approval)
+    if payment is None or (payment[0].lower(), payment[1]) != (
+        view.destination.lower(),
+        view.amount,
+    ):
+        raise _mismatch(view, f"does '{approval.action.describe()}'")
+    return safe_lines(approval, vaults.proposal(str(view.tx_hash)).vault_name, None)
+
+
+def _review_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
+    """What the share holders confirm: the proposal as recorded, the transaction decoded from its
+    own bytes (refused if it does not pay what the proposal says), and who approved it."""
+    amount = btc(view.amount) if view.asset == BTC else eth(view.amount)
+    lines = [
+        f"Proposal {view.id} (as recorded): {amount} to {view.destination}",
+        f"  purpose: {view.purpose}; legal basis: {view.legal_basis}",
+    ]
+    with ctx.sessions() as session:
+        if view.asset == BTC:
+            lines += _bitcoin_lines(session, ctx, view)
+        else:
+            lines += _safe_lines(ctx, view)
+        names = {i.code: i.name for i in list_institutions(session)}
+        for approval in view.approvals:
+            if approval.tx_hash == view.tx_hash and approval.voided_at is None:
+                officer = get_officer(session, approval.officer_id)
+                lines.append(
+                    f"  approved by {officer.name} ({approval.institution}, "
+                    f"{names.get(approval.institution, '?')}) at "
+                    f"{approval.approved_at.isoformat(timespec='seconds')}"
+                )
+    return lines
 
 
 @app.command()
@@ -230,13 +380,16 @@ def sign(
             help="File holding the SLIP-39 passphrase (without it, prompted without echo if the ceremony set one)."
         ),
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Sign without asking to confirm the decoded transaction.")
+    ] = False,
     token: str | None = TokenOption,
 ) -> None:
-    """Sign an approved proposal's transaction for your institution with its holders' shares (approver)."""
+    """Show the approved transaction decoded from itself with its approvers, ask to confirm, then sign it for your institution with its holders' shares (approver)."""
     with _on_proposal(token, proposal_id) as ctx:
         ctx.actor.require(Role.APPROVER)
         view = ctx.workflow.status(ctx.actor, proposal_id)
-        if view.state is not ProposalState.APPROVED:
+        if view.state is not ProposalState.APPROVED or view.tx_hash is None:
             # Checked before the holders type their shares; the workflow checks again.
             raise ProposalTransitionError(
                 f"Proposal {proposal_id} is {view.state.value}; only an approved proposal is signed."
@@ -244,10 +397,21 @@ def sign(
         spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
         with ctx.sessions() as session:
             transcript = institution_transcript(session, ctx.actor.institution_code)
+        confirm_before_shares(
+            _review_lines(ctx, view),
+            f"Sign this transaction for {ctx.actor.institution_code}?",
+            yes=yes,
+        )
         passphrase = _passphrase(
             passphrase_file, transcript.passphrase_protected, transcript.institution
         )
         words = _share_words(share_file or [], transcript.threshold)
+        current = ctx.workflow.status(ctx.actor, proposal_id).tx_hash
+        if current != view.tx_hash:
+            raise TransactionMismatchError(
+                f"Proposal {proposal_id}'s transaction changed to {current} while {view.tx_hash} "
+                "was being reviewed; nothing was signed, review it again."
+            )
         view = ctx.workflow.sign(ctx.actor, proposal_id, spender, words, passphrase)
     _show(view)
 

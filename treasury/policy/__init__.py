@@ -15,7 +15,9 @@ One module per concept:
 - ``gate``: the reconciliation gate (no spend unless chain and ledger recently agreed);
 - ``rules``: the facts, the refusals and ``evaluate``;
 - ``decisions``: recorded decisions with their inputs, and their replay;
-- ``tables``: the ORM rows of all of the above;
+- ``replay``: the whole decision log replayed and policy versions checked at rest
+  (``verify_decisions``, ``treasury policy verify``);
+- ``tables``: the ORM rows of all of the above (policy, decree and allowlist rows immutable);
 - ``change_audit``: the audit event every change to the policy's state appends.
 
 This package re-exports the public names, so ``from treasury.policy import X`` keeps working.
@@ -55,6 +57,12 @@ from treasury.policy.legal_bases import (
     legal_basis_by_reference,
     load_legal_basis,
 )
+from treasury.policy.replay import (
+    DecisionMismatch,
+    DecisionsVerdict,
+    MismatchKind,
+    verify_decisions,
+)
 from treasury.policy.rules import (
     ROLLING_WINDOW,
     Action,
@@ -74,6 +82,7 @@ from treasury.policy.tables import (
     ADDRESS_MAX_CHARS,
     ASSET_CODE_MAX_CHARS,
     REFERENCE_MAX_CHARS,
+    AllowlistActivationRow,
     AllowlistApprovalRow,
     AllowlistEntryRow,
     LegalBasisCeilingRow,
@@ -82,7 +91,12 @@ from treasury.policy.tables import (
     PolicyVersionRow,
     ReconciliationCheckpointRow,
 )
-from treasury.policy.versions import current_policy, policy_version, set_policy
+from treasury.policy.versions import (
+    StoredPolicyAlteredError,
+    current_policy,
+    policy_version,
+    set_policy,
+)
 
 __all__ = [
     "ADDRESS_MAX_CHARS",
@@ -91,15 +105,19 @@ __all__ = [
     "ROLLING_WINDOW",
     "Action",
     "ActorFacts",
+    "AllowlistActivationRow",
     "AllowlistApprovalRow",
     "AllowlistEntry",
     "AllowlistEntryRow",
     "ApprovalFacts",
     "AssetLimits",
     "Decision",
+    "DecisionMismatch",
+    "DecisionsVerdict",
     "LegalBasis",
     "LegalBasisCeilingRow",
     "LegalBasisRow",
+    "MismatchKind",
     "PolicyContext",
     "PolicyDecisionRow",
     "PolicyDocument",
@@ -114,6 +132,7 @@ __all__ = [
     "RefusalCode",
     "SpendFacts",
     "StoredPolicy",
+    "StoredPolicyAlteredError",
     "TableReconciliationGate",
     "add_legal_basis",
     "approve_destination",
@@ -134,5 +153,6 @@ __all__ = [
     "request_destination",
     "set_policy",
     "sha256_hex",
+    "verify_decisions",
     "veto_window_end",
 ]

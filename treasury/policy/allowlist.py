@@ -2,7 +2,8 @@
 
 The requesting officer may not approve; each quorum institution approves once; when the policy's
 ``allowlist.required`` institutions have approved, the address becomes active after the policy's
-``allowlist.delay_seconds``, which gives the other officers time to notice a bad address.
+``allowlist.delay_seconds``, which gives the other officers time to notice a bad address. The
+activation is a row of its own (``allowlist_activations``): entries are never edited.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from sqlalchemy.orm import Session
 from treasury.officers import InstitutionRow, Officer, Role
 from treasury.policy.change_audit import audit_policy_change
 from treasury.policy.document import StoredPolicy
-from treasury.policy.tables import ADDRESS_MAX_CHARS, AllowlistApprovalRow, AllowlistEntryRow
+from treasury.policy.tables import (
+    ADDRESS_MAX_CHARS,
+    AllowlistActivationRow,
+    AllowlistApprovalRow,
+    AllowlistEntryRow,
+)
 from treasury.workflow_exceptions import NotAuthorisedError, UnknownRecordError, WorkflowInputError
 
 
@@ -85,8 +91,16 @@ def approve_destination(
     )
     session.flush()
     entry = _entry(session, row)
-    if row.active_from is None and len(entry.approving_institutions) >= document.allowlist_required:
-        row.active_from = now + timedelta(seconds=document.allowlist_delay_seconds)
+    if (
+        entry.active_from is None
+        and len(entry.approving_institutions) >= document.allowlist_required
+    ):
+        session.add(
+            AllowlistActivationRow(
+                entry_id=entry_id,
+                active_from=now + timedelta(seconds=document.allowlist_delay_seconds),
+            )
+        )
         session.flush()
         entry = _entry(session, row)
     audit_policy_change(
@@ -104,6 +118,9 @@ def _entry(session: Session, row: AllowlistEntryRow) -> AllowlistEntry:
         .where(AllowlistApprovalRow.entry_id == row.id)
         .order_by(InstitutionRow.code)
     )
+    active_from = session.scalar(
+        select(AllowlistActivationRow.active_from).where(AllowlistActivationRow.entry_id == row.id)
+    )
     return AllowlistEntry(
         id=row.id,
         asset=row.asset,
@@ -111,18 +128,20 @@ def _entry(session: Session, row: AllowlistEntryRow) -> AllowlistEntry:
         label=row.label,
         requested_by=row.requested_by,
         approving_institutions=tuple(codes),
-        active_from=row.active_from,
+        active_from=active_from,
     )
 
 
 def destination_allowed(session: Session, asset: str, address: str, *, now: datetime) -> bool:
     """Whether ``address`` is an active allowlisted destination for ``asset`` at ``now``."""
     found = session.scalar(
-        select(AllowlistEntryRow.id).where(
+        select(AllowlistEntryRow.id)
+        .join(AllowlistActivationRow, AllowlistActivationRow.entry_id == AllowlistEntryRow.id)
+        .where(
             AllowlistEntryRow.asset == asset,
             AllowlistEntryRow.address == address,
-            AllowlistEntryRow.active_from.is_not(None),
-            AllowlistEntryRow.active_from <= now,
+            AllowlistActivationRow.active_from <= now,
         )
+        .limit(1)
     )
     return found is not None

@@ -44,6 +44,11 @@ def add_legal_basis(
         raise WorkflowInputError(
             f"The legal basis reference must be 1 to {REFERENCE_MAX_CHARS} characters."
         )
+    if basis.expires_at <= now:
+        raise WorkflowInputError(
+            f"The legal basis {reference!r} expired at {basis.expires_at.isoformat()}, before it "
+            "was registered; an expired decree authorises nothing."
+        )
     if not basis.ceilings:
         raise WorkflowInputError("A legal basis needs at least one ceiling (ceilings is empty).")
     for asset, ceiling in basis.ceilings.items():

@@ -1,18 +1,23 @@
 """The policy's database tables, kept together because several policy modules read each one.
 
-Policy versions, legal bases, the allowlist and the decisions are only ever inserted (an allowlist
-entry gains its ``active_from`` once, when its quorum is reached); the column sizes below are shared
-with the proposals' tables, which store the same asset codes and addresses.
+Policy versions, legal bases, the allowlist and the decisions are only ever inserted; an allowlist
+entry becomes active by a row of its own in ``allowlist_activations`` when its quorum is reached.
+Policy versions, legal bases and their ceilings, allowlist entries, approvals and activations are
+immutable like the ledger: the database refuses UPDATE, DELETE and TRUNCATE (migration 0008) and
+the mapper refuses ORM changes first with ``ImmutableRecordError``. The column sizes below are
+shared with the proposals' tables, which store the same asset codes and addresses.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from treasury.db import Base, UtcDateTime
+from treasury.exceptions import ImmutableRecordError
 from treasury.ledger.amounts import Amount
 
 ASSET_CODE_MAX_CHARS = 16
@@ -63,7 +68,6 @@ class AllowlistEntryRow(Base):
     label: Mapped[str] = mapped_column(String(200))
     requested_by: Mapped[int] = mapped_column(ForeignKey("officers.id"))
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    active_from: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class AllowlistApprovalRow(Base):
@@ -73,6 +77,21 @@ class AllowlistApprovalRow(Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), primary_key=True)
     officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id"))
     approved_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AllowlistActivationRow(Base):
+    """An allowlist entry's activation: appended once, when its approvals reach the quorum.
+
+    ``active_from`` is the quorum time plus the delay of the policy in force then; a later policy
+    does not move it.
+    """
+
+    __tablename__ = "allowlist_activations"
+
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("allowlist_entries.id"), primary_key=True, autoincrement=False
+    )
+    active_from: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class ReconciliationCheckpointRow(Base):
@@ -103,3 +122,25 @@ class PolicyDecisionRow(Base):
     allowed: Mapped[bool] = mapped_column(Boolean)
     reasons: Mapped[str] = mapped_column(Text)
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+IMMUTABLE_MODELS = (
+    PolicyVersionRow,
+    LegalBasisRow,
+    LegalBasisCeilingRow,
+    AllowlistEntryRow,
+    AllowlistApprovalRow,
+    AllowlistActivationRow,
+)
+"""The policy rows that are never changed once written (the database refuses it too)."""
+
+
+def _refuse_orm_change(_mapper: Any, _connection: Any, target: Any) -> None:
+    raise ImmutableRecordError(
+        f"{type(target).__name__} records are immutable; record a new version or entry instead."
+    )
+
+
+for _model in IMMUTABLE_MODELS:
+    event.listen(_model, "before_update", _refuse_orm_change)
+    event.listen(_model, "before_delete", _refuse_orm_change)

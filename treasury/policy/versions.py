@@ -1,6 +1,11 @@
 """The stored policy versions: only ever appended, the newest one in force.
 
 Old versions stay so that a recorded decision can be replayed under the policy it was made with.
+Every read checks the version at rest: its document must be the canonical form of a valid policy
+and hash to the stored ``content_hash``. The database refuses edits (migration 0008), but someone
+who can drop its triggers could raise a limit in ``policy_versions.document`` while ``policy
+show`` and every decision kept naming the old hash; such a version is refused when next used
+(``StoredPolicyAlteredError``), and ``verify_decisions`` names it.
 """
 
 from __future__ import annotations
@@ -18,11 +23,41 @@ from treasury.officers import Officer, Role
 from treasury.policy.change_audit import audit_policy_change
 from treasury.policy.document import StoredPolicy, parse_policy, sha256_hex
 from treasury.policy.tables import PolicyVersionRow
-from treasury.workflow_exceptions import NotConfiguredError, UnknownRecordError
+from treasury.workflow_exceptions import (
+    NotConfiguredError,
+    UnknownRecordError,
+    WorkflowError,
+)
+
+
+class StoredPolicyAlteredError(WorkflowError):
+    """A stored policy version no longer hashes to its recorded hash, or is not a canonical policy.
+
+    The version was changed in the database after it was set; nothing may be judged under it.
+    """
+
+
+def altered_because(row: PolicyVersionRow) -> str | None:
+    """Why the stored version ``row`` is not what was set (``None``: it is intact)."""
+    if sha256_hex(row.document) != row.content_hash:
+        return (
+            f"Policy version {row.version}'s document no longer hashes to its recorded hash "
+            f"{row.content_hash}; it was changed after it was set."
+        )
+    try:
+        canonical = canonical_json(parse_policy(json.loads(row.document)).to_json())
+    except (ValueError, TypeError) as exc:
+        return f"Policy version {row.version}'s document is not a valid policy: {exc}"
+    if canonical != row.document:
+        return f"Policy version {row.version}'s document is not in its canonical stored form."
+    return None
 
 
 def stored_policy(row: PolicyVersionRow) -> StoredPolicy:
-    """The parsed policy a stored version row holds."""
+    """The parsed policy a stored version row holds, refused if it was altered at rest."""
+    altered = altered_because(row)
+    if altered is not None:
+        raise StoredPolicyAlteredError(f"{altered} Refusing to use it.")
     return StoredPolicy(row.version, row.content_hash, parse_policy(json.loads(row.document)))
 
 

@@ -52,6 +52,7 @@ from treasury.proposals.states import (
 from treasury.proposals.tables import (
     TX_HASH_MAX_CHARS,
     ApprovalRow,
+    ApprovalVoidRow,
     PreparedTxRow,
     SignatureRow,
     SpendProposalRow,
@@ -69,6 +70,7 @@ __all__ = [
     "TX_HASH_MAX_CHARS",
     "ApprovalRow",
     "ApprovalView",
+    "ApprovalVoidRow",
     "ChainSpender",
     "LedgerSpendHook",
     "PreparedTx",

@@ -3,30 +3,92 @@
 An approval names the exact transaction prepared for the proposal; the quorum is counted by
 the policy (``counted_approvals``). When approvals are voided (a revoked officer, a changed
 transaction), ``requorum`` sends an approved proposal back to proposed if the quorum is lost.
+
+Once the roster chain has a genesis, an approval must carry the officer's signed statement: it
+is checked (``signed_statements.verified_statement``) and stored with the approval in the same
+transaction, so the signers can later verify the quorum from the officers' own signatures.
+Without a genesis an approval is taken as before (staging; the next release requires it).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.authority import SignedStatement, StatementKind
 from treasury import audit, officers
 from treasury.audit import AuditKind
+from treasury.authority.store import add_statement, roster_state
 from treasury.officers import Officer, Role
 from treasury.policy import Action, counted_approvals, current_policy
 from treasury.proposals.actors import actor_name
 from treasury.proposals.context import WorkflowContext
-from treasury.proposals.rows import current_tx, locked, move, standing_approvals
+from treasury.proposals.rows import (
+    current_tx,
+    locked,
+    move,
+    next_attempt,
+    standing_approvals,
+    void_approval,
+)
+from treasury.proposals.signed_statements import verified_statement
 from treasury.proposals.states import ProposalState
-from treasury.proposals.tables import ApprovalRow, SpendProposalRow
+from treasury.proposals.tables import ApprovalRow, ApprovalVoidRow, SpendProposalRow
 from treasury.proposals.views import ProposalView, proposal_view
-from treasury.workflow_exceptions import ProposalTransitionError, TransactionMismatchError
+from treasury.workflow_exceptions import (
+    ProposalTransitionError,
+    TransactionMismatchError,
+    WorkflowInputError,
+)
 
 
-def approve(ctx: WorkflowContext, actor: Officer, proposal_id: int, tx_hash: str) -> ProposalView:
-    """Approve the prepared transaction ``tx_hash`` for the actor's institution."""
+def checked_signature(
+    session: Session,
+    actor: Officer,
+    proposal_id: int,
+    signed: SignedStatement | None,
+    kind: StatementKind,
+    now: datetime,
+    *,
+    required: bool,
+) -> SignedStatement | None:
+    """The actor's verified statement to store with the step, or ``None`` (none needed).
+
+    With a roster genesis, a ``required`` statement must be given and any given one must verify;
+    without one, a signature cannot be verified and is refused rather than stored unchecked.
+    """
+    state = roster_state(session)
+    if state is None:
+        if signed is not None:
+            raise WorkflowInputError(
+                "A signed statement was given, but no roster genesis is stored, so no officer "
+                "key can be verified; act without a signature until the roster is founded."
+            )
+        return None
+    if signed is None:
+        if required:
+            raise WorkflowInputError(
+                f"The roster chain is founded: a {kind.value} of proposal {proposal_id} must "
+                "carry your signed statement (`treasury spend statement`, then sign it)."
+            )
+        return None
+    return verified_statement(session, state, actor, proposal_id, signed, kind, now)
+
+
+def approve(
+    ctx: WorkflowContext,
+    actor: Officer,
+    proposal_id: int,
+    tx_hash: str,
+    signed: SignedStatement | None = None,
+) -> ProposalView:
+    """Approve the prepared transaction ``tx_hash`` for the actor's institution.
+
+    Once a roster genesis exists, ``signed`` (the actor's signed APPROVE statement) is required.
+    """
     actor.require(Role.APPROVER)
 
     def work(session: Session) -> ProposalView:
@@ -41,6 +103,9 @@ def approve(ctx: WorkflowContext, actor: Officer, proposal_id: int, tx_hash: str
                 f"The approval names transaction {tx_hash}, but proposal {proposal_id}'s "
                 f"prepared transaction is {current.tx_hash}; review it and approve that hash."
             )
+        statement = checked_signature(
+            session, actor, row.id, signed, StatementKind.APPROVE, ctx.clock(), required=True
+        )
         policy = current_policy(session)
         judged = ctx.judge(session, policy, row, Action.APPROVE, actor)
         now = judged.context.now
@@ -51,8 +116,11 @@ def approve(ctx: WorkflowContext, actor: Officer, proposal_id: int, tx_hash: str
                 institution_id=actor.institution_id,
                 tx_hash=tx_hash,
                 approved_at=now,
+                attempt=next_attempt(session, row.id, actor.institution_id),
             )
         )
+        if statement is not None:
+            add_statement(session, row.id, statement)
         session.flush()
         counted = counted_approvals(
             policy.document,
@@ -68,6 +136,10 @@ def approve(ctx: WorkflowContext, actor: Officer, proposal_id: int, tx_hash: str
             session, AuditKind.APPROVAL, actor, row, "approved",
             tx_hash=tx_hash, decision_id=judged.decision_id,
             institution=actor.institution_code,
+            **({} if statement is None else {
+                "statement_digest": statement.statement.digest().hex(),
+                "key_id": statement.key_id,
+            }),
         )  # fmt: skip
         return proposal_view(session, row)
 
@@ -80,7 +152,7 @@ def revoke_officer(ctx: WorkflowContext, actor: Officer, officer_id: int) -> Off
 
     def work(session: Session) -> Officer:
         now = ctx.clock()
-        revoked = officers.revoke_officer(session, officer_id, at=now)
+        revoked = officers.revoke_officer(session, officer_id, actor=actor, at=now)
         audit.append(
             session,
             kind=AuditKind.POLICY_CHANGE,
@@ -92,17 +164,22 @@ def revoke_officer(ctx: WorkflowContext, actor: Officer, officer_id: int) -> Off
         standing = session.scalars(
             select(ApprovalRow)
             .join(SpendProposalRow, SpendProposalRow.id == ApprovalRow.proposal_id)
+            .outerjoin(ApprovalVoidRow, ApprovalVoidRow.approval_id == ApprovalRow.id)
             .where(
                 ApprovalRow.officer_id == officer_id,
-                ApprovalRow.voided_at.is_(None),
+                ApprovalVoidRow.approval_id.is_(None),
                 SpendProposalRow.state.in_(
                     [ProposalState.PROPOSED.value, ProposalState.APPROVED.value]
                 ),
             )
         ).all()
         for approval in standing:
-            approval.voided_at = now
-            approval.void_reason = f"Officer {officer_id} was revoked before the spend was signed."
+            void_approval(
+                session,
+                approval,
+                now,
+                f"Officer {officer_id} was revoked before the spend was signed.",
+            )
             row = locked(session, approval.proposal_id)
             requorum(ctx, session, row, actor, "approval_voided", officer_id=officer_id)
         return revoked

@@ -1,7 +1,9 @@
 """Ending a spend before it is signed: rejection, oversight's veto, and expiry.
 
 Every way out of the open states closes the proposal the same way (state, time, who, why)
-and leaves an audit event; a signed spend can no longer be closed here.
+and leaves an audit event; a signed spend can no longer be closed here. A veto may carry the
+oversight officer's signed VETO statement (checked and stored with it once the roster chain has
+a genesis), so the signers refuse the spend on the officer's own word, not on a database row.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.authority import SignedStatement, StatementKind
 from treasury.audit import AuditKind
+from treasury.authority.store import add_statement
 from treasury.officers import Officer, Role
 from treasury.policy import current_policy, load_legal_basis
+from treasury.proposals.approving import checked_signature
 from treasury.proposals.context import WorkflowContext
 from treasury.proposals.proposing import checked_text
 from treasury.proposals.rows import locked, move, proposal_veto_window_end
@@ -38,8 +43,17 @@ def reject(ctx: WorkflowContext, actor: Officer, proposal_id: int, reason: str) 
     return ctx.write(work)
 
 
-def veto(ctx: WorkflowContext, actor: Officer, proposal_id: int, reason: str) -> ProposalView:
-    """Cancel a spend (oversight only) before approval or during its veto window."""
+def veto(
+    ctx: WorkflowContext,
+    actor: Officer,
+    proposal_id: int,
+    reason: str,
+    signed: SignedStatement | None = None,
+) -> ProposalView:
+    """Cancel a spend (oversight only) before approval or during its veto window.
+
+    ``signed``, the actor's signed VETO statement, is verified and stored with the veto.
+    """
     actor.require(Role.OVERSIGHT)
     reason = checked_text(reason, "reason", REASON_MAX_CHARS)
 
@@ -58,6 +72,12 @@ def veto(ctx: WorkflowContext, actor: Officer, proposal_id: int, reason: str) ->
             raise ProposalTransitionError(
                 f"Proposal {proposal_id} is {row.state} and can no longer be vetoed."
             )
+        statement = checked_signature(
+            session, actor, row.id, signed, StatementKind.VETO, ctx.clock(), required=False
+        )
+        if statement is not None:
+            add_statement(session, row.id, statement)
+            session.flush()
         return close(ctx, session, row, actor, ProposalState.REJECTED, "vetoed", reason)
 
     return ctx.write(work)

@@ -1,12 +1,11 @@
 """Preparing a proposal's transaction: what approvers review and what approvals bind to.
 
-A different transaction supersedes the current one and voids every standing approval, since
-those approvals name the old transaction's hash.
+A different transaction supersedes the current one and voids every standing approval (a void
+row is appended for each), since those approvals name the old transaction's hash.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from treasury.canonical import canonical_json
@@ -14,9 +13,9 @@ from treasury.officers import Officer, Role
 from treasury.proposals.approving import requorum
 from treasury.proposals.context import WorkflowContext
 from treasury.proposals.ports import ChainSpender, SpendRequest
-from treasury.proposals.rows import current_tx, locked
+from treasury.proposals.rows import current_tx, locked, standing_approval_rows, void_approval
 from treasury.proposals.states import ProposalState
-from treasury.proposals.tables import ApprovalRow, PreparedTxRow, SpendProposalRow
+from treasury.proposals.tables import PreparedTxRow, SpendProposalRow
 from treasury.proposals.views import ProposalView, proposal_view
 from treasury.workflow_exceptions import ProposalTransitionError
 
@@ -61,15 +60,11 @@ def prepare(
                 prepared_at=now,
             )
         )
-        for approval in session.scalars(
-            select(ApprovalRow).where(
-                ApprovalRow.proposal_id == row.id, ApprovalRow.voided_at.is_(None)
-            )
-        ):
-            approval.voided_at = now
-            approval.void_reason = (
-                f"The prepared transaction changed from {approval.tx_hash} to {prepared.tx_hash}."
-            )
+        for approval in standing_approval_rows(session, row.id):
+            void_approval(
+                session, approval, now,
+                f"The prepared transaction changed from {approval.tx_hash} to {prepared.tx_hash}.",
+            )  # fmt: skip
         requorum(
             ctx, session, row, actor, "transaction_prepared", tx_hash=prepared.tx_hash,
             replaced=None if current is None else current.tx_hash,

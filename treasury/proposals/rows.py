@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from treasury.officers import InstitutionRow, OfficerRow
@@ -22,7 +22,12 @@ from treasury.policy import (
 )
 from treasury.proposals.ports import PreparedTx
 from treasury.proposals.states import ProposalState, check_transition
-from treasury.proposals.tables import ApprovalRow, PreparedTxRow, SpendProposalRow
+from treasury.proposals.tables import (
+    ApprovalRow,
+    ApprovalVoidRow,
+    PreparedTxRow,
+    SpendProposalRow,
+)
 from treasury.workflow_exceptions import ProposalTransitionError, UnknownRecordError
 
 
@@ -72,10 +77,38 @@ def standing_approvals(session: Session, proposal_id: int) -> list[ApprovalFacts
         select(ApprovalRow, InstitutionRow.code, OfficerRow.revoked_at)
         .join(InstitutionRow, InstitutionRow.id == ApprovalRow.institution_id)
         .join(OfficerRow, OfficerRow.id == ApprovalRow.officer_id)
-        .where(ApprovalRow.proposal_id == proposal_id, ApprovalRow.voided_at.is_(None))
+        .outerjoin(ApprovalVoidRow, ApprovalVoidRow.approval_id == ApprovalRow.id)
+        .where(ApprovalRow.proposal_id == proposal_id, ApprovalVoidRow.approval_id.is_(None))
         .order_by(ApprovalRow.id)
     )
     return [ApprovalFacts(a.officer_id, code, a.tx_hash, revoked) for a, code, revoked in rows]
+
+
+def standing_approval_rows(session: Session, proposal_id: int) -> list[ApprovalRow]:
+    """The proposal's approval rows that have no void, oldest first."""
+    return list(
+        session.scalars(
+            select(ApprovalRow)
+            .outerjoin(ApprovalVoidRow, ApprovalVoidRow.approval_id == ApprovalRow.id)
+            .where(ApprovalRow.proposal_id == proposal_id, ApprovalVoidRow.approval_id.is_(None))
+            .order_by(ApprovalRow.id)
+        )
+    )
+
+
+def next_attempt(session: Session, proposal_id: int, institution_id: int) -> int:
+    """The ``attempt`` number of the institution's next approval of the proposal."""
+    taken = session.scalar(
+        select(func.count())
+        .select_from(ApprovalRow)
+        .where(ApprovalRow.proposal_id == proposal_id, ApprovalRow.institution_id == institution_id)
+    )
+    return (taken or 0) + 1
+
+
+def void_approval(session: Session, approval: ApprovalRow, at: datetime, reason: str) -> None:
+    """Void ``approval`` by appending its void row (the approval row is never edited)."""
+    session.add(ApprovalVoidRow(approval_id=approval.id, voided_at=at, reason=reason))
 
 
 def proposal_veto_window_end(

@@ -2,16 +2,23 @@
 
 Rows are the workflow's durable memory between crash-safe steps; ``treasury.migrate`` imports
 this module (through the package) so Alembic and the schema test see every table.
+
+Approvals and their voids are append-only, like the ledger: the database refuses UPDATE, DELETE
+and TRUNCATE of ``proposal_approvals`` and ``proposal_approval_voids`` (migration 0008), and the
+mapper refuses ORM changes first with ``ImmutableRecordError``. An approval is voided by
+appending a void row, never by editing the approval.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from treasury.db import Base, UtcDateTime
+from treasury.exceptions import ImmutableRecordError
 from treasury.ledger.amounts import Amount
 from treasury.policy import ADDRESS_MAX_CHARS, ASSET_CODE_MAX_CHARS
 
@@ -57,14 +64,30 @@ class PreparedTxRow(Base):
     superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-_STANDING = "voided_at IS NULL"
+class ApprovalVoidRow(Base):
+    """The void of one approval: appended when its transaction changes or its officer is revoked.
+
+    The approval itself is never edited; an approval is standing while it has no void row.
+    """
+
+    __tablename__ = "proposal_approval_voids"
+
+    approval_id: Mapped[int] = mapped_column(
+        ForeignKey("proposal_approvals.id"), primary_key=True, autoincrement=False
+    )
+    voided_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class ApprovalRow(Base):
-    """An approval of one prepared transaction; voided, never deleted.
+    """An approval of one prepared transaction; voided by a void row, never edited or deleted.
 
-    Partial unique indexes make "one standing approval per officer and per institution" hold
-    even against concurrent requests.
+    ``attempt`` numbers an institution's approvals of a proposal (1, 2, ...). The unique indexes
+    on ``attempt`` and the insert trigger of migration 0008 (a new attempt is accepted only when
+    it is the next number and every earlier approval of the institution or the officer has a void)
+    keep "one standing approval per officer and per institution" true even against concurrent
+    requests: two requests racing for the same attempt collide on the index. The officer index is
+    implied by the institution one (an officer belongs to one institution) and is kept as a guard.
     """
 
     __tablename__ = "proposal_approvals"
@@ -73,17 +96,15 @@ class ApprovalRow(Base):
             "uq_proposal_approvals_standing_officer",
             "proposal_id",
             "officer_id",
+            "attempt",
             unique=True,
-            sqlite_where=text(_STANDING),
-            postgresql_where=text(_STANDING),
         ),
         Index(
             "uq_proposal_approvals_standing_institution",
             "proposal_id",
             "institution_id",
+            "attempt",
             unique=True,
-            sqlite_where=text(_STANDING),
-            postgresql_where=text(_STANDING),
         ),
     )
 
@@ -93,8 +114,29 @@ class ApprovalRow(Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
     tx_hash: Mapped[str] = mapped_column(String(TX_HASH_MAX_CHARS))
     approved_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    voided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    void_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    """This institution's n-th approval of the proposal, counting voided ones (from 1)."""
+
+    voided_at: Mapped[datetime | None] = column_property(
+        select(ApprovalVoidRow.voided_at)
+        .where(ApprovalVoidRow.approval_id == id)
+        .correlate_except(ApprovalVoidRow)
+        .scalar_subquery(),
+        deferred=True,
+    )
+    """Read-only: the void's time, for queries (``ApprovalRow.voided_at.is_(None)``).
+
+    Loaded when first read and not refreshed within the session; views join the void table
+    instead. Assigning it raises ``ImmutableRecordError``.
+    """
+    void_reason: Mapped[str | None] = column_property(
+        select(ApprovalVoidRow.reason)
+        .where(ApprovalVoidRow.approval_id == id)
+        .correlate_except(ApprovalVoidRow)
+        .scalar_subquery(),
+        deferred=True,
+    )
+    """Read-only: the void's reason (see ``voided_at``)."""
 
 
 class SignatureRow(Base):
@@ -109,3 +151,23 @@ class SignatureRow(Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
     officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id"))
     signed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def _refuse_orm_change(_mapper: Any, _connection: Any, target: Any) -> None:
+    raise ImmutableRecordError(
+        f"{type(target).__name__} records are immutable; void an approval by appending an "
+        "ApprovalVoidRow instead."
+    )
+
+
+def _refuse_void_assignment(target: Any, _value: Any, _old: Any, _initiator: Any) -> None:
+    raise ImmutableRecordError(
+        f"Approval {target.id} cannot be voided by assignment; append an ApprovalVoidRow instead."
+    )
+
+
+for _model in (ApprovalRow, ApprovalVoidRow):
+    event.listen(_model, "before_update", _refuse_orm_change)
+    event.listen(_model, "before_delete", _refuse_orm_change)
+for _attribute in (ApprovalRow.voided_at, ApprovalRow.void_reason):
+    event.listen(_attribute, "set", _refuse_void_assignment)

@@ -19,7 +19,7 @@ from treasury.officers import InstitutionRow
 from treasury.policy import LegalBasisRow, PolicyVersionRow, current_policy
 from treasury.proposals.rows import current_tx, proposal_veto_window_end
 from treasury.proposals.states import ProposalState
-from treasury.proposals.tables import ApprovalRow, SignatureRow, SpendProposalRow
+from treasury.proposals.tables import ApprovalRow, ApprovalVoidRow, SignatureRow, SpendProposalRow
 from treasury.workflow_exceptions import UnknownRecordError
 
 
@@ -71,8 +71,9 @@ def proposal_view(session: Session, row: SpendProposalRow) -> ProposalView:
     session.flush()
     current = current_tx(session, row.id)
     approvals = session.execute(
-        select(ApprovalRow, InstitutionRow.code)
+        select(ApprovalRow, InstitutionRow.code, ApprovalVoidRow.voided_at, ApprovalVoidRow.reason)
         .join(InstitutionRow, InstitutionRow.id == ApprovalRow.institution_id)
+        .outerjoin(ApprovalVoidRow, ApprovalVoidRow.approval_id == ApprovalRow.id)
         .where(ApprovalRow.proposal_id == row.id)
         .order_by(ApprovalRow.id)
     ).all()
@@ -101,8 +102,8 @@ def proposal_view(session: Session, row: SpendProposalRow) -> ProposalView:
         tx_summary=None if current is None else json.loads(current.summary),
         fee=None if current is None else current.fee,
         approvals=tuple(
-            ApprovalView(a.officer_id, code, a.tx_hash, a.approved_at, a.voided_at, a.void_reason)
-            for a, code in approvals
+            ApprovalView(a.officer_id, code, a.tx_hash, a.approved_at, voided_at, reason)
+            for a, code, voided_at, reason in approvals
         ),
         signed_by=tuple(signed_by),
         quorum_reached_at=row.quorum_reached_at,

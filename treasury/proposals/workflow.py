@@ -8,11 +8,14 @@ approving, closing, signing, broadcasting), and the methods here delegate to the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.authority import ApprovalStatement, SignedStatement, StatementKind
 from custody.clock import Clock, utc_now
+from treasury.authority.statements import DEFAULT_STATEMENT_TTL
 from treasury.officers import Officer, Role
 from treasury.policy import (
     ReconciliationGate,
@@ -24,6 +27,7 @@ from treasury.proposals import approving, broadcasting, closing, preparing, prop
 from treasury.proposals.context import WorkflowContext
 from treasury.proposals.ports import ChainSpender, SpendLedger
 from treasury.proposals.rows import current_tx, prepared
+from treasury.proposals.signed_statements import statement_for
 from treasury.proposals.states import ProposalState
 from treasury.proposals.tables import SpendProposalRow
 from treasury.proposals.views import ProposalView, load_view, proposal_view
@@ -99,9 +103,33 @@ class Workflow:
         """
         return preparing.prepare(self._context, actor, proposal_id, spender)
 
-    def approve(self, actor: Officer, proposal_id: int, tx_hash: str) -> ProposalView:
-        """Approve the prepared transaction ``tx_hash`` for the actor's institution."""
-        return approving.approve(self._context, actor, proposal_id, tx_hash)
+    def statement(
+        self,
+        actor: Officer,
+        proposal_id: int,
+        kind: StatementKind = StatementKind.APPROVE,
+        ttl: timedelta = DEFAULT_STATEMENT_TTL,
+    ) -> ApprovalStatement:
+        """The statement the actor signs to approve (or veto) the proposal as it stands now."""
+        actor.require(Role.APPROVER, Role.OVERSIGHT)
+        now = self._context.clock()
+        return self._context.read(
+            lambda session: statement_for(session, proposal_id, actor, kind, now, ttl)
+        )
+
+    def approve(
+        self,
+        actor: Officer,
+        proposal_id: int,
+        tx_hash: str,
+        signed: SignedStatement | None = None,
+    ) -> ProposalView:
+        """Approve the prepared transaction ``tx_hash`` for the actor's institution.
+
+        Once the roster chain has a genesis, ``signed`` (the actor's signed statement of this
+        proposal, ``statement``) is required, verified and stored with the approval.
+        """
+        return approving.approve(self._context, actor, proposal_id, tx_hash, signed)
 
     # -- closing early
 
@@ -109,9 +137,16 @@ class Workflow:
         """Reject an unsigned proposal (an approver, an admin, or its own proposer withdrawing)."""
         return closing.reject(self._context, actor, proposal_id, reason)
 
-    def veto(self, actor: Officer, proposal_id: int, reason: str) -> ProposalView:
-        """Cancel a spend (oversight only) before approval or during its veto window."""
-        return closing.veto(self._context, actor, proposal_id, reason)
+    def veto(
+        self,
+        actor: Officer,
+        proposal_id: int,
+        reason: str,
+        signed: SignedStatement | None = None,
+    ) -> ProposalView:
+        """Cancel a spend (oversight only) before approval or during its veto window; a signed
+        VETO statement given is verified and stored with it."""
+        return closing.veto(self._context, actor, proposal_id, reason, signed)
 
     def expire_due(self) -> list[int]:
         """Expire unsigned proposals past the policy's time-to-live or their legal basis."""

@@ -36,7 +36,7 @@ CLEARING_ROLES = frozenset({Role.OVERSIGHT, Role.APPROVER, Role.ADMIN})
 SOLE_CLEARING_ROLE = Role.OVERSIGHT
 """One acknowledgement from this role clears an alarm."""
 ACKNOWLEDGEMENTS_REQUIRED = 2
-"""Otherwise, this many different officers must acknowledge."""
+"""Otherwise, this many officers of different institutions must acknowledge."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,14 @@ def acknowledge(
             f"Officer {officer.id} already acknowledged alarm {alarm_id}; a second officer must."
         )
     role = SOLE_CLEARING_ROLE if SOLE_CLEARING_ROLE in roles else sorted(roles)[0]
+    if role is not SOLE_CLEARING_ROLE and any(
+        a.institution == officer.institution_code for a in earlier
+    ):
+        raise AcknowledgementError(
+            f"Alarm {alarm_id} was already acknowledged by an officer of {officer.institution_code}; "
+            "the second acknowledgement must come from another institution (or an oversight "
+            "officer), so that no single institution clears an alarm alone."
+        )
     session.add(
         AcknowledgementRow(
             alarm_id=row.id,

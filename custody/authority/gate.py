@@ -1,0 +1,89 @@
+"""The gate a signer passes through between recombining its seed and making any signature.
+
+The signers (``custody.bitcoin.signer``, ``custody.ethereum.signer``) decode the transaction
+they are asked to sign into a ``SpendUnderReview`` and hand it here with the evidence they were
+given -- the roster chain and the officers' signed statements, read from a database, an API or a
+file, and trusted for nothing. ``check_before_signing`` then:
+
+1. checks that the roster genesis is anchored in THIS institution's seed (``verify_genesis_for``
+   with the root just recombined from the shares): a genesis built around other ceremony keys,
+   however well signed, is refused, so a database writer cannot invent the officers;
+2. replays the chain from that genesis (``replay``): every officer, key, role and policy change
+   must carry the signatures the rules require;
+3. checks the quorum of statements against the decoded spend (``verify_authorization``).
+
+Any failure raises the library's typed error and the signer signs nothing. The result names the
+approvers, so the share holders and the logs see whose signatures were verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from embit.bip32 import HDKey
+
+from custody.authority.errors import GenesisError
+from custody.authority.quorum import (
+    SignedStatement,
+    SpendUnderReview,
+    VerifiedAuthorization,
+    verify_authorization,
+)
+from custody.authority.roster import replay, verify_genesis_for
+from custody.authority.roster_record import RosterRecord
+
+__all__ = ["AuthorityEvidence", "approvers_line", "check_before_signing"]
+
+
+@dataclass(frozen=True)
+class AuthorityEvidence:
+    """What a signer is shown as the officers' authority: the roster chain and the statements.
+
+    Public data only (public keys, signatures, statements); it proves nothing until
+    ``check_before_signing`` has checked it against the signer's own seed and transaction.
+    """
+
+    records: tuple[RosterRecord, ...]
+    """The roster and policy chain, genesis first."""
+    statements: tuple[SignedStatement, ...]
+    """The signed approval (and veto) statements of one proposal."""
+
+    def __post_init__(self) -> None:
+        # Accept any sequence but keep the value immutable (a list could change after checking).
+        object.__setattr__(self, "records", tuple(self.records))
+        object.__setattr__(self, "statements", tuple(self.statements))
+
+
+def check_before_signing(
+    root: HDKey,
+    evidence: AuthorityEvidence,
+    spend: SpendUnderReview,
+    now: datetime,
+    *,
+    require_user_verification: bool = True,
+) -> VerifiedAuthorization:
+    """Return who authorised ``spend`` if the evidence holds for this seed; otherwise raise.
+
+    ``root`` is the institution's freshly recombined (and fingerprint-checked) BIP-32 root;
+    ``spend`` is what the signer decoded from the transaction itself; ``now`` is the signer's
+    timezone-aware clock.
+    """
+    if not evidence.records:
+        raise GenesisError(
+            "No roster chain was presented: the signer cannot know who the officers are."
+        )
+    verify_genesis_for(root, evidence.records[0])
+    state = replay(evidence.records)
+    return verify_authorization(
+        state,
+        evidence.statements,
+        spend,
+        now,
+        require_user_verification=require_user_verification,
+    )
+
+
+def approvers_line(authorization: VerifiedAuthorization) -> str:
+    """``Alice (CB), Carol (MOF)``: whose signatures the signer verified, for screens and logs."""
+    return ", ".join(f"{a.name} ({a.institution})" for a in authorization.approvers)

@@ -1,0 +1,439 @@
+"""``treasury roster``: officer keys, and the signed roster chain anchored in the key ceremonies.
+
+The genesis is made in four steps, each by the people who hold what it needs::
+
+    treasury roster keygen --out cb-admin.key                     # each first admin, own machine
+    treasury roster ceremony-key --institution CB --share-file ... --out cb.ceremony.json
+    treasury roster genesis --admin-key CB=cb-admin.key --ceremony-key CB=cb.ceremony.json ...
+    treasury roster sign-genesis genesis.json --institution CB --share-file ...   # per institution
+    treasury roster commit genesis.json
+
+``show`` prints the chain and who signed each record; ``verify`` replays it and exits 1 naming the
+first bad record. Shares and passphrases are never command-line arguments: they come from the
+holders' files or prompts without echo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from custody.authority import (
+    CEREMONY_KEY_ID,
+    EncodingError,
+    OfficerPublicKey,
+    RosterRecord,
+    RosterRules,
+    RosterState,
+    create_key_file,
+    load_public_key,
+)
+from custody.ceremony import read_share_file
+from treasury.authority.genesis import (
+    DEFAULT_ROSTER_NAME,
+    build_genesis,
+    ceremony_key_of,
+    commit_genesis,
+    genesis_body,
+    sign_genesis,
+    transcript_of,
+)
+from treasury.authority.store import load_records
+from treasury.authority.verify import RosterVerdict, verify_roster
+from treasury.cli.context import fail, settings
+from treasury.db import make_engine, session_factory
+from treasury.officers import institution_by_code
+
+app = typer.Typer(
+    help="Officer keys and the signed roster chain, anchored in the institutions' key ceremonies.",
+    no_args_is_help=True,
+)
+
+CEREMONY_KEY_FORMAT = "national-reserve/ceremony-key/1"
+"""The ``format`` of the public file ``ceremony-key --out`` writes."""
+COMPRESSED_KEY_HEX_CHARS = 66
+
+
+@contextlib.contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the configured database that commits on success; database errors are one line
+    (custody's and the treasury's own errors are printed by the root command)."""
+    engine = make_engine(settings().database_url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            yield session
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(
+            f"the database refused the operation ({reason}); is its schema current "
+            "(`treasury db upgrade`)?"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise fail(f"cannot read the {what} {path}: {reason}.") from None
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    """``CODE=VALUE`` options as a mapping, each code once."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        code, sep, rest = value.partition("=")
+        if not sep or not code.strip() or not rest.strip():
+            raise fail(f"{option} takes INSTITUTION=VALUE, got {value!r}.")
+        if code.strip() in pairs:
+            raise fail(f"{option} names institution {code.strip()} twice.")
+        pairs[code.strip()] = rest.strip()
+    return pairs
+
+
+def _write_new(path: Path, text: str) -> None:
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise fail(f"{path} already exists; it is not overwritten.") from None
+    except OSError as exc:
+        raise fail(f"cannot write {path}: {exc.strerror}.") from None
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so a crash leaves the old file whole."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _record_text(record: RosterRecord) -> str:
+    return json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def _load_record(path: Path) -> RosterRecord:
+    try:
+        return RosterRecord.from_json(json.loads(_read_text(path, "genesis file")))
+    except (ValueError, EncodingError) as exc:
+        raise fail(f"{path} is not a roster record file: {exc}") from None
+
+
+def _passphrase_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return _read_text(path, "passphrase file").rstrip("\r\n")
+
+
+def _slip39_passphrase(path: Path | None, protected: bool, institution: str) -> str:
+    given = _passphrase_file(path)
+    if given is not None:
+        if not protected:
+            raise fail(f"--passphrase-file was given, but {institution}'s ceremony set none.")
+        return given
+    if not protected:
+        return ""
+    return str(typer.prompt(f"SLIP-39 passphrase of {institution}", hide_input=True))
+
+
+def _share_words(files: list[Path] | None, threshold: int) -> list[str]:
+    if files:
+        return [read_share_file(path) for path in files]
+    return [
+        str(typer.prompt(f"Share words of holder {n} of {threshold}", hide_input=True))
+        for n in range(1, threshold + 1)
+    ]
+
+
+ShareFileOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="A holder's share file; repeat per holder (without it, shares are prompted without echo)."
+    ),
+]
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the SLIP-39 passphrase (without it, prompted if the ceremony set one)."
+    ),
+]
+
+
+# --- Officer keys -----------------------------------------------------------------------------
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the new encrypted key file (0600).")],
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the key's passphrase (for scripts); else prompted twice."),
+    ] = None,
+) -> None:
+    """Create an officer's signing key in a passphrase-encrypted file; print its key id and public key."""
+    passphrase = _passphrase_file(passphrase_file)
+    if passphrase is None:
+        passphrase = str(
+            typer.prompt("Passphrase for the key file", hide_input=True, confirmation_prompt=True)
+        )
+    key = create_key_file(out, passphrase)
+    typer.echo(f"key file:   {out}")
+    typer.echo(f"key id:     {key.key_id}")
+    typer.echo(f"public key: {key.public.hex()}")
+
+
+# --- The genesis ------------------------------------------------------------------------------
+
+
+@app.command("ceremony-key")
+def ceremony_key(
+    institution: Annotated[str, typer.Option(help="The institution's code, e.g. CB.")],
+    share_file: ShareFileOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the public key to this JSON file.")
+    ] = None,
+) -> None:
+    """Recombine an institution's shares and print its ceremony public key (needed by `genesis`)."""
+    with _session() as session:
+        transcript = transcript_of(session, institution_by_code(session, institution))
+        if transcript is None:
+            raise fail(f"institution {institution} has no key ceremony recorded under its name.")
+        passphrase = _slip39_passphrase(
+            passphrase_file, transcript.passphrase_protected, transcript.institution
+        )
+        words = _share_words(share_file, transcript.threshold)
+        fingerprint, public = ceremony_key_of(session, institution, words, passphrase)
+    typer.echo(f"institution:          {institution}")
+    typer.echo(f"ceremony fingerprint: {fingerprint}")
+    typer.echo(f"ceremony public key:  {public.hex()}")
+    if out is not None:
+        document = {
+            "format": CEREMONY_KEY_FORMAT,
+            "institution": institution,
+            "ceremony_fingerprint": fingerprint,
+            "ceremony_public_key": public.hex(),
+        }
+        _write_new(out, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        typer.echo(f"written:              {out}")
+
+
+def _ceremony_public_key(code: str, value: str) -> bytes:
+    """A ``--ceremony-key`` value: 66 hex characters, or a file ``ceremony-key --out`` wrote."""
+    text = value
+    if len(value) != COMPRESSED_KEY_HEX_CHARS:
+        try:
+            document = json.loads(_read_text(Path(value), "ceremony key file"))
+        except ValueError:
+            raise fail(f"{value} is not a ceremony key file (JSON).") from None
+        if (
+            not isinstance(document, dict)
+            or document.get("format") != CEREMONY_KEY_FORMAT
+            or document.get("institution") != code
+        ):
+            raise fail(f"{value} is not {code}'s ceremony key file ({CEREMONY_KEY_FORMAT}).")
+        text = str(document.get("ceremony_public_key"))
+    try:
+        public = bytes.fromhex(text)
+    except ValueError:
+        raise fail(f"the ceremony public key of {code} is not hex.") from None
+    if len(public) != COMPRESSED_KEY_HEX_CHARS // 2:
+        raise fail(f"the ceremony public key of {code} is not a 33-byte compressed key.")
+    return public
+
+
+@app.command()
+def genesis(
+    admin_key: Annotated[
+        list[str],
+        typer.Option(
+            help="INSTITUTION=KEYFILE: the first admin's officer key file; per institution."
+        ),
+    ],
+    ceremony_key: Annotated[
+        list[str],
+        typer.Option(
+            help="INSTITUTION=FILE|HEX: the ceremony public key (`roster ceremony-key`); per institution."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the unsigned genesis (JSON).")],
+    name: Annotated[
+        str, typer.Option(help="The roster's name (keeps two rosters' genesis hashes apart).")
+    ] = DEFAULT_ROSTER_NAME,
+    change_institutions: Annotated[
+        int, typer.Option(help="Institutions whose admins must sign a policy/allowlist/decree.")
+    ] = 2,
+    approval_institutions: Annotated[
+        int, typer.Option(help="Institutions whose approvers must approve a spend.")
+    ] = 2,
+) -> None:
+    """Build the unsigned genesis: every institution with a ceremony, and its first admin's key."""
+    admin_keys: dict[str, OfficerPublicKey] = {
+        code: load_public_key(Path(path)) for code, path in _pairs(admin_key, "--admin-key").items()
+    }
+    ceremony_keys = {
+        code: _ceremony_public_key(code, value)
+        for code, value in _pairs(ceremony_key, "--ceremony-key").items()
+    }
+    rules = RosterRules(change_institutions, approval_institutions)
+    with _session() as session:
+        record = build_genesis(session, admin_keys, ceremony_keys, name=name, rules=rules)
+    _write_new(out, _record_text(record))
+    _echo_genesis(record)
+    typer.echo(f"written to {out}; each institution's share holders now run `roster sign-genesis`.")
+
+
+def _echo_genesis(record: RosterRecord) -> None:
+    body = genesis_body(record)
+    typer.echo(f"roster genesis {body.name!r}, hash {record.record_hash().hex()}")
+    for entry in body.institutions:
+        signed = any(s.signer == entry.code for s in record.signatures)
+        typer.echo(
+            f"  institution {entry.code} ({entry.name}): ceremony {entry.ceremony_fingerprint} "
+            f"key {entry.ceremony_public_key.hex()} — {'signed' if signed else 'not signed yet'}"
+        )
+    for admin in body.admins:
+        keys = ", ".join(key.key_id for key in admin.keys)
+        typer.echo(
+            f"  first admin of {admin.institution}: {admin.name} (officer {admin.officer_id}), key {keys}"
+        )
+    typer.echo(
+        f"  rules: changes by admins of {body.rules.change_institutions} institutions, spends "
+        f"approved by {body.rules.approval_institutions} institutions"
+    )
+
+
+@app.command("sign-genesis")
+def sign_genesis_command(
+    genesis_file: Annotated[
+        Path, typer.Argument(help="The genesis file; the signature is added to it.")
+    ],
+    institution: Annotated[str, typer.Option(help="The signing institution's code, e.g. CB.")],
+    share_file: ShareFileOption = None,
+    passphrase_file: PassphraseFileOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Sign without asking to confirm the genesis shown.")
+    ] = False,
+) -> None:
+    """Show the genesis, then sign its hash with the institution's ceremony key (its share quorum)."""
+    record = _load_record(genesis_file)
+    _echo_genesis(record)
+    if not yes and not typer.confirm(f"Sign this genesis for {institution}?", default=False):
+        raise fail("not signed: the share holders did not confirm.")
+    with _session() as session:
+        transcript = transcript_of(session, institution_by_code(session, institution))
+        if transcript is None:
+            raise fail(f"institution {institution} has no key ceremony recorded under its name.")
+        passphrase = _slip39_passphrase(
+            passphrase_file, transcript.passphrase_protected, transcript.institution
+        )
+        words = _share_words(share_file, transcript.threshold)
+        signed = sign_genesis(session, record, institution, words, passphrase)
+    _replace(genesis_file, _record_text(signed))
+    missing = [
+        entry.code
+        for entry in genesis_body(signed).institutions
+        if not any(s.signer == entry.code for s in signed.signatures)
+    ]
+    typer.echo(f"signed for {institution}: {genesis_file}")
+    typer.echo(
+        f"still to sign: {', '.join(missing)}"
+        if missing
+        else "every institution signed: run `roster commit`."
+    )
+
+
+@app.command()
+def commit(
+    genesis_file: Annotated[Path, typer.Argument(help="The genesis every institution has signed.")],
+) -> None:
+    """Store the genesis once every institution's ceremony has signed it (replayed before storing)."""
+    record = _load_record(genesis_file)
+    with _session() as session:
+        commit_genesis(session, record)
+    typer.echo(f"roster genesis stored: #0 {record.record_hash().hex()}")
+    typer.echo("publish this genesis hash: `roster verify --genesis-hash` compares against it.")
+
+
+# --- Reading ----------------------------------------------------------------------------------
+
+
+def _signer_label(signer: str, key_id: str, state: RosterState | None) -> str:
+    if key_id == CEREMONY_KEY_ID:
+        return f"{signer} (ceremony key)"
+    officer = state.officers.get(signer) if state is not None else None
+    who = f"{officer.name}, {officer.institution}" if officer is not None else "unknown"
+    return f"officer {signer} ({who}) with {key_id}"
+
+
+def echo_verdict(verdict: RosterVerdict) -> None:
+    """One line for the roster's verdict (``audit verify`` prints it too)."""
+    if verdict.brk is not None:
+        typer.secho(
+            f"roster broken at record {verdict.brk.sequence}: {verdict.brk.message}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+    elif verdict.state is not None:
+        typer.echo(
+            f"roster intact: {verdict.records_checked} records, head {verdict.state.head_hash.hex()}"
+        )
+    else:
+        typer.echo("no roster genesis is stored.")
+
+
+@app.command()
+def show() -> None:
+    """Print the chain (sequence, kind, who signed) and the officers and keys it yields now."""
+    with _session() as session:
+        records = load_records(session)
+        verdict = verify_roster(session)
+    if not records:
+        typer.echo("no roster genesis is stored.")
+        return
+    state = verdict.state
+    for record in records:
+        signers = "; ".join(_signer_label(s.signer, s.key_id, state) for s in record.signatures)
+        typer.echo(
+            f"#{record.sequence} {record.kind.value} {record.record_hash().hex()[:16]} "
+            f"signed by {signers or 'nobody'}"
+        )
+    if state is None:
+        echo_verdict(verdict)
+        raise typer.Exit(code=1)
+    typer.echo("officers:")
+    for officer in sorted(state.officers.values(), key=lambda o: (o.institution, o.officer_id)):
+        status = "" if officer.active else " (removed)"
+        roles = ",".join(sorted(role.value for role in officer.roles))
+        keys = ", ".join(f"{key_id} {key.kind.value}" for key_id, key in officer.keys.items())
+        typer.echo(
+            f"  {officer.officer_id}\t{officer.name}\t{officer.institution}\t{roles}\t"
+            f"keys: {keys or 'none'}{status}"
+        )
+    typer.echo(f"policy: {state.policy_hash or 'none set'}")
+    typer.echo(f"allowlist entries: {len(state.allowlist)}; decrees: {len(state.decrees)}")
+    echo_verdict(verdict)
+
+
+@app.command()
+def verify(
+    genesis_hash: Annotated[
+        str | None, typer.Option(help="The genesis hash published at commit, to compare against.")
+    ] = None,
+) -> None:
+    """Replay the stored chain: exit 0 if intact, 1 naming the first bad record."""
+    with _session() as session:
+        verdict = verify_roster(session, genesis_hash)
+    echo_verdict(verdict)
+    if verdict.state is None:
+        raise typer.Exit(code=1)
