@@ -55,6 +55,7 @@ from custody.authority.quorum import (
     VerifiedApprover,
     VerifiedAuthorization,
     verify_authorization,
+    verify_signer,
 )
 from custody.authority.roster import (
     active_key,
@@ -174,4 +175,5 @@ __all__ = [
     "verify_authorization",
     "verify_genesis_for",
     "verify_signature",
+    "verify_signer",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "VerifiedApprover",
     "VerifiedAuthorization",
     "verify_authorization",
+    "verify_signer",
 ]
 
 _VETO_ROLES = frozenset({OfficerRole.APPROVER, OfficerRole.OVERSIGHT})
@@ -92,6 +93,18 @@ class VerifiedAuthorization:
     institutions: tuple[str, ...]
     policy_hash: str
     roster_head: bytes
+
+
+def verify_signer(
+    state: RosterState, signed: SignedStatement, *, require_user_verification: bool = True
+) -> VerifiedApprover:
+    """Who signed ``signed``, if an active key of the active roster officer it names did, and
+    that officer holds the role its kind needs; otherwise the specific error.
+
+    The check a server makes before it stores a statement. Whether the statement names the spend
+    being signed, and whether it has expired, are the signer's questions (``verify_authorization``).
+    """
+    return _verify_one(state, signed, None, require_user_verification)
 
 
 def _verify_one(

@@ -214,10 +214,10 @@ def test_a_statement_signed_with_another_officers_key_is_refused(
     message = _refused(
         world, NotAuthorisedError, lambda: wf.approve(cb, view.id, tx_hash, by_other)
     )
-    assert "not an active key of officer" in message
+    assert "not one of their active keys" in message
     forged = SignedStatement(statement, roster.key("cb_approver").key_id, by_other.signature)
     message = _refused(world, NotAuthorisedError, lambda: wf.approve(cb, view.id, tx_hash, forged))
-    assert "does not verify" in message
+    assert "is not signed by their key" in message
     genuine = roster.sign("cb_approver", statement)
     parl = world.officers["parl_approver"]
     message = _refused(

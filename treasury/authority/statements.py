@@ -23,14 +23,11 @@ from typing import Any
 from custody.authority import (
     ApprovalStatement,
     AuthorityError,
-    OfficerRole,
     RosterState,
-    SignatureError,
     SignedStatement,
     StatementKind,
-    active_key,
     signature_from_json,
-    verify_signature,
+    verify_signer,
 )
 from treasury.workflow_exceptions import (
     NotAuthorisedError,
@@ -55,7 +52,6 @@ DEFAULT_STATEMENT_TTL = timedelta(hours=24)
 MAX_STATEMENT_TTL = timedelta(days=7)
 """The server refuses a statement valid for longer: an approval should not outlive its review."""
 
-_VETO_ROLES = frozenset({OfficerRole.APPROVER, OfficerRole.OVERSIGHT})
 _COMPARED_FIELDS = tuple(f.name for f in fields(ApprovalStatement) if f.name != "expires_at")
 """Every field but the expiry, which is the signing officer's (within ``MAX_STATEMENT_TTL``)."""
 
@@ -206,32 +202,11 @@ def check_signed_statement(
 
 
 def _check_signer(state: RosterState, signed: SignedStatement) -> None:
-    statement = signed.statement
-    officer = state.officers.get(statement.officer_id)
-    if officer is None or not officer.active or officer.institution != statement.institution:
-        raise NotAuthorisedError(
-            f"Officer {statement.officer_id} of {statement.institution} is not an active "
-            "officer of that institution in the signed roster."
-        )
-    key = active_key(state, statement.officer_id, signed.key_id)
-    if key is None:
-        raise NotAuthorisedError(
-            f"The key {signed.key_id!r} is not an active key of officer {statement.officer_id} "
-            "in the signed roster (another officer's, revoked, or never registered)."
-        )
-    needed = _VETO_ROLES if statement.kind is StatementKind.VETO else {OfficerRole.APPROVER}
-    if not officer.roles & needed:
-        raise NotAuthorisedError(
-            f"The signed roster gives officer {statement.officer_id} no role that may sign a "
-            f"{statement.kind.value} statement ({', '.join(sorted(r.value for r in needed))})."
-        )
+    """Custody's own check of who signed (``verify_signer``), answered as a refusal of the officer."""
     try:
-        verify_signature(key, statement.digest(), signed.signature)
-    except SignatureError as exc:
-        raise NotAuthorisedError(
-            f"The signature does not verify with officer {statement.officer_id}'s key "
-            f"{signed.key_id}: {exc}"
-        ) from exc
+        verify_signer(state, signed)
+    except AuthorityError as exc:
+        raise NotAuthorisedError(str(exc)) from exc
 
 
 def signed_to_json(signed: SignedStatement) -> dict[str, Any]:

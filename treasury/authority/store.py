@@ -25,18 +25,14 @@ from sqlalchemy.orm import Session
 from custody.authority import (
     ApprovalStatement,
     EncodingError,
-    MissingRoleError,
-    OfficerRole,
     RecordKind,
     RecordSignature,
     RosterRecord,
     RosterState,
     SignedStatement,
-    StatementKind,
-    UnknownSignerError,
     replay,
     signature_from_json,
-    verify_signature,
+    verify_signer,
 )
 from custody.clock import Clock, utc_now
 from treasury import audit
@@ -64,7 +60,6 @@ ROSTER_AUDIT_EVENT_PREFIX = "roster."
 POSTGRES_ROSTER_LOCK_KEY = 0x726F_7374_6572
 """Advisory-lock key ('roster') that serialises appends on PostgreSQL."""
 _ACTOR_MAX_CHARS = 200
-_VETO_ROLES = frozenset({OfficerRole.APPROVER, OfficerRole.OVERSIGHT})
 
 
 # --- The roster chain -------------------------------------------------------------------------
@@ -166,38 +161,6 @@ def append_record(session: Session, record: RosterRecord, *, clock: Clock = utc_
 # --- Approval statements ----------------------------------------------------------------------
 
 
-def _check_signer(state: RosterState, signed: SignedStatement) -> None:
-    """The statement's officer is active at its institution, holds the key and role, and signed.
-
-    Expiry and the match with a transaction are the signer's checks, made when it signs.
-    """
-    statement = signed.statement
-    officer = state.officers.get(statement.officer_id)
-    if officer is None or not officer.active:
-        raise UnknownSignerError(
-            f"The statement names officer {statement.officer_id!r}, who is not an active officer "
-            "of the roster."
-        )
-    if officer.institution != statement.institution:
-        raise UnknownSignerError(
-            f"The statement says officer {officer.officer_id} is of {statement.institution}, but "
-            f"the roster has them at {officer.institution}."
-        )
-    key = officer.keys.get(signed.key_id)
-    if key is None:
-        raise UnknownSignerError(
-            f"The statement of {officer.officer_id} is signed with key {signed.key_id!r}, which is "
-            "not one of their active keys."
-        )
-    needed = _VETO_ROLES if statement.kind is StatementKind.VETO else {OfficerRole.APPROVER}
-    if not officer.roles & needed:
-        raise MissingRoleError(
-            f"Officer {officer.officer_id} may not sign a {statement.kind.value} statement: that "
-            f"needs one of {sorted(r.value for r in needed)}."
-        )
-    verify_signature(key, statement.digest(), signed.signature)
-
-
 def _signature_text(signed: SignedStatement) -> str:
     return json.dumps(signed.signature.to_json(), sort_keys=True)
 
@@ -218,7 +181,7 @@ def add_statement(
             f"The statement names proposal {statement.proposal_id!r}; it cannot be stored for "
             f"proposal {proposal_id}."
         )
-    _check_signer(require_roster_state(session), signed)
+    verify_signer(require_roster_state(session), signed)
     digest = statement.digest().hex()
     signature = _signature_text(signed)
     existing = session.scalar(
