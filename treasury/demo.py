@@ -1,7 +1,9 @@
 """``make demo``: the whole story on fresh local devnets, printed step by step.
 
 It runs on embedded defaults (a SQLite database in a fresh folder under ``var/demo/``), prints
-what happened, checks the books and the audit log at the end, and leaves no node behind.
+what happened, checks the books and the audit log at the end, and leaves no node behind. Every
+approval is a statement signed with an officer's key file, and each spend shows whose signatures
+the custody signer itself verified before it signed.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from custody.authority import SignedStatement, VerifiedAuthorization
 from custody.devnet import DevnetStack, find_binaries, install_signal_handlers
 from treasury import audit, ledger
+from treasury.authority.statements import human_summary
+from treasury.authority.store import statements_for
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalView, SpendPosting
 from treasury.story import SATS_PER_BTC, WEI_PER_ETH, Reserve
@@ -30,6 +35,9 @@ ALLOCATIONS = {"BTC": 70_000_000, "ETH": 15 * WEI_PER_ETH}
 spends, so the attestation shows the reserve covering it."""
 BTC_SPEND_SATS = SATS_PER_BTC // 4
 ETH_SPEND_WEI = 3 * WEI_PER_ETH // 2
+SUMMARY_LINE_MAX_CHARS = 110
+"""Statement lines longer than this are shown abridged in the middle."""
+ABRIDGED_MARK = " ... "
 
 
 def run_demo(echo: Echo) -> None:
@@ -66,7 +74,10 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
     reserve.deposit(echo, BTC_DEPOSITS_SATS, ETH_DEPOSIT_WEI, TOKEN_DEPOSIT)
     stack.reserve.rpc.call("evm_mine")
     reserve.reconcile(echo)
-    echo("== 5. Governance: officers and roles, the written policy, a decree, the allowlist")
+    echo(
+        "== 5. Governance: officers and roles, the written policy, a decree, officers' keys and "
+        "the signed roster, the allowlist"
+    )
     payees = {
         "BTC": stack.bitcoin.rpc.wallet("miner").call("getnewaddress", "", "bech32"),
         "ETH": stack.reserve.dev_accounts()[9],
@@ -74,7 +85,10 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
     reserve.govern(echo, payees)
     echo("== 6. Allocation of the reserve to the National Reserve Fund")
     reserve.allocate(echo, ALLOCATIONS)
-    echo("== 7. Spends: proposed under the decree, approved and signed by NBKR and ACH")
+    echo(
+        "== 7. Spends: proposed under the decree, approved with NBKR's and ACH's officer keys, "
+        "verified and signed by their share holders"
+    )
     for asset, amount in (("BTC", BTC_SPEND_SATS), ("ETH", ETH_SPEND_WEI)):
         _spend(reserve, asset, amount, payees[asset], echo)
     reserve.reconcile(echo)
@@ -119,7 +133,18 @@ def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) ->
         f"   proposal {view.id}: {_amount(asset, amount)} to {payee}; approved by "
         f"{', '.join(sorted(a.institution for a in view.approvals))} for tx {view.tx_hash}"
     )
+    with reserve.sessions() as session:
+        statements = statements_for(session, view.id)
+    _echo_statement(reserve, statements, echo)
     view = reserve.sign(wf, view.id, asset)
+    verifications = reserve.verified_for(view.id)
+    if not verifications:
+        echo("   WARNING: the signers were shown no officers' signatures to verify.")
+    for verification in verifications:
+        echo(
+            f"   {verification.institution}'s signer verified the signatures of "
+            f"{_approvers(verification.authorization)}, then signed"
+        )
     view = wf.broadcast(view.id, reserve.spenders()[asset])
     with reserve.sessions() as session:
         entry = ledger.find_entry(session, SpendPosting.key_for(view.id))
@@ -132,6 +157,43 @@ def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) ->
         )
     echo(f"   {view.state.value}; ledger entry {'posted' if posted else 'NOT posted'}")
     return view
+
+
+def _echo_statement(reserve: Reserve, statements: tuple[SignedStatement, ...], echo: Echo) -> None:
+    """The statement the approvers signed, shown once (theirs differ only in signer and expiry)."""
+    if not statements:
+        echo("   WARNING: the approvals carry no signed statements.")
+        return
+    names = {str(officer.id): name for name, officer in reserve.officers.items()}
+    first = statements[0].statement
+    echo(
+        f"   {len(statements)} approvals, each a statement signed with the approver's officer key; "
+        f"{names.get(first.officer_id, first.officer_id)}'s reads:"
+    )
+    for line in human_summary(first).splitlines():
+        echo(f"     {_abridged(line)}")
+
+
+def _abridged(line: str) -> str:
+    """A summary line cut in the middle if it is longer than a screen line (a Bitcoin vault id
+    is the whole descriptor, already printed in step 3); the officer signs the whole of it."""
+    if len(line) <= SUMMARY_LINE_MAX_CHARS:
+        return line
+    keep = (SUMMARY_LINE_MAX_CHARS - len(ABRIDGED_MARK)) // 2
+    return line[:keep] + ABRIDGED_MARK + line[-keep:]
+
+
+def _approvers(authorization: VerifiedAuthorization) -> str:
+    """``Elmira Asanova (NBKR) and Ilyas Omurov (ACH)``: each name with its institution once."""
+    people = []
+    for approver in authorization.approvers:
+        suffix = f"({approver.institution})"
+        people.append(
+            approver.name if approver.name.endswith(suffix) else f"{approver.name} {suffix}"
+        )
+    if len(people) < 2:
+        return "".join(people)
+    return f"{', '.join(people[:-1])} and {people[-1]}"
 
 
 def _amount(asset: str, base_units: int) -> str:

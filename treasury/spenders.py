@@ -14,14 +14,15 @@ Each prepared summary also records what an approval statement names about the ch
 way custody's signers compute them from the transaction. Once the roster chain has a genesis,
 ``sign`` hands the signer the stored roster records and the proposal's signed statements
 (``AuthorityEvidence``); the signer verifies them itself before signing and names the approvers
-whose signatures it verified, which is logged.
+whose signatures it verified, which is logged and, for a caller that shows it (the demo, a
+screen), handed to the spender's ``on_verified`` listener.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +51,11 @@ log = logging.getLogger(__name__)
 
 RPC_NOT_FOUND_CODE = -5
 """bitcoind's "invalid or non-wallet transaction id" / "transaction not in mempool" code."""
+
+VerifiedListener = Callable[[str, str, VerifiedAuthorization], None]
+"""Told ``(institution code, transaction hash, authorization)`` each time a custody signer has
+verified the officers' signed statements and signed; the authorization is the signer's own
+result, not the database's account of the approvals."""
 
 
 def authority_evidence(sessions: sessionmaker[Session], tx_hash: str) -> AuthorityEvidence | None:
@@ -92,6 +98,18 @@ def log_verified(
         )
 
 
+def _report_verified(
+    listener: VerifiedListener | None,
+    authorization: VerifiedAuthorization | None,
+    institution: str,
+    tx_hash: str,
+) -> None:
+    """Log whose signatures the signer verified, and tell ``listener`` (if any)."""
+    log_verified(authorization, institution, tx_hash)
+    if listener is not None and authorization is not None:
+        listener(institution, tx_hash, authorization)
+
+
 def _custody_name(institutions: Mapping[str, str], code: str) -> str:
     try:
         return institutions[code]
@@ -102,7 +120,10 @@ def _custody_name(institutions: Mapping[str, str], code: str) -> str:
 
 
 class BitcoinSpender:
-    """Spends from one Bitcoin vault through custody's PSBT spends (built, signed, broadcast)."""
+    """Spends from one Bitcoin vault through custody's PSBT spends (built, signed, broadcast).
+
+    ``on_verified`` is told whose signatures the signer verified each time it signs.
+    """
 
     def __init__(
         self,
@@ -113,6 +134,7 @@ class BitcoinSpender:
         *,
         fee_rate_sat_vb: Decimal,
         max_fee_sats: int,
+        on_verified: VerifiedListener | None = None,
     ) -> None:
         self._sessions = sessions
         self._rpc = rpc
@@ -120,6 +142,7 @@ class BitcoinSpender:
         self._institutions = dict(institutions)
         self._fee_rate = fee_rate_sat_vb
         self._max_fee = max_fee_sats
+        self._on_verified = on_verified
 
     def __repr__(self) -> str:
         return f"BitcoinSpender(vault={self._vault_name!r}, rpc={self._rpc!r})"
@@ -180,7 +203,7 @@ class BitcoinSpender:
             signed = sign_spend(
                 session, spend_id, name, parse_shares(shares), passphrase, authority=authority
             )
-        log_verified(signed.authorization, institution, prepared.tx_hash)
+        _report_verified(self._on_verified, signed.authorization, institution, prepared.tx_hash)
         return prepared
 
     def broadcast(self, prepared: PreparedTx) -> str:
@@ -219,7 +242,10 @@ class BitcoinSpender:
 
 
 class SafeSpender:
-    """Spends ether or one ERC-20 from a Safe vault through custody's SafeTx flow."""
+    """Spends ether or one ERC-20 from a Safe vault through custody's SafeTx flow.
+
+    ``on_verified`` is told whose signatures the signer verified each time it signs.
+    """
 
     def __init__(
         self,
@@ -231,6 +257,7 @@ class SafeSpender:
         relayer: str,
         token: str | None = None,
         policy: SigningPolicy | None = None,
+        on_verified: VerifiedListener | None = None,
     ) -> None:
         self._vaults = vaults
         self._sessions = sessions
@@ -239,6 +266,7 @@ class SafeSpender:
         self._relayer = relayer
         self._token = token
         self._policy = policy or SigningPolicy(frozenset({token}) if token else frozenset())
+        self._on_verified = on_verified
 
     def __repr__(self) -> str:
         return f"SafeSpender(vault={self._vault_name!r}, token={self._token!r})"
@@ -295,7 +323,7 @@ class SafeSpender:
             self._policy,
             authority=authority,
         )
-        log_verified(signed.authorization, institution, safe_tx_hash)
+        _report_verified(self._on_verified, signed.authorization, institution, safe_tx_hash)
         return prepared
 
     def broadcast(self, prepared: PreparedTx) -> str:

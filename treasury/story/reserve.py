@@ -1,27 +1,23 @@
-"""The reserve's whole story on live devnets, one step per method: what ``make demo`` runs.
+"""The reserve under construction, one act of the story per method.
 
-A ``Reserve`` holds a fresh working folder (SQLite database, share files, bundles, site), the
-devnet nodes, and a story clock. Each step is ordinary library code (ceremonies, vaults,
-reconciliation, the spend workflow), so the end-to-end tests drive the same steps and assert
-between them.
-
-The story clock starts at the real time and is moved forward where the story skips days (the
-allowlist's 48-hour delay); everything that judges time (workflow, policy, reconciliation) reads
-it, so their checks agree.
+A ``Reserve`` holds a fresh working folder (SQLite database, share files, officer keys, bundles,
+site), the devnet nodes, and a story clock. Each step is ordinary library code (ceremonies,
+vaults, reconciliation, the signed roster, the spend workflow), so the end-to-end tests drive the
+same steps and assert between them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from reserve_verifier import Nodes, Report, verify_bundle
+from reserve_verifier import Report
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.authority import VerifiedAuthorization
 from custody.bitcoin import create_vault, next_receive_address
 from custody.bitcoin.descriptor import Branch
 from custody.bitcoin.rpc import sats_to_btc
@@ -37,21 +33,11 @@ from custody.ethereum import (
 from custody.ethereum.dev_token import deploy_dev_token
 from custody.ethereum.erc20 import transfer_calldata
 from custody.ethereum.relayer import node_gas_payer
-from custody.ethereum.web3_client import web3_client
 from custody.exceptions import DevnetError
 from custody.shamir import parse_shares
-from reporting.attestation import SignerRole
-from reporting.site import PublishedSite, load_bundles, load_export, publish_site
+from reporting.site import PublishedSite
 from treasury import ledger, migrate
-from treasury.attest import (
-    AttestNodes,
-    AttestOptions,
-    AttestResult,
-    BitcoinEndpoint,
-    InstitutionShares,
-    attest,
-)
-from treasury.attest.keys import role_key
+from treasury.attest import AttestResult, InstitutionShares
 from treasury.db import make_engine, session_factory
 from treasury.ledger import AccountType
 from treasury.officers import Founding, Officer, Role, add_institution, add_officer
@@ -64,7 +50,6 @@ from treasury.policy import (
     set_policy,
 )
 from treasury.proposals import ProposalView, Workflow
-from treasury.publication import EXPORT_FILE_NAME, write_export
 from treasury.reconcile import (
     ReconcileSettings,
     RunReport,
@@ -73,93 +58,49 @@ from treasury.reconcile import (
     track_token,
 )
 from treasury.spenders import BitcoinSpender, SafeSpender
+from treasury.story.cast import (
+    ADMINS,
+    ALLOWLIST_DELAY,
+    APPROVERS,
+    BTC_VAULT,
+    DECREE,
+    FEE_RATE_SAT_VB,
+    INSTITUTIONS,
+    KEY_HOLDING_ROLES,
+    MAX_FEE_SATS,
+    OFFICERS,
+    POLICY,
+    POLICY_SIGNERS,
+    PROPOSER,
+    RECONCILE_EVERY,
+    SAFE_VAULT,
+    SATS_PER_BTC,
+    SHARE_THRESHOLD,
+    TOKEN_DECIMALS,
+    TOKEN_SYMBOL,
+    TREASURY_ADMIN,
+    VAULT_THRESHOLD,
+    WEI_PER_ETH,
+)
+from treasury.story.clock import StoryClock
+from treasury.story.officer_keys import OfficerKeyring
+from treasury.story.proofs import attest_reserve, node_endpoints, publish_reserve, verify_reserve
+from treasury.story.roster import RosterSummary, found_roster
 from treasury.wiring import configured_workflow
 from treasury.workflow_exceptions import ProposalTransitionError
 
 Echo = Callable[[str], None]
 
-SATS_PER_BTC = 100_000_000
-WEI_PER_ETH = 10**18
-BTC_VAULT = "reserve"
-SAFE_VAULT = "reserve"
-TOKEN_SYMBOL = "KGST"  # noqa: S105 - an ERC-20 ticker, not a credential
-TOKEN_DECIMALS = 18
-DECREE = "Decree No. 112 of the Cabinet of Ministers"
-FEE_RATE_SAT_VB = Decimal(2)
-MAX_FEE_SATS = 50_000
-ALLOWLIST_DELAY = timedelta(hours=48)
-RECONCILE_EVERY = timedelta(hours=5)
-"""How often the story's scheduler runs while days pass (within the 6-hour freshness rule)."""
+OFFICER_KEYS_FOLDER = "officer-keys"
 
 
 @dataclass(frozen=True)
-class Institution:
-    """A cosigner institution: its code in the workflow, its name at the ceremony, its officers."""
+class Verification:
+    """One institution's signer verified the officers' signatures of a spend, then signed it."""
 
-    code: str
-    name: str
-    holders: tuple[str, ...]
-    passphrase: str = ""
-
-
-INSTITUTIONS = (
-    Institution("MOF", "Ministry of Finance", ("Aida Sadykova", "Bakyt Usenov", "Chynara Abdieva")),
-    Institution(
-        "NBKR",
-        "National Bank",
-        ("Daniyar Toktogulov", "Elmira Asanova", "Farida Ismailova"),
-        passphrase="nbkr-vault-passphrase",  # noqa: S106 - the devnet demo's own; ceremonies prompt
-    ),
-    Institution("ACH", "Accounts Chamber", ("Gulnara Bekova", "Ilyas Omurov", "Jyldyz Karimova")),
-)
-SHARE_THRESHOLD = 2
-VAULT_THRESHOLD = 2
-
-POLICY: dict[str, Any] = {
-    "quorum": {"institutions": [i.code for i in INSTITUTIONS], "required": 2},
-    "assets": {
-        "BTC": {
-            "per_tx_limit": 1 * SATS_PER_BTC,
-            "daily_limit": 2 * SATS_PER_BTC,
-            "veto_threshold": SATS_PER_BTC // 2,
-        },
-        "ETH": {
-            "per_tx_limit": 10 * WEI_PER_ETH,
-            "daily_limit": 20 * WEI_PER_ETH,
-            "veto_threshold": 5 * WEI_PER_ETH,
-        },
-    },
-    "veto_window_seconds": 24 * 3600,
-    "allowlist": {"required": 2, "delay_seconds": int(ALLOWLIST_DELAY.total_seconds())},
-    "reconciliation_max_age_seconds": 6 * 3600,
-    "proposal_ttl_seconds": 7 * 24 * 3600,
-}
-"""The written policy: any 2 of the 3 institutions, limits per asset, allowlist after 48 h."""
-
-OFFICERS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
-    ("Treasury administrator", "MOF", (Role.ADMIN,)),
-    ("Asel Proposer (MOF)", "MOF", (Role.PROPOSER,)),
-    ("Aida Sadykova (MOF)", "MOF", (Role.APPROVER,)),
-    ("Elmira Asanova (NBKR)", "NBKR", (Role.APPROVER,)),
-    ("Ilyas Omurov (ACH)", "ACH", (Role.APPROVER,)),
-    ("Oversight committee (ACH)", "ACH", (Role.OVERSIGHT,)),
-    ("State auditor (ACH)", "ACH", (Role.AUDITOR,)),
-)
-
-
-class StoryClock:
-    """Real time plus the days the story skips; every time-judging component reads this."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._offset = timedelta(0)
-        self._start = start
-
-    def __call__(self) -> datetime:
-        now = self._start if self._start is not None else datetime.now(UTC)
-        return now + self._offset
-
-    def advance(self, delta: timedelta) -> None:
-        self._offset += delta
+    institution: str
+    tx_hash: str
+    authorization: VerifiedAuthorization
 
 
 @dataclass
@@ -178,6 +119,10 @@ class Reserve:
     """Allowlisted destination per asset, once ``govern`` has approved them."""
     token: str | None = None
     relayer: str = ""
+    roster: RosterSummary | None = None
+    """The signed roster, once ``govern`` has founded it."""
+    verifications: list[Verification] = field(default_factory=list)
+    """Each signer's verification of the officers' signatures, in signing order."""
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +132,7 @@ class Reserve:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.chain = EthChain(self.evm.rpc)
         self.safes = SafeVaults(self.chain, self.sessions)
+        self.officer_keys = OfficerKeyring(self.workdir / OFFICER_KEYS_FOLDER)
 
     @property
     def institutions(self) -> Mapping[str, str]:
@@ -320,11 +266,12 @@ class Reserve:
             runs += 1
         echo(f"   {delta} pass; the scheduler reconciled {runs} times meanwhile")
 
-    # --- 4. Governance: officers, policy, decree, allowlist -----------------------------------
+    # --- 4. Governance: officers, keys, the signed roster, policy, decree, allowlist ----------
 
     def govern(self, echo: Echo, destinations: Mapping[str, str]) -> None:
         """Institutions, officers and roles, the written policy, the decree, and the allowlist
-        (each destination approved by two institutions, active after the 48-hour delay)."""
+        (each destination approved by two institutions, active after the 48-hour delay); then
+        the officers' keys and the signed roster that the custody signers will verify."""
         now = self.clock()
         self.payees = dict(destinations)
         with self.sessions.begin() as session:
@@ -339,7 +286,7 @@ class Reserve:
                 )
                 if Role.ADMIN in roles:
                     admins[code] = self.officers[name]
-            admin = self.officers["Treasury administrator"]
+            admin = self.officers[TREASURY_ADMIN]
             policy = set_policy(session, admin, POLICY, now=now)
             add_legal_basis(
                 session,
@@ -354,14 +301,9 @@ class Reserve:
             )
             for asset, address in destinations.items():
                 entry = request_destination(
-                    session,
-                    self.officers["Asel Proposer (MOF)"],
-                    asset,
-                    address,
-                    f"{asset} payee",
-                    now=now,
+                    session, self.officers[PROPOSER], asset, address, f"{asset} payee", now=now
                 )
-                for approver in ("Elmira Asanova (NBKR)", "Ilyas Omurov (ACH)"):
+                for approver in APPROVERS.values():
                     approve_destination(
                         session, self.officers[approver], entry.id, current_policy(session), now=now
                     )
@@ -369,8 +311,42 @@ class Reserve:
             f"   {len(OFFICERS)} officers in {len(INSTITUTIONS)} institutions; policy version "
             f"{policy.version} ({policy.content_hash[:16]}...); decree {DECREE!r}"
         )
+        self.roster = self.found_roster(echo)
         echo(f"   allowlist: {len(destinations)} destinations, approved by NBKR and ACH")
         self.pass_time(ALLOWLIST_DELAY + timedelta(hours=1), echo)
+
+    def found_roster(self, echo: Echo) -> RosterSummary:
+        """Each officer who approves, vetoes or administers gets a key file; the ceremonies sign
+        the genesis, each admin signs in its own officers, two admins sign the policy in force."""
+        for name, _code, roles in OFFICERS:
+            if KEY_HOLDING_ROLES.intersection(roles):
+                self.officer_keys.create(name)
+        echo(
+            f"   officer keys: {len(self.officer_keys)} encrypted key files in "
+            f"{self.officer_keys.folder} (mode 0600; each passphrase in a 0600 file beside its "
+            "key, for the scripted demo only)"
+        )
+        summary = found_roster(
+            self.sessions,
+            self.officers,
+            self.officer_keys,
+            admins=ADMINS,
+            shares_of=self.shares_of,
+            policy_signers=POLICY_SIGNERS,
+            clock=self.clock,
+        )
+        echo(
+            f"   roster: genesis {summary.genesis_hash[:16]}... signed by the ceremony keys of "
+            f"{', '.join(summary.ceremony_signers)} (each by a quorum of its share holders)"
+        )
+        echo(
+            f"   roster: {summary.genesis_admins} first admins in the genesis; "
+            f"{summary.officers - summary.genesis_admins} more officers, each signed in by its own "
+            f"institution's admin ({summary.officers} officers, {summary.keys} keys); policy "
+            f"version {summary.policy_version} signed by the "
+            f"{' and '.join(summary.policy_signers)} admins"
+        )
+        return summary
 
     def workflow(self) -> Workflow:
         """The approval workflow as the CLI and API build it: booking into the reconciler's
@@ -378,7 +354,8 @@ class Reserve:
         return configured_workflow(self.sessions, clock=self.clock)
 
     def spenders(self) -> dict[str, BitcoinSpender | SafeSpender]:
-        """The custody signers of both chains behind the workflow's ``ChainSpender``."""
+        """The custody signers of both chains behind the workflow's ``ChainSpender``; each tells
+        ``verifications`` whose signatures it verified before signing."""
         return {
             "BTC": BitcoinSpender(
                 self.sessions,
@@ -387,6 +364,7 @@ class Reserve:
                 self.institutions,
                 fee_rate_sat_vb=FEE_RATE_SAT_VB,
                 max_fee_sats=MAX_FEE_SATS,
+                on_verified=self._verified,
             ),
             "ETH": SafeSpender(
                 self.safes,
@@ -395,42 +373,65 @@ class Reserve:
                 sessions=self.sessions,
                 relayer=self.relayer,
                 policy=SigningPolicy(),
+                on_verified=self._verified,
             ),
         }
 
-    # --- 5. A spend, approved and signed by two institutions ----------------------------------
+    def _verified(
+        self, institution: str, tx_hash: str, authorization: VerifiedAuthorization
+    ) -> None:
+        self.verifications.append(Verification(institution, tx_hash, authorization))
+
+    def verified_for(self, proposal_id: int) -> list[Verification]:
+        """The signers' verifications of proposal ``proposal_id``'s approvals, in signing order."""
+        return [v for v in self.verifications if v.authorization.proposal_id == str(proposal_id)]
+
+    # --- 5. A spend, approved with officers' keys and signed by two institutions --------------
 
     def propose_and_approve(
         self, wf: Workflow, asset: str, amount: int, destination: str
     ) -> ProposalView:
-        """The MOF proposer cites the decree; NBKR and ACH approve the exact transaction hash."""
+        """The MOF proposer cites the decree; NBKR's and ACH's approvers each sign a statement of
+        the exact transaction with their officer key, and approve with it."""
         spender = self.spenders()[asset]
+        proposer = self.officers[PROPOSER]
         view = wf.propose(
-            self.officers["Asel Proposer (MOF)"],
+            proposer,
             asset=asset,
             amount=amount,
             destination=destination,
             purpose="Reserve rebalancing",
             legal_basis=DECREE,
         )
-        view = wf.prepare(self.officers["Asel Proposer (MOF)"], view.id, spender)
+        view = wf.prepare(proposer, view.id, spender)
         tx_hash = view.tx_hash
         if tx_hash is None:
             raise ProposalTransitionError(
                 f"Proposal {view.id} was prepared but names no transaction."
             )
-        for approver in ("Elmira Asanova (NBKR)", "Ilyas Omurov (ACH)"):
-            view = wf.approve(self.officers[approver], view.id, tx_hash)
+        for approver in APPROVERS.values():
+            officer = self.officers[approver]
+            signed = self.officer_keys[approver].sign_statement(wf.statement(officer, view.id))
+            view = wf.approve(officer, view.id, tx_hash, signed=signed)
         return view
 
     def sign(self, wf: Workflow, proposal_id: int, asset: str) -> ProposalView:
-        """Each approving institution's share holders recombine its key, sign, and wipe."""
+        """Each approving institution's share holders recombine its key; its signer verifies the
+        officers' signed statements against the roster, signs, and wipes."""
         spender = self.spenders()[asset]
         view = wf.view(proposal_id)
-        for approver, code in (("Elmira Asanova (NBKR)", "NBKR"), ("Ilyas Omurov (ACH)", "ACH")):
+        for code, approver in APPROVERS.items():
             words, passphrase = self.shares_of(code)
             view = wf.sign(self.officers[approver], proposal_id, spender, words, passphrase)
         return view
+
+    def confirm(self, wf: Workflow, proposal_id: int, asset: str) -> ProposalView:
+        """Mine (Bitcoin) and track the spend to its confirmation."""
+        if asset == "BTC":
+            self.bitcoin.mine(1)
+        return wf.refresh(proposal_id, self.spenders()[asset])
+
+    # --- 6. Allocation, proof of reserves, the auditor, the site ------------------------------
 
     def allocate(self, echo: Echo, allocations: Mapping[str, int]) -> None:
         """Parliament's budget lines: move reserve inflows into the fund accounts the attested
@@ -462,80 +463,32 @@ class Reserve:
     def attest(self, echo: Echo, services: EvmNode) -> AttestResult:
         """Snapshot both chains, prove control through two institutions' share quorums, sign as
         treasury and audit office, and anchor on Bitcoin and the services chain."""
-        keys = self.workdir / "keys"
-        treasury_key = role_key(keys / "treasury.key", SignerRole.TREASURY, generate=True)
-        auditor_key = role_key(keys / "auditor.key", SignerRole.AUDITOR, generate=True)
-        services_w3 = web3_client(services.rpc_url)
-        publisher = treasury_key.identity()["address"]
-        services.rpc.call("anvil_setBalance", publisher, hex(10**20))  # devnet gas money
         quorum = []
-        for code in ("NBKR", "ACH"):
+        for code in APPROVERS:
             words, passphrase = self.shares_of(code)
             quorum.append(
                 InstitutionShares(self.institutions[code], parse_shares(words), passphrase)
             )
-        node = self.bitcoin
-        with self.sessions.begin() as session:
-            result = attest(
-                session,
-                AttestNodes(
-                    BitcoinEndpoint(node.rpc_url, node.rpc_user, node.rpc_password),
-                    "miner",
-                    self.chain,
-                    services_w3,
-                ),
-                treasury=treasury_key,
-                auditor=auditor_key,
-                institutions=quorum,
-                await_bitcoin_confirmation=self._mine_one,
-                options=AttestOptions(out=self._next_bundle_path()),
-                clock=self.clock,
-                progress=lambda line: echo(f"   {line}"),
-            )
-        return result
-
-    def _next_bundle_path(self) -> Path:
-        """``attestations/attestation-NNNN.json``: the folder ``treasury publish`` reads."""
-        folder = self.workdir / "attestations"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"attestation-{len(list(folder.glob('*.json'))) + 1:04d}.json"
+        return attest_reserve(
+            self.sessions,
+            self.workdir,
+            self.bitcoin,
+            self.chain,
+            services,
+            quorum,
+            clock=self.clock,
+            echo=echo,
+        )
 
     def publish(self, services: EvmNode) -> PublishedSite:
-        """The parliament site: every attestation verified against the live nodes, the spends,
-        the funds, in Kyrgyz, Russian and English, in ``site/`` of the working folder."""
-        node = self.bitcoin
-        bundles = load_bundles(
-            self.workdir / "attestations",
-            nodes=Nodes(
-                bitcoin=f"http://{node.rpc_user}:{node.rpc_password}@127.0.0.1:{node.rpc_port}",
-                evm=self.evm.rpc_url,
-                services=services.rpc_url,
-            ),
+        """The parliament site, from every attestation verified against the live nodes."""
+        return publish_reserve(
+            self.sessions,
+            self.workdir,
+            node_endpoints(self.bitcoin, self.evm, services),
+            clock=self.clock,
         )
-        export = write_export(
-            self.sessions, self.workdir / EXPORT_FILE_NAME, exported_at=self.clock()
-        )
-        return publish_site(
-            bundles, load_export(export), self.workdir / "site", published_at=self.clock()
-        )
-
-    def _mine_one(self, _txid: str) -> None:
-        self.bitcoin.mine(1)
 
     def verify(self, bundle_path: Path, services: EvmNode) -> Report:
         """What an auditor runs: the independent verifier against the live nodes."""
-        node = self.bitcoin
-        return verify_bundle(
-            bundle_path.read_bytes(),
-            nodes=Nodes(
-                bitcoin=f"http://{node.rpc_user}:{node.rpc_password}@127.0.0.1:{node.rpc_port}",
-                evm=self.evm.rpc_url,
-                services=services.rpc_url,
-            ),
-        )
-
-    def confirm(self, wf: Workflow, proposal_id: int, asset: str) -> ProposalView:
-        """Mine (Bitcoin) and track the spend to its confirmation."""
-        if asset == "BTC":
-            self.bitcoin.mine(1)
-        return wf.refresh(proposal_id, self.spenders()[asset])
+        return verify_reserve(bundle_path, node_endpoints(self.bitcoin, self.evm, services))

@@ -1,0 +1,110 @@
+"""The story's last acts: proof of reserves, the auditor's check, the parliament site.
+
+Each function is the library call an operator or auditor makes, given the story's folder, database
+and nodes explicitly (``treasury.story.reserve.Reserve`` calls them with its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from reserve_verifier import Nodes, Report, verify_bundle
+from sqlalchemy.orm import Session, sessionmaker
+
+from custody.clock import Clock
+from custody.devnet import BitcoinNode, EvmNode
+from custody.ethereum import EthChain
+from custody.ethereum.web3_client import web3_client
+from reporting.attestation import SignerRole
+from reporting.site import PublishedSite, load_bundles, load_export, publish_site
+from treasury.attest import (
+    AttestNodes,
+    AttestOptions,
+    AttestResult,
+    BitcoinEndpoint,
+    InstitutionShares,
+    attest,
+)
+from treasury.attest.keys import role_key
+from treasury.publication import EXPORT_FILE_NAME, write_export
+
+__all__ = ["attest_reserve", "node_endpoints", "publish_reserve", "verify_reserve"]
+
+Echo = Callable[[str], None]
+DEVNET_GAS_WEI = 10**20
+"""Test money for the treasury key that publishes anchors on the services devnet."""
+
+
+def node_endpoints(bitcoin: BitcoinNode, evm: EvmNode, services: EvmNode) -> Nodes:
+    """The live nodes as the auditor's verifier reaches them."""
+    return Nodes(
+        bitcoin=f"http://{bitcoin.rpc_user}:{bitcoin.rpc_password}@127.0.0.1:{bitcoin.rpc_port}",
+        evm=evm.rpc_url,
+        services=services.rpc_url,
+    )
+
+
+def _next_bundle_path(workdir: Path) -> Path:
+    """``attestations/attestation-NNNN.json``: the folder ``treasury publish`` reads."""
+    folder = workdir / "attestations"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"attestation-{len(list(folder.glob('*.json'))) + 1:04d}.json"
+
+
+def attest_reserve(
+    sessions: sessionmaker[Session],
+    workdir: Path,
+    bitcoin: BitcoinNode,
+    chain: EthChain,
+    services: EvmNode,
+    quorum: Sequence[InstitutionShares],
+    *,
+    clock: Clock,
+    echo: Echo,
+) -> AttestResult:
+    """Snapshot both chains, prove control through the share quorums given, sign as treasury and
+    audit office, and anchor on Bitcoin and the services chain."""
+    keys = workdir / "keys"
+    treasury_key = role_key(keys / "treasury.key", SignerRole.TREASURY, generate=True)
+    auditor_key = role_key(keys / "auditor.key", SignerRole.AUDITOR, generate=True)
+    services_w3 = web3_client(services.rpc_url)
+    publisher = treasury_key.identity()["address"]
+    services.rpc.call("anvil_setBalance", publisher, hex(DEVNET_GAS_WEI))
+
+    def mine_one(_txid: str) -> None:
+        bitcoin.mine(1)
+
+    with sessions.begin() as session:
+        result = attest(
+            session,
+            AttestNodes(
+                BitcoinEndpoint(bitcoin.rpc_url, bitcoin.rpc_user, bitcoin.rpc_password),
+                "miner",
+                chain,
+                services_w3,
+            ),
+            treasury=treasury_key,
+            auditor=auditor_key,
+            institutions=list(quorum),
+            await_bitcoin_confirmation=mine_one,
+            options=AttestOptions(out=_next_bundle_path(workdir)),
+            clock=clock,
+            progress=lambda line: echo(f"   {line}"),
+        )
+    return result
+
+
+def publish_reserve(
+    sessions: sessionmaker[Session], workdir: Path, nodes: Nodes, *, clock: Clock
+) -> PublishedSite:
+    """The parliament site: every attestation verified against the live nodes, the spends, the
+    funds, in Kyrgyz, Russian and English, in ``site/`` of the working folder."""
+    bundles = load_bundles(workdir / "attestations", nodes=nodes)
+    export = write_export(sessions, workdir / EXPORT_FILE_NAME, exported_at=clock())
+    return publish_site(bundles, load_export(export), workdir / "site", published_at=clock())
+
+
+def verify_reserve(bundle_path: Path, nodes: Nodes) -> Report:
+    """What an auditor runs: the independent verifier against the live nodes."""
+    return verify_bundle(bundle_path.read_bytes(), nodes=nodes)
