@@ -10,23 +10,27 @@ Every error of the ``treasury``, ``custody`` and ``reporting`` packages is answe
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from custody.authority import StatementKind
 from custody.clock import Clock, utc_now
 from treasury import audit, ledger
 from treasury.api.console import console_router
 from treasury.api.errors import DOMAIN_ERRORS, status_of
+from treasury.api.input_refusals import record_input_refusal
 from treasury.api.limits import RequestLimits, restore_recursion_limit
 from treasury.api.officer_admin import officer_admin_router
 from treasury.api.schemas import (
+    RECORD_ID_MAX,
+    UNSTORABLE_TEXT,
     ApproveBody,
     AuditHeadOut,
     AuditVerifyOut,
@@ -35,6 +39,7 @@ from treasury.api.schemas import (
     ProposalOut,
     ProposeBody,
     ReasonBody,
+    RecordId,
     StatementOut,
     refusals,
 )
@@ -67,7 +72,10 @@ def _officer(
         )
     sessions: sessionmaker[Session] = request.app.state.sessions
     with sessions() as session:
-        return authenticate(session, credentials.credentials, now=request.app.state.clock())
+        officer = authenticate(session, credentials.credentials, now=request.app.state.clock())
+    # Kept for the 422 handler: a body refused for unstorable text is recorded under its sender.
+    request.state.officer = officer
+    return officer
 
 
 Actor = Annotated[Officer, Depends(_officer)]
@@ -78,8 +86,44 @@ async def _bind_request_ids(request: Request) -> None:
 
     Async, so it runs in the request's own task, whose context the route's thread inherits.
     """
-    proposal_id = str(request.path_params.get("proposal_id", ""))
-    bind_ids(proposal_id=int(proposal_id) if proposal_id.isdigit() else proposal_id or None)
+    bind_ids(proposal_id=_path_proposal_id(request) or request.path_params.get("proposal_id"))
+
+
+def _path_proposal_id(request: Request) -> int | None:
+    """The proposal id in the request's path, if it is one a proposal can have."""
+    text = str(request.path_params.get("proposal_id", ""))
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 1 <= value <= RECORD_ID_MAX else None
+
+
+async def _record_unstorable_text(
+    request: Request, errors: Sequence[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """Record a refusal for control characters in the audit log, if an officer sent it.
+
+    The officer is the one ``_officer`` authenticated for this request: FastAPI resolves the
+    route's dependencies before it validates the body, so a refused body has a known sender.
+    """
+    unstorable = [(where, error) for where, error in errors if error["type"] == UNSTORABLE_TEXT]
+    officer = getattr(request.state, "officer", None)
+    if not unstorable or officer is None:
+        return
+    fields = [where for where, _error in unstorable]
+    found = [point for _where, error in unstorable for point in str(error["ctx"]["found"]).split()]
+    route = request.scope.get("route")
+    await run_in_threadpool(
+        record_input_refusal,
+        request.app.state.sessions,
+        officer,
+        method=request.method,
+        route=getattr(route, "path", request.url.path),
+        fields=fields,
+        found=found,
+        proposal_id=_path_proposal_id(request),
+        clock=request.app.state.clock,
+    )
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -132,12 +176,17 @@ def create_app(
         app.add_exception_handler(root, _domain_error)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
+        located = []
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"] if part != "body")
             message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == UNSTORABLE_TEXT:
+                message = f"{where.rpartition('.')[2]} {message}"
             problems.append(f"{where}: {message}")
+            located.append((where, error))
+        await _record_unstorable_text(request, located)
         return JSONResponse(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             content={"detail": "Invalid request: " + "; ".join(problems) + ".", "errors": problems},
@@ -157,7 +206,7 @@ def create_app(
         return ProposalOut.of(view)
 
     @app.post("/proposals/{proposal_id}/prepare", tags=["spend"])
-    def prepare(proposal_id: int, actor: Actor) -> ProposalOut:
+    def prepare(proposal_id: RecordId, actor: Actor) -> ProposalOut:
         """Build the proposal's transaction on its chain; approvers review and approve its hash."""
         view = workflow.status(actor, proposal_id)
         spender = chains.get(view.asset)
@@ -166,7 +215,7 @@ def create_app(
         return ProposalOut.of(workflow.prepare(actor, proposal_id, spender))
 
     @app.post("/proposals/{proposal_id}/approve", tags=["spend"])
-    def approve(proposal_id: int, body: ApproveBody, actor: Actor) -> ProposalOut:
+    def approve(proposal_id: RecordId, body: ApproveBody, actor: Actor) -> ProposalOut:
         """Approve the prepared transaction by its hash for your institution (approver role).
 
         Once the roster chain is founded, ``signed`` (your signed statement, see ``statement``)
@@ -177,23 +226,23 @@ def create_app(
 
     @app.get("/proposals/{proposal_id}/statement", tags=["spend"])
     def statement(
-        proposal_id: int, actor: Actor, kind: StatementKind = StatementKind.APPROVE
+        proposal_id: RecordId, actor: Actor, kind: StatementKind = StatementKind.APPROVE
     ) -> StatementOut:
         """The statement you sign to approve (or veto) the proposal as it stands, and its digest."""
         return StatementOut.of(workflow.statement(actor, proposal_id, kind))
 
     @app.post("/proposals/{proposal_id}/reject", tags=["spend"])
-    def reject(proposal_id: int, body: ReasonBody, actor: Actor) -> ProposalOut:
+    def reject(proposal_id: RecordId, body: ReasonBody, actor: Actor) -> ProposalOut:
         """Reject an unsigned proposal (approver or admin; its proposer may withdraw it)."""
         return ProposalOut.of(workflow.reject(actor, proposal_id, body.reason))
 
     @app.post("/proposals/{proposal_id}/veto", tags=["spend"])
-    def veto(proposal_id: int, body: ReasonBody, actor: Actor) -> ProposalOut:
+    def veto(proposal_id: RecordId, body: ReasonBody, actor: Actor) -> ProposalOut:
         """Cancel a spend during its veto window (oversight role)."""
         return ProposalOut.of(workflow.veto(actor, proposal_id, body.reason))
 
     @app.get("/proposals/{proposal_id}", tags=["spend"])
-    def proposal_status(proposal_id: int, actor: Actor) -> ProposalOut:
+    def proposal_status(proposal_id: RecordId, actor: Actor) -> ProposalOut:
         """A proposal's state, transaction, approvals and signatures (any role)."""
         return ProposalOut.of(workflow.status(actor, proposal_id))
 
@@ -203,7 +252,7 @@ def create_app(
         return [ProposalOut.of(view) for view in workflow.list_proposals(actor, state)]
 
     @app.get("/proposals/{proposal_id}/decisions", tags=["spend"])
-    def proposal_decisions(proposal_id: int, actor: Actor) -> list[DecisionOut]:
+    def proposal_decisions(proposal_id: RecordId, actor: Actor) -> list[DecisionOut]:
         """Every policy decision about a proposal, with policy version and inputs digest."""
         return [DecisionOut.of(d) for d in workflow.decisions(actor, proposal_id)]
 

@@ -30,6 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from custody.clock import Clock, utc_now
 from treasury.api.errors import status_of
+from treasury.api.input_refusals import record_input_refusal
+from treasury.api.schemas import (
+    LINE_BREAKS,
+    RecordId,
+    unstorable_characters,
+    unstorable_message,
+)
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role, authenticate
 from treasury.policy import ReconciliationCheckpointRow, RecordedDecision
@@ -84,6 +91,21 @@ async def _form(request: Request) -> dict[str, str]:
     except UnicodeDecodeError:
         raise WorkflowInputError("The form is not UTF-8 text.") from None
     return {name: values[-1] for name, values in fields.items()}
+
+
+MULTI_LINE_FIELDS = frozenset({"reason"})
+"""Form fields of free text, where tabs and line breaks are allowed (see ``schemas``)."""
+
+
+def _unstorable(form: Mapping[str, str]) -> dict[str, list[str]]:
+    """Each posted field whose text no database can store, with the code points found."""
+    found = {
+        name: unstorable_characters(
+            value, LINE_BREAKS if name in MULTI_LINE_FIELDS else frozenset()
+        )
+        for name, value in form.items()
+    }
+    return {name: points for name, points in found.items() if points}
 
 
 def _environment() -> Environment:
@@ -165,6 +187,13 @@ def console_router(
         if not csrf_ok(form, request.cookies.get(LOGIN_CSRF_COOKIE, "") or "\x00"):
             return login_page(request, "The form expired; log in again.", status.HTTP_403_FORBIDDEN)
         token = form.get("token", "").strip()
+        if unstorable_characters(token):
+            # No token has one, and PostgreSQL cannot even look a NUL up: refused before a query.
+            return login_page(
+                request,
+                "The token must be text without control characters.",
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
         try:
             with sessions() as session:
                 authenticate(session, token, now=clock())
@@ -230,7 +259,7 @@ def console_router(
         )  # fmt: skip
 
     @router.get("/proposals/{proposal_id}")
-    def proposal(request: Request, proposal_id: int, done: str | None = None) -> Response:
+    def proposal(request: Request, proposal_id: RecordId, done: str | None = None) -> Response:
         found = officer_of(request)
         if found is None:
             return to_login()
@@ -249,6 +278,21 @@ def console_router(
         if not csrf_ok(form, csrf_token(token)):
             return detail(actor, token, proposal_id, error="The form expired or did not come from this console; try again.",
                           code=status.HTTP_403_FORBIDDEN)  # fmt: skip
+        unstorable = _unstorable(form)
+        if unstorable:
+            # Refused before the workflow, like the API's 422; the refusal itself is audited.
+            route = getattr(request.scope.get("route"), "path", request.url.path)
+            record_input_refusal(
+                sessions, actor, method="POST", route=route, fields=list(unstorable),
+                found=[p for points in unstorable.values() for p in points],
+                proposal_id=proposal_id, clock=clock,
+            )  # fmt: skip
+            problems = "; ".join(
+                f"the {name} must be {unstorable_message(points)}"
+                for name, points in unstorable.items()
+            )
+            return detail(actor, token, proposal_id, error=f"Invalid form: {problems}.",
+                          code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         try:
             action(actor, form)
         except PolicyRefusedError as refused:
@@ -262,14 +306,14 @@ def console_router(
         )
 
     @router.post("/proposals/{proposal_id}/approve")
-    async def approve(request: Request, proposal_id: int) -> Response:
+    async def approve(request: Request, proposal_id: RecordId) -> Response:
         return await act(
             request, proposal_id, "approved",
             lambda actor, form: workflow.approve(actor, proposal_id, form.get("tx_hash", "")),
         )  # fmt: skip
 
     @router.post("/proposals/{proposal_id}/reject")
-    async def reject(request: Request, proposal_id: int) -> Response:
+    async def reject(request: Request, proposal_id: RecordId) -> Response:
         return await act(
             request, proposal_id, "rejected",
             lambda actor, form: workflow.reject(actor, proposal_id, form.get("reason", "")),

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from custody.clock import Clock, utc_now
 from treasury import officers
+from treasury.api.schemas import RecordId, SingleLineText
 from treasury.officers import INSTITUTION_CODE_MAX_CHARS, NAME_MAX_CHARS, Officer, Role
 from treasury.proposals import Workflow
 
@@ -31,8 +32,10 @@ class OfficerBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    institution: str = Field(min_length=1, max_length=INSTITUTION_CODE_MAX_CHARS, examples=["MOF"])
-    name: str = Field(min_length=1, max_length=NAME_MAX_CHARS)
+    institution: SingleLineText = Field(
+        min_length=1, max_length=INSTITUTION_CODE_MAX_CHARS, examples=["MOF"]
+    )
+    name: SingleLineText = Field(min_length=1, max_length=NAME_MAX_CHARS)
     roles: list[Role] = Field(min_length=1, description="One or more roles to grant.")
 
 
@@ -89,14 +92,14 @@ def officer_admin_router(
         return OfficerOut.of(added)
 
     @router.post("/{officer_id}/tokens", status_code=status.HTTP_201_CREATED)
-    def issue_token(officer_id: int, actor: Officer = acting) -> TokenOut:
+    def issue_token(officer_id: RecordId, actor: Officer = acting) -> TokenOut:
         """Issue an API token for an officer of your institution (admin), shown once."""
         with sessions.begin() as session:
             token = officers.issue_token(session, officer_id, actor=actor, now=clock())
         return TokenOut(officer_id=officer_id, token=token)
 
     @router.post("/{officer_id}/revoke")
-    def revoke(officer_id: int, actor: Officer = acting) -> OfficerOut:
+    def revoke(officer_id: RecordId, actor: Officer = acting) -> OfficerOut:
         """Revoke an officer of your institution now and void their unsigned approvals (admin)."""
         return OfficerOut.of(workflow.revoke_officer(actor, officer_id))
 

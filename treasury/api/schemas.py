@@ -1,20 +1,93 @@
-"""Request and response bodies. Amounts travel as decimal strings: wei overflows JSON numbers."""
+"""Request and response bodies. Amounts travel as decimal strings: wei overflows JSON numbers.
+
+Every value a request carries is checked here, before any route runs, so nothing malformed
+reaches the workflow or the database (issue 13): ids are in the range the id columns hold
+(``RecordId``), amounts are exact digit strings, and text is text both databases store
+(``SingleLineText``, ``MultiLineText``: no control characters, no lone surrogates).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Path
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from custody.authority import ApprovalStatement
 from treasury.authority.statements import human_summary
 from treasury.policy import Decision, RecordedDecision
 from treasury.proposals import ApprovalView, ProposalState, ProposalView
 
-AMOUNT_PATTERN = re.compile(r"^[1-9][0-9]{0,77}$")
-TX_HASH_PATTERN = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+AMOUNT_PATTERN = re.compile(r"[1-9][0-9]{0,77}", re.ASCII)
+"""A whole amount exactly as written: ASCII digits, no sign, no leading zero, no padding."""
+TX_HASH_PATTERN = re.compile(r"(0x)?[0-9a-fA-F]{64}", re.ASCII)
+
+RECORD_ID_MAX = 2**31 - 1
+"""Largest id any record the API looks up can have: PostgreSQL's ``integer``, the type of the
+proposal and officer id columns (SQLite's are 64-bit, so this is the narrower of the two). A
+larger id, or one below 1, names no record on either database and is refused before a query."""
+
+RecordId = Annotated[
+    int,
+    Path(ge=1, le=RECORD_ID_MAX, description=f"A record's id, from 1 to {RECORD_ID_MAX}."),
+]
+"""The type of every id in a path (``proposal_id``, ``officer_id``): 422 outside 1..max."""
+
+UNSTORABLE_TEXT = "unstorable_text"
+"""The validation error type of text with control characters or lone surrogates; the API
+records such a refusal in the audit log (``treasury.api.input_refusals``)."""
+LINE_BREAKS = frozenset("\t\n\r")
+"""The only control characters allowed, and only in multi-line text (a purpose, a reason)."""
+
+
+def unstorable_characters(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
+    """The code points (``U+0000``) in ``text`` that stored text must not hold, first 5 kept.
+
+    C0 controls and DEL (PostgreSQL refuses NUL outright; the others corrupt logs and screens)
+    except ``allowed``, and lone surrogates (no UTF-8 encoding, so no database can store them).
+    """
+    found: list[str] = []
+    for char in text:
+        point = ord(char)
+        if char in allowed:
+            continue
+        if point < 0x20 or point == 0x7F or 0xD800 <= point <= 0xDFFF:
+            label = f"U+{point:04X}"
+            if label not in found:
+                found.append(label)
+            if len(found) == 5:
+                break
+    return found
+
+
+def unstorable_message(found: Sequence[str]) -> str:
+    """The sentence ending that names what was found (after "<field> must be ...")."""
+    return "text without control characters or lone surrogates (found " + ", ".join(found) + ")"
+
+
+def _text_checker(allowed: frozenset[str]) -> BeforeValidator:
+    def check(value: object) -> object:
+        if isinstance(value, str):
+            found = unstorable_characters(value, allowed)
+            if found:
+                raise PydanticCustomError(
+                    UNSTORABLE_TEXT,
+                    "must be {what}",
+                    {"what": unstorable_message(found), "found": " ".join(found)},
+                )
+        return value
+
+    return BeforeValidator(check)
+
+
+SingleLineText = Annotated[str, _text_checker(frozenset())]
+"""Text of one line (a code, an address, a reference, a name): no control character at all."""
+MultiLineText = Annotated[str, _text_checker(LINE_BREAKS)]
+"""Free text (a purpose, a reason): tabs and line breaks allowed, no other control character."""
 
 
 class _Body(BaseModel):
@@ -22,28 +95,37 @@ class _Body(BaseModel):
 
 
 class ProposeBody(_Body):
-    asset: str = Field(min_length=1, max_length=16, examples=["BTC"])
+    asset: SingleLineText = Field(min_length=1, max_length=16, examples=["BTC"])
     amount: str = Field(
-        description="Positive whole number of base units (satoshi, wei) as a decimal string.",
+        description=(
+            "Positive whole number of base units (satoshi, wei) as a decimal string of ASCII "
+            "digits, exactly: no sign, no leading zero, no spaces, no exponent or fraction."
+        ),
         examples=["150000000"],
     )
-    destination: str = Field(min_length=1, max_length=128)
-    purpose: str = Field(min_length=1, max_length=2000)
-    legal_basis: str = Field(min_length=1, max_length=64, description="Decree or act reference.")
+    destination: SingleLineText = Field(min_length=1, max_length=128)
+    purpose: MultiLineText = Field(min_length=1, max_length=2000)
+    legal_basis: SingleLineText = Field(
+        min_length=1, max_length=64, description="Decree or act reference."
+    )
 
-    @field_validator("amount")
+    @field_validator("amount", mode="before")
     @classmethod
-    def _whole_base_units(cls, value: str) -> str:
-        if not AMOUNT_PATTERN.match(value):
+    def _whole_base_units(cls, value: object) -> object:
+        # Before the model strips whitespace: " 100 " is not the amount "100", it is refused.
+        if not isinstance(value, str) or not AMOUNT_PATTERN.fullmatch(value):
             raise ValueError(
                 "amount must be a positive whole number of base units (satoshi, wei) written as "
-                "a decimal string, e.g. '150000000'"
+                "a decimal string of ASCII digits with no sign, spaces or leading zero, "
+                "e.g. '150000000'"
             )
         return value
 
 
 class ApproveBody(_Body):
-    tx_hash: str = Field(description="Hash of the prepared transaction you reviewed and approve.")
+    tx_hash: SingleLineText = Field(
+        description="Hash of the prepared transaction you reviewed and approve."
+    )
     signed: dict[str, Any] | None = Field(
         default=None,
         description=(
@@ -57,7 +139,7 @@ class ApproveBody(_Body):
     @field_validator("tx_hash")
     @classmethod
     def _hex_hash(cls, value: str) -> str:
-        if not TX_HASH_PATTERN.match(value):
+        if not TX_HASH_PATTERN.fullmatch(value):
             raise ValueError("tx_hash must be 64 hexadecimal characters, optionally prefixed 0x")
         return value
 
@@ -81,7 +163,7 @@ class StatementOut(BaseModel):
 
 
 class ReasonBody(_Body):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultiLineText = Field(min_length=1, max_length=2000)
 
 
 class ApprovalOut(BaseModel):

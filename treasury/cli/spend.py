@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -116,10 +117,33 @@ def _show(view: ProposalView) -> None:
         typer.echo(f"  closed: {view.closed_reason}")
 
 
+AMOUNT_DIGITS = re.compile(r"[1-9][0-9]{0,77}", re.ASCII)
+"""An amount exactly as written, the API's rule (``treasury.api.schemas.AMOUNT_PATTERN``)."""
+
+
+def whole_base_units(text: str) -> int:
+    """``--amount`` exactly as typed: ASCII digits, no sign, padding or leading zero.
+
+    Python's ``int`` (click's ``INT``) reads " 100 ", "+100", "0100" and "1_00" as 100; an
+    amount of money must be what the officer wrote, as the API requires, so these are refused.
+    """
+    if not AMOUNT_DIGITS.fullmatch(text):
+        raise typer.BadParameter(
+            f"{text!r} is not a whole number of base units (satoshi, wei) written in ASCII "
+            "digits with no sign, spaces, separators or leading zero, e.g. 150000000."
+        )
+    return int(text)
+
+
 @app.command()
 def propose(
     asset: str = typer.Option(..., help="Asset code, e.g. BTC or ETH."),
-    amount: int = typer.Option(..., help="Whole base units (satoshi, wei), never a decimal."),
+    amount: int = typer.Option(
+        ...,
+        parser=whole_base_units,
+        metavar="BASE_UNITS",
+        help="Whole base units (satoshi, wei) in ASCII digits, never a decimal.",
+    ),
     destination: str = typer.Option(..., help="An allowlisted destination address."),
     purpose: str = typer.Option(..., help="Why the reserve pays this."),
     legal_basis: str = typer.Option(..., help="Reference of the decree or act that authorises it."),
