@@ -186,3 +186,28 @@ def test_console_keeps_the_api_rules(world: World) -> None:
     page = approver.get(f"/console/proposals/{proposal_id}")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert world.tokens["parl_approver"] not in page.text
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "label"), [(1366, 900, "desktop"), (390, 844, "phone")]
+)
+def test_a_reason_with_control_characters_is_refused_in_the_console(
+    browser: Browser, console: Console, screenshots: Path, width: int, height: int, label: str
+) -> None:
+    """A reject reason carrying a control character gets the 422 page; the proposal stays open."""
+    world = console.world
+    with guarded_page(browser, console.url) as (page, _traffic):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{console.url}/console/login")
+        page.fill("#token", world.tokens["parl_approver"])
+        page.click("button[type=submit]")
+        page.wait_for_url("**/console/proposals")
+        page.goto(f"{console.url}/console/proposals/{console.proposal_id}")
+        page.eval_on_selector("#reason", "el => { el.value = 'Bad\\u0001reason'; }")
+        page.click("#reject")
+        alert = page.locator("[role=alert]").first
+        assert "control" in alert.inner_text() or "U+0001" in alert.inner_text()
+        page.screenshot(
+            path=str(screenshots / f"console-refused-control-character-{label}.png"), full_page=True
+        )
+    assert _state(world, console.proposal_id) == ProposalState.PROPOSED.value
