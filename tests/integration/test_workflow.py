@@ -42,7 +42,7 @@ from treasury.policy import (
     request_destination,
 )
 from treasury.policy.rules import PolicyRefusedError
-from treasury.proposals import ProposalState, ProposalView, SpendPosting, Workflow
+from treasury.proposals import ProposalState, ProposalView, SpendPosting, SpendProposalRow, Workflow
 from treasury.workflow_exceptions import (
     AuthenticationError,
     DecisionReplayError,
@@ -628,3 +628,34 @@ def test_an_institution_cannot_sign_the_same_transaction_twice(world: World) -> 
     with pytest.raises(WorkflowInputError, match="CB has already signed"):
         wf.sign(world.officers["cb_approver"], view.id, world.chain, shares, passphrase)
     assert wf.view(view.id).signed_by == ("CB",)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("purpose", "Pay the\x00contractor"),
+        ("purpose", "Pay the\x1bcontractor"),
+        ("destination", DESTINATION[:10] + "\n" + DESTINATION[10:]),
+        ("destination", DESTINATION[:10] + "\t" + DESTINATION[10:]),
+    ],
+)
+def test_text_a_database_cannot_store_is_refused_by_the_workflow_itself(
+    world: World, field: str, value: str
+) -> None:
+    """Not only the API: a direct caller (the CLI) gets a WorkflowInputError naming the code
+    point, and nothing is written, whichever database."""
+    wf = world.workflow()
+    with world.sessions() as session:
+        head = audit.head(session)
+        count = session.scalar(select(func.count()).select_from(SpendProposalRow))
+    with pytest.raises(WorkflowInputError, match=r"must be text without control characters"):
+        _propose(world, wf, **{field: value})
+    with world.sessions() as session:
+        assert audit.head(session) == head
+        assert session.scalar(select(func.count()).select_from(SpendProposalRow)) == count
+
+
+def test_a_multiline_purpose_is_still_accepted(world: World) -> None:
+    """Line breaks are text a purpose may hold; only other control characters are refused."""
+    view = _propose(world, world.workflow(), purpose="Pay the contractor\nfor the winter works")
+    assert view.purpose == "Pay the contractor\nfor the winter works"

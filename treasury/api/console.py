@@ -31,18 +31,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody.clock import Clock, utc_now
 from treasury.api.errors import status_of
 from treasury.api.input_refusals import record_input_refusal
-from treasury.api.schemas import (
-    LINE_BREAKS,
-    RecordId,
-    unstorable_characters,
-    unstorable_message,
-)
+from treasury.api.schemas import RecordId
 from treasury.exceptions import TreasuryError
 from treasury.officers import Officer, Role, authenticate
 from treasury.policy import ReconciliationCheckpointRow, RecordedDecision
 from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ProposalView, Workflow
 from treasury.reconcile import list_alarms
+from treasury.text import LINE_BREAKS, unstorable_characters, unstorable_message
 from treasury.workflow_exceptions import (
     AuthenticationError,
     WorkflowInputError,

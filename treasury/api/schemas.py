@@ -9,7 +9,6 @@ reaches the workflow or the database (issue 13): ids are in the range the id col
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from custody.authority import ApprovalStatement
 from treasury.authority.statements import human_summary
 from treasury.policy import Decision, RecordedDecision
 from treasury.proposals import ApprovalView, ProposalState, ProposalView
+from treasury.text import LINE_BREAKS, unstorable_characters, unstorable_message
 
 AMOUNT_PATTERN = re.compile(r"[1-9][0-9]{0,77}", re.ASCII)
 """A whole amount exactly as written: ASCII digits, no sign, no leading zero, no padding."""
@@ -40,33 +40,6 @@ RecordId = Annotated[
 UNSTORABLE_TEXT = "unstorable_text"
 """The validation error type of text with control characters or lone surrogates; the API
 records such a refusal in the audit log (``treasury.api.input_refusals``)."""
-LINE_BREAKS = frozenset("\t\n\r")
-"""The only control characters allowed, and only in multi-line text (a purpose, a reason)."""
-
-
-def unstorable_characters(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
-    """The code points (``U+0000``) in ``text`` that stored text must not hold, first 5 kept.
-
-    C0 controls and DEL (PostgreSQL refuses NUL outright; the others corrupt logs and screens)
-    except ``allowed``, and lone surrogates (no UTF-8 encoding, so no database can store them).
-    """
-    found: list[str] = []
-    for char in text:
-        point = ord(char)
-        if char in allowed:
-            continue
-        if point < 0x20 or point == 0x7F or 0xD800 <= point <= 0xDFFF:
-            label = f"U+{point:04X}"
-            if label not in found:
-                found.append(label)
-            if len(found) == 5:
-                break
-    return found
-
-
-def unstorable_message(found: Sequence[str]) -> str:
-    """The sentence ending that names what was found (after "<field> must be ...")."""
-    return "text without control characters or lone surrogates (found " + ", ".join(found) + ")"
 
 
 def _text_checker(allowed: frozenset[str]) -> BeforeValidator:

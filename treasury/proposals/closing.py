@@ -32,7 +32,7 @@ REASON_MAX_CHARS = 2000
 
 def reject(ctx: WorkflowContext, actor: Officer, proposal_id: int, reason: str) -> ProposalView:
     """Reject an unsigned proposal (an approver, an admin, or its own proposer withdrawing)."""
-    reason = checked_text(reason, "reason", REASON_MAX_CHARS)
+    reason = checked_text(reason, "reason", REASON_MAX_CHARS, multiline=True)
 
     def work(session: Session) -> ProposalView:
         row = locked(session, proposal_id)
@@ -55,7 +55,7 @@ def veto(
     ``signed``, the actor's signed VETO statement, is verified and stored with the veto.
     """
     actor.require(Role.OVERSIGHT)
-    reason = checked_text(reason, "reason", REASON_MAX_CHARS)
+    reason = checked_text(reason, "reason", REASON_MAX_CHARS, multiline=True)
 
     def work(session: Session) -> ProposalView:
         row = locked(session, proposal_id)

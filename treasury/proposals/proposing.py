@@ -22,16 +22,25 @@ from treasury.proposals.rows import locked, move
 from treasury.proposals.states import ProposalState, check_transition
 from treasury.proposals.tables import SpendProposalRow
 from treasury.proposals.views import ProposalView, proposal_view
+from treasury.text import LINE_BREAKS, unstorable_characters, unstorable_message
 from treasury.workflow_exceptions import NotAuthorisedError, WorkflowInputError
 
 PURPOSE_MAX_CHARS = 2000
 
 
-def checked_text(value: str, field: str, max_chars: int) -> str:
-    """``value`` stripped, refused unless 1 to ``max_chars`` characters remain."""
+def checked_text(value: str, field: str, max_chars: int, *, multiline: bool = False) -> str:
+    """``value`` stripped, refused unless 1 to ``max_chars`` storable characters remain.
+
+    Line breaks are allowed in ``multiline`` text (a purpose or reason may run over lines); other control characters
+    and lone surrogates are refused here too, not only by the API, so the CLI and direct callers
+    cannot store what PostgreSQL refuses (``treasury.text``).
+    """
     value = value.strip()
     if not value or len(value) > max_chars:
         raise WorkflowInputError(f"The {field} must be 1 to {max_chars} characters long.")
+    found = unstorable_characters(value, LINE_BREAKS if multiline else frozenset())
+    if found:
+        raise WorkflowInputError(f"The {field} must be {unstorable_message(found)}.")
     return value
 
 
@@ -54,7 +63,7 @@ def propose(
             f"The amount must be a positive integer in base units (satoshi, wei); got {amount!r}."
         )
     destination = checked_text(destination, "destination address", ADDRESS_MAX_CHARS)
-    purpose = checked_text(purpose, "purpose", PURPOSE_MAX_CHARS)
+    purpose = checked_text(purpose, "purpose", PURPOSE_MAX_CHARS, multiline=True)
 
     def work(session: Session) -> ProposalView:
         now = ctx.clock()
