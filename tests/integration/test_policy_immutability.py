@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from workflow_support import DECREE, DESTINATION, World, build_world
 
 from treasury import migrate
+from treasury.cli import app as treasury_app
 from treasury.cli.policy_verify import verify
 from treasury.db import DATABASE_URL_ENV, make_engine
 from treasury.exceptions import ImmutableRecordError
@@ -343,6 +344,11 @@ def test_every_decision_reproduces_and_the_command_says_so(
     result = _policy_verify(db_url, monkeypatch)
     assert result.exit_code == 0, result.output
     assert f"reproduced: all {count} decisions under 1 intact policy versions" in result.output
+    audit_result = CliRunner().invoke(treasury_app, ["audit", "verify"])
+    assert audit_result.exit_code == 0, audit_result.output
+    assert f"policy: all {count} decisions reproduce under 1 intact policy versions" in (
+        audit_result.output
+    )
 
 
 def test_a_flipped_outcome_is_named_with_its_decision(
@@ -375,6 +381,11 @@ def test_a_flipped_outcome_is_named_with_its_decision(
     result = _policy_verify(db_url, monkeypatch)
     assert result.exit_code == 1
     assert f"Decision {refused} recorded allowed=True" in result.output
+    # The auditor's one command names it too, while the audit log itself is intact.
+    audit_result = CliRunner().invoke(treasury_app, ["audit", "verify"])
+    assert audit_result.exit_code == 1
+    assert "intact:" in audit_result.output
+    assert f"policy: not reproduced (outcome_differs): Decision {refused}" in audit_result.output
 
 
 def test_what_verify_does_not_detect_is_stated(world: World) -> None:

@@ -1,5 +1,11 @@
 """``treasury audit``: verify the hash-chained audit log (and the roster chain bound to it) and
-export its head for anchoring."""
+export its head for anchoring.
+
+``audit verify`` is the one command an auditor runs to learn whether the books' history can be
+trusted, so it covers every chain the treasury keeps: the audit log, the signed roster and policy
+chain, and the policy versions with every decision replayed under them (what ``treasury policy
+verify`` checks on its own).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from treasury.authority.verify import roster_exists, verify_roster
 from treasury.cli.context import fail
 from treasury.cli.ledger import ERROR_EXIT_CODE, database_session
 from treasury.cli.roster import echo_verdict
+from treasury.policy import verify_decisions
 
 app = typer.Typer(
     help="Verify the tamper-evident audit log and print its head hash.", no_args_is_help=True
@@ -25,7 +32,7 @@ def verify(
     ),
     anchor_hash: str | None = typer.Option(None, help="The hash of that anchored head."),
 ) -> None:
-    """Walk the whole chain, and replay the roster chain if there is one: exit 0 if intact, 1 naming the first edited, deleted or reordered event or the first bad roster record."""
+    """Walk the audit chain, replay the roster chain if there is one, and replay every policy decision: exit 0 if all are intact, 1 naming the first edited, deleted or reordered event, bad roster record, or decision that does not reproduce."""
     if (anchor_sequence is None) != (anchor_hash is None):
         raise fail("give both --anchor-sequence and --anchor-hash, or neither.", ERROR_EXIT_CODE)
     anchor = None
@@ -34,6 +41,7 @@ def verify(
     with database_session() as session:
         verdict = audit.verify(session, anchor)
         roster = verify_roster(session) if roster_exists(session) else None
+        decisions = verify_decisions(session)
     if verdict.brk is not None:
         typer.secho(
             f"broken ({verdict.brk.kind.value} at #{verdict.brk.sequence}): {verdict.brk.message}",
@@ -46,7 +54,19 @@ def verify(
         )
     if roster is not None:
         echo_verdict(roster)
-    if verdict.brk is not None or (roster is not None and not roster.ok):
+    mismatch = decisions.mismatch
+    if mismatch is not None:
+        typer.secho(
+            f"policy: not reproduced ({mismatch.kind.value}): {mismatch.message}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+    else:
+        typer.echo(
+            f"policy: all {decisions.decisions_checked} decisions reproduce under "
+            f"{decisions.policies_checked} intact policy versions"
+        )
+    if verdict.brk is not None or (roster is not None and not roster.ok) or mismatch is not None:
         raise typer.Exit(code=1)
 
 

@@ -3,6 +3,15 @@
 An allowed step records its decision in the step's own transaction. A refusal is raised as
 ``Refused`` so the step's transaction rolls back, and is then recorded on its own by
 ``record_refusal``: a refusal changes nothing but the decision log.
+
+The limits are check-then-commit: a step reads what is already committed of the asset (the
+rolling 24 h and the legal basis's ceiling) and may commit its own amount on top. Two final
+approvals that run at once must not both read the other as uncommitted, so ``judge`` first takes
+the asset's limit lock, held until the step's transaction ends: a PostgreSQL transaction-level
+advisory lock keyed by the asset code (READ COMMITTED then shows each waiter what the previous
+holder committed). On SQLite every workflow step already runs under ``BEGIN IMMEDIATE``, which
+serialises all writers. One lock per asset covers both limits, because a decree's ceilings are per
+asset too.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.clock import Clock
@@ -37,6 +46,17 @@ from treasury.proposals.actors import actor_name
 from treasury.proposals.rows import current_tx, standing_approvals
 from treasury.proposals.states import COMMITTED_STATES
 from treasury.proposals.tables import SpendProposalRow
+
+LIMIT_LOCK_NAMESPACE = 0x4C4D
+"""First key of the (namespace, hashtext(asset)) advisory locks that serialise limit checks ("LM")."""
+
+
+def lock_asset_limits(session: Session, asset: str) -> None:
+    """Wait for, then hold until this transaction ends, the right to judge ``asset``'s limits."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(
+            select(func.pg_advisory_xact_lock(LIMIT_LOCK_NAMESPACE, func.hashtext(asset)))
+        )
 
 
 class Refused(Exception):  # noqa: N818 - internal signal, turned into PolicyRefusedError
@@ -104,6 +124,7 @@ def judge(
     now = clock()
     # The officer as stored now: a revocation after they authenticated still counts.
     stored_actor = None if actor is None else officers.get_officer(session, actor.id)
+    lock_asset_limits(session, row.asset)
     spent_24h, under_basis = committed_elsewhere(session, row, now)
     current = current_tx(session, row.id)
     spend = SpendFacts(

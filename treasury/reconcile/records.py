@@ -92,6 +92,8 @@ class AlarmKind(enum.StrEnum):
     NODE_UNREACHABLE = "node_unreachable"
     STALE_CURSOR = "stale_cursor"
     """No successful run within the configured age."""
+    BREAK_GLASS = "break_glass"
+    """An institution's share holders signed without the officers' statements (emergency path)."""
 
 
 class CursorRow(Base):
