@@ -20,11 +20,14 @@ MODEL_MODULES = (
     "treasury.audit",
     "treasury.ledger.models",
     "treasury.officers",
+    "treasury.console_sessions",
     "treasury.policy.tables",
     "treasury.proposals",
     "treasury.attest.records",
     "treasury.reconcile.records",
     "treasury.authority.tables",
+    "treasury.authority.passkeys",
+    "treasury.reconcile.break_glass",
 )
 """Every module that declares tables (on ``custody.schema.CustodyBase`` or ``treasury.db.Base``)."""
 

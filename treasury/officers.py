@@ -6,7 +6,10 @@ officer cannot authenticate, and the workflow voids the approvals they gave on u
 
 API tokens are shown once, at issue; the database keeps only a random salt and
 ``SHA-256(salt || secret)``. The secret is 32 random bytes, so a fast hash is enough (nothing to
-brute-force), and the comparison is constant-time.
+brute-force), and the comparison is constant-time. Every token expires (``DEFAULT_TOKEN_TTL``
+unless the issuer chooses a shorter or longer life, at most ``MAX_TOKEN_TTL``): a token copied from
+a laptop or a log stops working on its own. A single token is revoked by its public lookup id
+(``revoke_token``) by its holder or an admin of their institution, without revoking the officer.
 
 **Admin scope.** An admin administers only its own institution: adding its officers, issuing
 their tokens and revoking them. Anything that reaches into another institution is refused with
@@ -36,7 +39,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Integer, String, select
@@ -60,6 +63,10 @@ TOKEN_LOOKUP_BYTES = 8
 """Public part of a token, stored in clear to find the row without scanning hashes."""
 TOKEN_SALT_BYTES = 16
 TOKEN_PREFIX = "trs"  # noqa: S105 - a public tag that makes tokens greppable, not a secret
+DEFAULT_TOKEN_TTL = timedelta(days=30)
+"""How long an API token works unless the issuer says otherwise."""
+MAX_TOKEN_TTL = timedelta(days=365)
+"""No token lives longer than a year: officers change, laptops are lost."""
 INSTITUTION_CODE_MAX_CHARS = 32
 NAME_MAX_CHARS = 200
 
@@ -112,7 +119,25 @@ class ApiTokenRow(Base):
     salt_hex: Mapped[str] = mapped_column(String(2 * TOKEN_SALT_BYTES))
     digest_hex: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token's public facts: its lookup id and life, never its secret or digest."""
+
+    lookup_id: str
+    officer_id: int
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """``active``, ``expired`` or ``revoked``, for listings."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if now >= self.expires_at else "active"
 
 
 @dataclass(frozen=True)
@@ -396,8 +421,9 @@ def issue_token(
     actor: RosterActor,
     now: datetime,
     random_bytes: RandomBytes = secrets.token_bytes,
+    ttl: timedelta = DEFAULT_TOKEN_TTL,
 ) -> str:
-    """Create an API token for the officer and return it; it is never shown again.
+    """Create an API token for the officer, valid for ``ttl``, and return it; it is never shown again.
 
     ``actor`` must be an admin of the officer's own institution (a token is that officer's power,
     so whoever holds it acts for that institution), or the founding operator while the
@@ -411,7 +437,7 @@ def issue_token(
         f"issue a token for officer {officer_id}",
         now,
     )
-    return _issue(session, officer, actor, now, random_bytes)
+    return _issue(session, officer, actor, now, random_bytes, ttl)
 
 
 def _issue(
@@ -420,8 +446,13 @@ def _issue(
     actor: RosterActor,
     now: datetime,
     random_bytes: RandomBytes,
+    ttl: timedelta = DEFAULT_TOKEN_TTL,
 ) -> str:
     officer_id = officer.id
+    if not timedelta(minutes=1) <= ttl <= MAX_TOKEN_TTL:
+        raise WorkflowInputError(
+            f"A token's life must be between one minute and {MAX_TOKEN_TTL.days} days."
+        )
     if not officer.is_active(now):
         raise WorkflowInputError(f"Officer {officer_id} is revoked and cannot receive a token.")
     lookup = random_bytes(TOKEN_LOOKUP_BYTES).hex()
@@ -434,13 +465,14 @@ def _issue(
             salt_hex=salt.hex(),
             digest_hex=_digest(salt, secret),
             created_at=now,
+            expires_at=now + ttl,
         )
     )
     session.flush()
     _audit(
         session,
         _actor_label(actor),
-        {"officer_id": officer_id, "token_lookup": lookup},
+        {"officer_id": officer_id, "token_lookup": lookup, "expires_at": (now + ttl).isoformat()},
         "token_issued",
         now,
     )
@@ -451,7 +483,7 @@ def _digest(salt: bytes, secret: str) -> str:
     return hashlib.sha256(salt + secret.encode("ascii")).hexdigest()
 
 
-_REFUSED_MESSAGE = "The API token is not valid: it is malformed, unknown or revoked."
+_REFUSED_MESSAGE = "The API token is not valid: it is malformed, unknown, expired or revoked."
 
 
 def authenticate(session: Session, token: str, *, now: datetime) -> Officer:
@@ -464,9 +496,60 @@ def authenticate(session: Session, token: str, *, now: datetime) -> Officer:
         raise AuthenticationError(_REFUSED_MESSAGE)
     expected = row.digest_hex
     given = _digest(bytes.fromhex(row.salt_hex), parts[2])
-    if not hmac.compare_digest(expected, given) or row.revoked_at is not None:
+    if (
+        not hmac.compare_digest(expected, given)
+        or row.revoked_at is not None
+        or now >= row.expires_at
+    ):
         raise AuthenticationError(_REFUSED_MESSAGE)
     officer = get_officer(session, row.officer_id)
     if not officer.is_active(now):
         raise AuthenticationError(_REFUSED_MESSAGE)
     return officer
+
+
+def _token_info(row: ApiTokenRow) -> TokenInfo:
+    return TokenInfo(row.lookup_id, row.officer_id, row.created_at, row.expires_at, row.revoked_at)
+
+
+def list_tokens(session: Session, officer_id: int) -> list[TokenInfo]:
+    """An officer's tokens, oldest first: lookup ids and lives, never secrets."""
+    get_officer(session, officer_id)
+    rows = session.scalars(
+        select(ApiTokenRow).where(ApiTokenRow.officer_id == officer_id).order_by(ApiTokenRow.id)
+    )
+    return [_token_info(row) for row in rows]
+
+
+def revoke_token(session: Session, lookup_id: str, *, actor: Officer, now: datetime) -> TokenInfo:
+    """Revoke one token by its public lookup id (the middle part of ``trs_<lookup>_<secret>``).
+
+    Its holder may revoke it (a token left on a shared machine), and so may an admin of the
+    holder's own institution; the officer and their other tokens are untouched.
+    """
+    row = session.scalar(
+        select(ApiTokenRow).where(ApiTokenRow.lookup_id == lookup_id).with_for_update()
+    )
+    if row is None:
+        raise UnknownRecordError(f"No token has the lookup id {lookup_id!r}.")
+    if row.officer_id != actor.id:
+        holder = get_officer(session, row.officer_id)
+        _authorise(
+            session,
+            actor,
+            institution_by_code(session, holder.institution_code),
+            f"revoke a token of officer {holder.id}",
+            now,
+        )
+    if row.revoked_at is not None:
+        raise WorkflowInputError(f"Token {lookup_id} was already revoked at {row.revoked_at}.")
+    row.revoked_at = now
+    session.flush()
+    _audit(
+        session,
+        _actor_label(actor),
+        {"officer_id": row.officer_id, "token_lookup": lookup_id},
+        "token_revoked",
+        now,
+    )
+    return _token_info(row)

@@ -52,6 +52,7 @@ from treasury.db import (
 )
 from treasury.exceptions import DatabaseConfigError, TreasuryError
 from treasury.proposals import DEFAULT_CONFIRMATIONS_REQUIRED
+from treasury.reconcile.drops import DropPolicy
 from treasury.reconcile.service import ReconcileSettings
 from treasury.workflow_exceptions import NotConfiguredError
 
@@ -73,7 +74,10 @@ CONFIRMATIONS_ENV = {"BTC": "TREASURY_CONFIRMATIONS_BTC", "ETH": "TREASURY_CONFI
 RECONCILE_BTC_MIN_CONF_ENV = "TREASURY_RECONCILE_BTC_MIN_CONFIRMATIONS"
 RECONCILE_ETH_MIN_CONF_ENV = "TREASURY_RECONCILE_ETH_MIN_CONFIRMATIONS"
 RECONCILE_MAX_AGE_ENV = "TREASURY_RECONCILE_MAX_AGE_SECONDS"
+RECONCILE_DROP_TIMEOUT_ENV = "TREASURY_RECONCILE_DROPPED_SPEND_TIMEOUT_SECONDS"
+RECONCILE_DROP_POLICY_ENV = "TREASURY_RECONCILE_DROPPED_SPEND_POLICY"
 API_TOKEN_ENV = "TREASURY_API_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
+API_TOKEN_FILE_ENV = "TREASURY_API_TOKEN_FILE"  # noqa: S105 - the name of an environment variable
 
 DEFAULT_BITCOIN_NETWORK = BitcoinNetwork.REGTEST
 DEFAULT_BTC_FEE_RATE_SAT_VB = Decimal(2)
@@ -431,9 +435,18 @@ def read_settings(
         env.value(RECONCILE_BTC_MIN_CONF_ENV, positive, defaults.btc_min_confirmations),
         env.value(RECONCILE_ETH_MIN_CONF_ENV, positive, defaults.eth_min_confirmations),
         env.value(RECONCILE_MAX_AGE_ENV, positive, defaults.max_cursor_age_s),
+        env.value(RECONCILE_DROP_TIMEOUT_ENV, positive, defaults.dropped_spend_timeout_s),
+        env.value(
+            RECONCILE_DROP_POLICY_ENV,
+            member(DropPolicy),
+            defaults.dropped_spend_policy,
+            show=_value_of,
+        ),
     )
-    # Listed, not kept: the CLI's --token option reads it, and no settings object should carry it.
+    # Listed, not kept: the CLI reads the token from one of these (never from its arguments, which
+    # show in `ps` and shell history), and no settings object should carry it.
     env.optional(API_TOKEN_ENV, text, show=lambda _token: MASK)
+    env.optional(API_TOKEN_FILE_ENV, text)
     # Read by the devnet harness (custody.devnet) itself when it finds and runs node binaries.
     env.note(NODES_DIR_ENV, str(project_root() / ".nodes"))
     for variable in (BITCOIND_ENV, BITCOIN_CLI_ENV, ANVIL_ENV):
@@ -460,6 +473,7 @@ def database_url(environ: Mapping[str, str] | None = None) -> str:
 
 __all__ = [
     "API_TOKEN_ENV",
+    "API_TOKEN_FILE_ENV",
     "BITCOIN_NETWORK_ENV",
     "BITCOIN_RPC_URL_ENV",
     "BTC_FEE_RATE_ENV",
@@ -469,6 +483,8 @@ __all__ = [
     "DATABASE_URL_ENV",
     "ETH_RELAYER_ENV",
     "RECONCILE_BTC_MIN_CONF_ENV",
+    "RECONCILE_DROP_POLICY_ENV",
+    "RECONCILE_DROP_TIMEOUT_ENV",
     "RECONCILE_ETH_MIN_CONF_ENV",
     "RECONCILE_MAX_AGE_ENV",
     "RESERVE_RPC_URL_ENV",

@@ -7,13 +7,14 @@ The tree::
         ├── WorkflowInputError        bad input, naming the field (HTTP 422)
         │   └── PolicyDocumentError   a policy document that does not validate
         ├── UnknownRecordError        no such proposal, officer, institution, ... (HTTP 404)
-        ├── AuthenticationError       missing, malformed, unknown or revoked API token (HTTP 401)
+        ├── AuthenticationError       missing, malformed, unknown, expired or revoked API token (HTTP 401)
         ├── NotAuthorisedError        the officer lacks the role for the action (HTTP 403)
         ├── ProposalTransitionError   the proposal's state does not allow the action (HTTP 409)
         ├── TransactionMismatchError  an approval or signature names another transaction (HTTP 409)
         ├── PolicyRefusedError        the policy engine refused; carries the recorded decision (HTTP 409);
         │                             defined in treasury.policy.rules beside the Decision it carries
         ├── NotConfiguredError        no policy set, or no chain spender for an asset (HTTP 503)
+        │   └── RosterNotFoundedError no roster genesis: nothing can be signed (treasury.spenders)
         ├── DecisionReplayError       a recorded decision's policy or inputs no longer match their hashes
         └── StoredPolicyAlteredError  a stored policy version no longer hashes to its record (HTTP 503);
                                       defined in treasury.policy.versions

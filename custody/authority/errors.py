@@ -30,7 +30,12 @@ expired statement or a forged genesis), so the tree is fine-grained. All of it h
         ├── PolicyMismatchError        a statement names another policy than the one in force
         ├── ExpiredStatementError      a statement past its expiry
         ├── VetoedError                a valid veto was presented for the proposal
-        └── InsufficientApprovalsError too few distinct institutions approved
+        ├── InsufficientApprovalsError too few distinct institutions approved
+        ├── DestinationNotAllowlistedError the destination is not in the chain's allowlist
+        └── LegalBasisError            the cited decree does not authorise this spend
+            ├── UnknownLegalBasisError     no decree of that reference in the chain
+            ├── LegalBasisExpiredError     the decree has expired
+            └── AboveDecreeCeilingError    the amount exceeds the decree's ceiling for the asset
 
 Messages are full sentences naming the field at fault; they never carry key material.
 """
@@ -40,11 +45,13 @@ from __future__ import annotations
 from custody.exceptions import CustodyError
 
 __all__ = [
+    "AboveDecreeCeilingError",
     "AuthorityError",
     "AuthorizationError",
     "BrokenChainError",
     "CeremonySignatureError",
     "ChangeQuorumError",
+    "DestinationNotAllowlistedError",
     "EncodingError",
     "ExpiredStatementError",
     "FeeAboveMaximumError",
@@ -54,6 +61,8 @@ __all__ = [
     "InvalidChangeError",
     "KeyFileError",
     "KeyFileExistsError",
+    "LegalBasisError",
+    "LegalBasisExpiredError",
     "MalformedSignatureError",
     "MissingRoleError",
     "OfficerKeyError",
@@ -63,6 +72,7 @@ __all__ = [
     "SignatureMismatchError",
     "StatementMismatchError",
     "UnauthorizedChangeError",
+    "UnknownLegalBasisError",
     "UnknownSignerError",
     "VetoedError",
     "WebAuthnAssertionError",
@@ -179,3 +189,25 @@ class VetoedError(AuthorizationError):
 
 class InsufficientApprovalsError(AuthorizationError):
     """Valid approvals come from fewer distinct institutions than the rules require."""
+
+
+class DestinationNotAllowlistedError(AuthorizationError):
+    """The spend pays a destination that no signed ALLOWLIST_ADDED record of the chain lists for
+    its asset (whatever the treasury's allowlist table says)."""
+
+
+class LegalBasisError(AuthorizationError):
+    """The legal basis a statement cites does not authorise this spend under the chain's decrees."""
+
+
+class UnknownLegalBasisError(LegalBasisError):
+    """A statement cites a legal basis that no signed DECREE_ADDED record of the chain holds."""
+
+
+class LegalBasisExpiredError(LegalBasisError):
+    """The decree a statement cites has expired by the signer's clock."""
+
+
+class AboveDecreeCeilingError(LegalBasisError):
+    """The spend's amount exceeds the cited decree's ceiling for its asset (or the decree sets
+    no ceiling for that asset at all)."""

@@ -14,6 +14,14 @@ file, and trusted for nothing. ``check_before_signing`` then:
 
 Any failure raises the library's typed error and the signer signs nothing. The result names the
 approvers, so the share holders and the logs see whose signatures were verified.
+
+Every signer takes its authority as ``Authority``: either the evidence above or ``BreakGlass``,
+the share holders' own, explicit choice to sign without statements in an emergency. There is no
+third way (no ``None``): a caller that has neither cannot reach a signature. Break-glass skips the
+statement check only; the signer still checks the transaction against its vault, logs a warning,
+and says so in its result. A break-glass spend is complete only with every institution's
+signature (``IncompleteBreakGlassError`` otherwise), so one institution's emergency cannot move
+money with the multisig threshold alone.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from datetime import datetime
 
 from embit.bip32 import HDKey
 
-from custody.authority.errors import GenesisError
+from custody.authority.errors import AuthorizationError, GenesisError
 from custody.authority.quorum import (
     SignedStatement,
     SpendUnderReview,
@@ -33,7 +41,16 @@ from custody.authority.quorum import (
 from custody.authority.roster import replay, verify_genesis_for
 from custody.authority.roster_record import RosterRecord
 
-__all__ = ["AuthorityEvidence", "approvers_line", "check_before_signing"]
+__all__ = [
+    "Authority",
+    "AuthorityEvidence",
+    "BreakGlass",
+    "IncompleteBreakGlassError",
+    "approvers_line",
+    "check_before_signing",
+]
+
+BREAK_GLASS_REASON_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,44 @@ class AuthorityEvidence:
         # Accept any sequence but keep the value immutable (a list could change after checking).
         object.__setattr__(self, "records", tuple(self.records))
         object.__setattr__(self, "statements", tuple(self.statements))
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    """The share holders' explicit choice to sign WITHOUT the officers' statements, and why.
+
+    Only a quorum of share holders at the signing machine can produce it (the CLI's
+    ``--break-glass --reason``); a server or database cannot. Every institution's quorum must make
+    this choice for a break-glass spend to be complete; each one is audited and raises an alarm.
+    """
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        reason = self.reason.strip()
+        if not reason or len(reason) > BREAK_GLASS_REASON_MAX:
+            raise ValueError(
+                f"A break-glass signature needs a reason of 1 to {BREAK_GLASS_REASON_MAX} "
+                "characters."
+            )
+        object.__setattr__(self, "reason", reason)
+
+
+Authority = AuthorityEvidence | BreakGlass
+"""What every custody signing entry point requires: the officers' evidence, or break-glass."""
+
+
+class IncompleteBreakGlassError(AuthorizationError):
+    """A break-glass spend lacks some institution's signature: it is not broadcast or executed.
+
+    Under break-glass no officer vouched for the transaction, so the authority is the share
+    holders of EVERY institution, not the multisig threshold. ``missing`` names the institutions
+    whose signature is still needed.
+    """
+
+    def __init__(self, message: str, missing: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def check_before_signing(

@@ -8,7 +8,14 @@ nothing until each one checks out here:
 - an approval is by an approver, a veto by an approver or oversight officer;
 - it names this spend, field by field (chain, vault, asset, amount, destination, transaction
   hash, Safe nonce), with a fee at most its ``max_fee``, and the policy hash in force;
-- it has not expired.
+- it has not expired;
+- the legal basis it cites is a decree signed into the roster chain, not expired at the signer's
+  clock, whose ceiling for the asset the amount does not exceed.
+
+And the spend itself must pay a destination the chain's allowlist lists for its asset: the
+treasury's own allowlist table is a database row, so only the signed ALLOWLIST_ADDED records
+count. (The decree's ceiling is checked per spend: a signer sees one transaction, not the running
+total the treasury's policy also enforces.)
 
 Any statement that fails is an error of its own class (a signer refuses loudly rather than
 counting around a bad statement), a valid veto refuses the spend, and the approvals must come
@@ -22,14 +29,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from custody.authority.errors import (
+    AboveDecreeCeilingError,
     AuthorizationError,
+    DestinationNotAllowlistedError,
     ExpiredStatementError,
     FeeAboveMaximumError,
     InsufficientApprovalsError,
+    LegalBasisExpiredError,
     MissingRoleError,
     PolicyMismatchError,
     SignatureError,
     StatementMismatchError,
+    UnknownLegalBasisError,
     UnknownSignerError,
     VetoedError,
 )
@@ -183,6 +194,42 @@ def _compare(statement: ApprovalStatement, spend: SpendUnderReview, state: Roste
         )
 
 
+def _check_destination(state: RosterState, spend: SpendUnderReview) -> None:
+    if not state.allows_destination(spend.asset, spend.destination):
+        raise DestinationNotAllowlistedError(
+            f"The transaction pays {spend.destination} in {spend.asset}, which no signed "
+            "allowlist record of the roster chain lists for that asset; a destination counts "
+            "only once admins of the required institutions signed it into the chain."
+        )
+
+
+def _check_legal_basis(
+    statement: ApprovalStatement, spend: SpendUnderReview, state: RosterState, now: datetime
+) -> None:
+    decree = state.decrees.get(statement.legal_basis)
+    if decree is None:
+        raise UnknownLegalBasisError(
+            f"The approval of {statement.officer_id} cites legal basis "
+            f"{statement.legal_basis!r}, which no signed decree record of the roster chain holds."
+        )
+    if now >= decree.expires_at:
+        raise LegalBasisExpiredError(
+            f"The decree {decree.reference!r} cited by {statement.officer_id} expired at "
+            f"{decree.expires_at.isoformat()}; it authorises nothing any more."
+        )
+    ceiling = decree.ceilings.get(spend.asset)
+    if ceiling is None:
+        raise AboveDecreeCeilingError(
+            f"The decree {decree.reference!r} sets no ceiling for {spend.asset}: it authorises "
+            "no spend of that asset."
+        )
+    if spend.amount > ceiling:
+        raise AboveDecreeCeilingError(
+            f"The spend of {spend.amount} base units of {spend.asset} exceeds the ceiling of "
+            f"{ceiling} that decree {decree.reference!r} sets."
+        )
+
+
 def verify_authorization(
     state: RosterState,
     signed_statements: list[SignedStatement] | tuple[SignedStatement, ...],
@@ -219,7 +266,9 @@ def verify_authorization(
     for signed in signed_statements:
         _compare(signed.statement, spend, state)
         approver = _verify_one(state, signed, now, require_user_verification)
+        _check_legal_basis(signed.statement, spend, state, now)
         approvers.setdefault(approver.officer_id, approver)
+    _check_destination(state, spend)
     by_institution: dict[str, VerifiedApprover] = {}
     for approver in approvers.values():
         by_institution.setdefault(approver.institution, approver)

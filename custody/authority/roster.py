@@ -50,6 +50,7 @@ __all__ = [
     "active_key",
     "next_record",
     "policy_hash_of",
+    "preview_change",
     "replay",
     "verify_genesis_for",
 ]
@@ -72,26 +73,56 @@ def next_record(
 
 def replay(records: Sequence[RosterRecord]) -> RosterState:
     """Verify every link, signature and rule from the genesis on; return the resulting state."""
+    builder, head = _replay_builder(records)
+    return builder.freeze(head.record_hash())
+
+
+def preview_change(records: Sequence[RosterRecord], draft: RosterRecord) -> RosterState:
+    """The state ``draft`` would lead to once signed as the rules require, or the reason it can
+    never apply (a wrong link, an unknown officer, a reused key id, a duplicate entry...).
+
+    ``records`` are replayed in full; the draft's own signatures are NOT checked. This is for
+    refusing a nonsensical change before any admin is asked to sign it; nothing may trust the
+    result as a chain (``replay`` is the only verdict on a chain).
+    """
+    builder, head = _replay_builder(records)
+    _check_link(draft, len(records), head)
+    body = rb.parse_body(draft.kind, draft.body)
+    if draft.kind in _CROSS_INSTITUTION:
+        builder.apply_shared(draft.sequence, body)
+    else:
+        builder.institution_of(body)
+        builder.apply_officer_change(draft.kind, body)
+        builder.require_admins()
+    return builder.freeze(draft.record_hash())
+
+
+def _check_link(record: RosterRecord, index: int, previous: RosterRecord) -> None:
+    if record.sequence != index:
+        raise BrokenChainError(
+            f"Record {index} carries sequence {record.sequence}: a record was dropped, "
+            "inserted or reordered."
+        )
+    if record.prev_hash != previous.record_hash():
+        raise BrokenChainError(
+            f"Record {index} does not link to record {index - 1}'s hash: the chain was "
+            "edited or spliced."
+        )
+    if record.kind is RecordKind.GENESIS:
+        raise GenesisError(f"Record {index} is a second genesis; only record 0 may be one.")
+
+
+def _replay_builder(records: Sequence[RosterRecord]) -> tuple[StateBuilder, RosterRecord]:
+    """The state after every record (all verified), and the last record."""
     if not records:
         raise GenesisError("The roster chain is empty: there is no genesis to start from.")
     builder = _apply_genesis(records[0])
     previous = records[0]
     for index, record in enumerate(records[1:], start=1):
-        if record.sequence != index:
-            raise BrokenChainError(
-                f"Record {index} carries sequence {record.sequence}: a record was dropped, "
-                "inserted or reordered."
-            )
-        if record.prev_hash != previous.record_hash():
-            raise BrokenChainError(
-                f"Record {index} does not link to record {index - 1}'s hash: the chain was "
-                "edited or spliced."
-            )
-        if record.kind is RecordKind.GENESIS:
-            raise GenesisError(f"Record {index} is a second genesis; only record 0 may be one.")
+        _check_link(record, index, previous)
         _apply_change(builder, record)
         previous = record
-    return builder.freeze(previous.record_hash())
+    return builder, previous
 
 
 def verify_genesis_for(root: HDKey, genesis: RosterRecord) -> rb.InstitutionEntry:

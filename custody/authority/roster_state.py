@@ -9,6 +9,7 @@ the signer reads officers, keys, policy, allowlist and decrees from it and from 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -18,7 +19,17 @@ from custody.authority.errors import InvalidChangeError
 from custody.authority.officer_key import OfficerPublicKey
 from custody.authority.roster_record import RecordKind
 
-__all__ = ["OfficerState", "RosterState", "StateBuilder"]
+__all__ = ["OfficerState", "RosterState", "StateBuilder", "same_address"]
+
+_EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def same_address(listed: str, paid: str) -> bool:
+    """Whether two spellings name one destination: EVM hex addresses compare without case (the
+    EIP-55 checksum is only a spelling of the same 20 bytes); every other address exactly."""
+    if _EVM_ADDRESS.fullmatch(listed) and _EVM_ADDRESS.fullmatch(paid):
+        return listed.lower() == paid.lower()
+    return listed == paid
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,8 @@ class RosterState:
     """The last record's hash: a signer can print it, and an auditor compare it."""
 
     def allows_destination(self, asset: str, address: str) -> bool:
-        """Whether the allowlist holds ``address`` for ``asset``."""
-        return any(e.asset == asset and e.address == address for e in self.allowlist)
+        """Whether a signed allowlist record lists ``address`` for ``asset``."""
+        return any(e.asset == asset and same_address(e.address, address) for e in self.allowlist)
 
 
 class StateBuilder:
@@ -185,7 +196,10 @@ class StateBuilder:
                 )
             self.policy_hash, self.policy_document = body.policy_hash, body.document
         elif isinstance(body, rb.AllowlistAdded):
-            if any(e.asset == body.asset and e.address == body.address for e in self.allowlist):
+            if any(
+                e.asset == body.asset and same_address(e.address, body.address)
+                for e in self.allowlist
+            ):
                 raise InvalidChangeError(
                     f"{body.address} is already allowlisted for {body.asset} (record {sequence})."
                 )

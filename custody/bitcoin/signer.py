@@ -5,11 +5,17 @@ any signature this module checks, from the PSBT bytes alone, that the unsigned t
 the approved one (hash), that every input is a coin of the vault's descriptors, that every
 output is an approved payment or the vault's own change, and that the fee is sane.
 
-The approval it compares with (``ApprovedSpend``) is still a database row, though. Given the
-officers' authority (``AuthorityEvidence``: the roster chain and the signed statements), the
-signer also checks, with the root it holds, that the roster genesis is its own ceremony's, that
-the chain replays, and that a quorum of statements names exactly the spend it decoded
-(``spend_under_review``): chain, vault, amount, destination, unsigned txid, fee.
+The approval it compares with (``ApprovedSpend``) is still a database row, though. So the
+signer also requires the officers' authority (``AuthorityEvidence``: the roster chain and the
+signed statements) and checks, with the root it holds, that the roster genesis is its own
+ceremony's, that the chain replays, and that a quorum of statements names exactly the spend it
+decoded (``spend_under_review``): chain, vault, amount, destination, unsigned txid, fee.
+
+The one other way to a signature is ``BreakGlass``: the share holders' explicit emergency choice,
+with a reason. The statement check is skipped, a warning is logged, and the signer writes a
+break-glass mark into the PSBT it returns (a proprietary global field naming its fingerprint and
+the reason), so whoever combines the signatures sees it and requires every cosigner's signature
+(``every_cosigner_signed``), not just the threshold.
 """
 
 from __future__ import annotations
@@ -19,11 +25,20 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
+from embit import compact
+from embit.base import EmbitError
+from embit.ec import PublicKey, Signature
 from embit.psbt import PSBT, InputScope, OutputScope
 from embit.transaction import SIGHASH
 
 from custody.authority.errors import StatementMismatchError
-from custody.authority.gate import AuthorityEvidence, approvers_line, check_before_signing
+from custody.authority.gate import (
+    Authority,
+    AuthorityEvidence,
+    BreakGlass,
+    approvers_line,
+    check_before_signing,
+)
 from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
 from custody.authority.statement import BITCOIN_CHAIN_PREFIX
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy
@@ -209,14 +224,86 @@ def spend_under_review(psbt: PSBT, vault: VaultDescriptor) -> SpendUnderReview:
     )
 
 
+BREAK_GLASS_MARK_PREFIX = b"national-reserve"
+"""The identifier of this project's proprietary PSBT fields (BIP-174 type 0xFC)."""
+BREAK_GLASS_MARK_SUBTYPE = 1
+"""The proprietary subtype of a break-glass mark; its key data is the signer's 4-byte fingerprint
+and its value the share holders' reason in UTF-8."""
+PSBT_GLOBAL_PROPRIETARY = 0xFC
+
+
+def _mark_key_prefix() -> bytes:
+    return b"".join(
+        (
+            bytes([PSBT_GLOBAL_PROPRIETARY]),
+            bytes(compact.to_bytes(len(BREAK_GLASS_MARK_PREFIX))),
+            BREAK_GLASS_MARK_PREFIX,
+            bytes(compact.to_bytes(BREAK_GLASS_MARK_SUBTYPE)),
+        )
+    )
+
+
+def add_break_glass_mark(psbt: PSBT, fingerprint: str, reason: str) -> None:
+    """Record in ``psbt`` that cosigner ``fingerprint`` signed it under break-glass, and why.
+
+    A proprietary global field: it changes no sighash, and bitcoind's ``combinepsbt`` keeps it.
+    """
+    psbt.unknown[_mark_key_prefix() + bytes.fromhex(fingerprint)] = reason.encode("utf-8")
+
+
+def break_glass_marks(psbt: PSBT) -> dict[str, str]:
+    """The break-glass marks in ``psbt``: cosigner fingerprint (hex) -> the holders' reason."""
+    prefix = _mark_key_prefix()
+    return {
+        key[len(prefix) :].hex(): value.decode("utf-8", errors="replace")
+        for key, value in psbt.unknown.items()
+        if key.startswith(prefix)
+    }
+
+
+def signed_fingerprints(unsigned: PSBT, signed: PSBT) -> frozenset[str]:
+    """The cosigner fingerprints with a VALID SIGHASH_ALL signature on every input of ``unsigned``.
+
+    Each partial signature in ``signed`` is verified against ``unsigned``'s own sighash (not the
+    other PSBT's), so a signature on another transaction, or bytes that only look like one, count
+    for nothing. A fingerprint counts only if its key signed every input.
+    """
+    if len(signed.inputs) != len(unsigned.inputs):
+        return frozenset()
+    per_input: list[set[str]] = []
+    for index, (mine, theirs) in enumerate(zip(unsigned.inputs, signed.inputs, strict=True)):
+        if mine.witness_utxo is None:
+            return frozenset()
+        digest = unsigned.sighash(index, sighash=SIGHASH.ALL)
+        valid: set[str] = set()
+        for pub, raw in theirs.partial_sigs.items():
+            derivation = mine.bip32_derivations.get(pub)
+            if derivation is None or not raw or raw[-1] != SIGHASH.ALL:
+                continue
+            if _verifies(pub, raw[:-1], digest):
+                valid.add(derivation.fingerprint.hex())
+        per_input.append(valid)
+    return frozenset(set.intersection(*per_input)) if per_input else frozenset()
+
+
+def _verifies(pub: PublicKey, der: bytes, digest: bytes) -> bool:
+    try:
+        return bool(pub.verify(Signature.parse(der), digest))
+    except (EmbitError, ValueError):  # malformed bytes are simply not a signature
+        return False
+
+
 @dataclass(frozen=True)
 class SignedPsbt:
-    """A cosigner's signing call's outcome: the PSBT with its signatures, what was checked, who
-    authorised it (``None`` when no authority evidence was given)."""
+    """A cosigner's signing call's outcome: the PSBT with its signatures, what was checked, and
+    on whose authority: the verified approvers, or the holders' break-glass reason."""
 
     psbt: str
     checked: CheckedSpend
     authorization: VerifiedAuthorization | None
+    """Whose statements the signer verified; ``None`` exactly when it signed under break-glass."""
+    break_glass: str | None = None
+    """The share holders' reason when they signed under break-glass (no statements checked)."""
 
 
 def cosign_psbt(
@@ -226,18 +313,20 @@ def cosign_psbt(
     keys: SigningKeys,
     policy: FeePolicy | None = None,
     *,
-    authority: AuthorityEvidence | None = None,
+    authority: Authority,
     clock: Clock = utc_now,
 ) -> SignedPsbt:
     """Check ``psbt_text``, then add this cosigner's signatures; say what was checked and by whom.
 
     The order: the PSBT against the vault and the approval (``check_psbt``), the key against the
-    vault's cosigners, then -- if ``authority`` is given -- the officers' authority against the
-    spend decoded from the PSBT (``check_before_signing`` with this seed's root and ``clock()``),
-    and only then the signatures. Any failure raises before anything is signed.
+    vault's cosigners, then the authority, and only then the signatures. Any failure raises
+    before anything is signed.
 
-    ``authority`` is optional for this release only (staging): once every flow produces signed
-    statements it becomes mandatory, and a PSBT without them will not be signed.
+    ``authority`` is required. ``AuthorityEvidence`` is checked against the spend decoded from
+    the PSBT (``check_before_signing`` with this seed's root and ``clock()``); the result names
+    the approvers. ``BreakGlass`` skips that check: the signer logs a warning naming the vault,
+    txid, fingerprint and reason, marks the returned PSBT (``add_break_glass_mark``) and returns
+    ``authorization=None, break_glass=reason``.
     """
     psbt = parse_psbt(psbt_text)
     checked = check_psbt(psbt, vault, approval, policy or FeePolicy())
@@ -248,7 +337,8 @@ def cosign_psbt(
             f"{approval.vault_name!r}."
         )
     authorization = None
-    if authority is not None:
+    break_glass = None
+    if isinstance(authority, AuthorityEvidence):
         authorization = check_before_signing(
             keys.bitcoin_root, authority, spend_under_review(psbt, vault), clock()
         )
@@ -259,12 +349,29 @@ def cosign_psbt(
             authorization.proposal_id,
             approvers_line(authorization),
         )
+    elif isinstance(authority, BreakGlass):
+        break_glass = authority.reason
+        log.warning(
+            "BREAK-GLASS signature without the officers' statements: vault=%s txid=%s "
+            "cosigner=%s reason=%s",
+            approval.vault_name,
+            checked.unsigned_txid,
+            fingerprint,
+            break_glass,
+        )
+    else:
+        raise TypeError(
+            "The signer needs the officers' AuthorityEvidence or an explicit BreakGlass, not "
+            f"{type(authority).__name__}."
+        )
     signatures = psbt.sign_with(keys.bitcoin_root)
     if signatures != len(psbt.inputs):
         raise NotACosignerError(
             f"The key with fingerprint {fingerprint} could sign only {signatures} of "
             f"{len(psbt.inputs)} inputs; the PSBT lacks its key derivations."
         )
+    if break_glass is not None:
+        add_break_glass_mark(psbt, fingerprint, break_glass)
     log.info(
         "signed spend: vault=%s txid=%s cosigner=%s inputs=%d fee_sats=%d",
         approval.vault_name,
@@ -273,7 +380,7 @@ def cosign_psbt(
         checked.input_count,
         checked.fee_sats,
     )
-    return SignedPsbt(str(psbt.to_string()), checked, authorization)
+    return SignedPsbt(str(psbt.to_string()), checked, authorization, break_glass)
 
 
 def sign_psbt(
@@ -283,15 +390,14 @@ def sign_psbt(
     keys: SigningKeys,
     policy: FeePolicy | None = None,
     *,
-    authority: AuthorityEvidence | None = None,
+    authority: Authority,
     clock: Clock = utc_now,
 ) -> str:
-    """Check ``psbt_text`` against the vault and the approval, then add this cosigner's signatures.
+    """Check ``psbt_text`` against the vault, the approval and ``authority``, then sign it.
 
     Returns the PSBT with one signature per input from ``keys``; raises before signing anything
-    if a check fails. ``authority`` (the roster chain and the officers' signed statements) is
-    checked as ``cosign_psbt`` describes; it is optional for this release only (staging) and
-    becomes mandatory once every flow produces statements. ``cosign_psbt`` also returns whose
+    if a check fails. ``authority`` (required) is the officers' evidence or an explicit
+    ``BreakGlass``, handled as ``cosign_psbt`` describes; ``cosign_psbt`` also returns whose
     approvals were verified.
     """
     return cosign_psbt(

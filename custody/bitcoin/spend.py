@@ -2,29 +2,47 @@
 
 Each institution's signature comes from its share holders: their quorum of shares is
 recombined in memory, the recovered key must have the transcript's fingerprint (a wrong
-passphrase silently yields another seed), the signer checks the PSBT against the approval,
-signs, and the seed is wiped. Only partially signed PSBTs (public data) are stored.
+passphrase silently yields another seed), the signer checks the PSBT against the approval and
+the officers' authority, signs, and the seed is wiped. Only partially signed PSBTs (public data)
+are stored.
+
+Break-glass: an institution whose share holders signed without the officers' statements
+(``BreakGlass``) leaves a mark in its signed PSBT. A spend carrying any such mark is broadcast
+only with a valid signature of EVERY cosigner of the vault, whatever the threshold: in an
+emergency, no officer vouches for the transaction, so all the institutions' quorums must.
+
+A caller that reserves coins (the treasury's proposals) builds with ``avoid``: those outpoints are
+locked in the watch-only wallet for the one funding call, so bitcoind's coin selection skips them.
+A caller that records what it sends before sending (write-ahead) finalizes with
+``finalize_spend``, sends with ``send_finalized`` and lets ``broadcast_spend`` do both otherwise.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.authority.gate import AuthorityEvidence
+from custody.authority.gate import Authority, IncompleteBreakGlassError
 from custody.authority.quorum import VerifiedAuthorization
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy, Payment
 from custody.bitcoin.psbt import fund_psbt, parse_psbt, unsigned_txid
 from custody.bitcoin.rpc import BitcoinRPC
-from custody.bitcoin.signer import check_psbt, cosign_psbt
+from custody.bitcoin.signer import (
+    break_glass_marks,
+    check_psbt,
+    cosign_psbt,
+    signed_fingerprints,
+)
 from custody.bitcoin.vault import Vault, load_vault, vault_record
 from custody.clock import Clock, utc_now
 from custody.exceptions import (
+    BitcoinRPCError,
     InvalidPaymentError,
     NotACosignerError,
     SpendStateError,
@@ -52,8 +70,11 @@ class Spend:
     txid: str | None
     replaces_id: int | None
     authorization: VerifiedAuthorization | None = None
-    """Only on what ``sign_spend`` returns, and only if it was given the officers' authority:
-    whose signed approvals the signer verified in that call. Never stored; ``None`` when loaded."""
+    """Only on what ``sign_spend`` returns, when it was given the officers' evidence: whose signed
+    approvals the signer verified in that call. Never stored; ``None`` when loaded."""
+    break_glass: str | None = None
+    """Only on what ``sign_spend`` returns, when the holders signed under break-glass: their
+    reason (the signed PSBT also carries it as a mark). ``None`` when loaded."""
 
 
 def _spend_from_record(record: SpendRecord) -> Spend:
@@ -85,6 +106,51 @@ def _record(session: Session, spend_id: int) -> SpendRecord:
     if record is None:
         raise UnknownSpendError(f"No spend with id {spend_id} exists.")
     return record
+
+
+@dataclass(frozen=True, order=True)
+class Outpoint:
+    """A coin: the transaction that created it and the output's index."""
+
+    txid: str
+    vout: int
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """A spend's fully signed transaction, not yet sent."""
+
+    txid: str
+    raw_hex: str
+
+
+def spend_inputs(psbt_text: str) -> tuple[Outpoint, ...]:
+    """The coins a PSBT spends, in input order."""
+    return tuple(Outpoint(inp.txid.hex(), int(inp.vout)) for inp in parse_psbt(psbt_text).inputs)
+
+
+@contextmanager
+def _locked_coins(wallet: BitcoinRPC, avoid: Collection[Outpoint]) -> Iterator[None]:
+    """Lock the wallet's unspent ``avoid`` coins for the block, unlocking exactly those after.
+
+    Coins already locked by someone else, or not in the wallet's unspent set, are left alone.
+    """
+    if not avoid:
+        yield
+        return
+    wanted = {(o.txid, o.vout) for o in avoid}
+    locked = {(c["txid"], int(c["vout"])) for c in wallet.call("listlockunspent")}
+    unspent = {
+        (c["txid"], int(c["vout"])) for c in wallet.call("listunspent", 0, 9999999, [], True)
+    }
+    ours = [{"txid": t, "vout": v} for t, v in sorted((wanted & unspent) - locked)]
+    if ours:
+        wallet.call("lockunspent", False, ours)
+    try:
+        yield
+    finally:
+        if ours:
+            wallet.call("lockunspent", True, ours)
 
 
 def load_spend(session: Session, spend_id: int) -> Spend:
@@ -153,14 +219,25 @@ def build_spend(
     *,
     policy: FeePolicy | None = None,
     clock: Clock = utc_now,
+    avoid: Collection[Outpoint] = (),
 ) -> Spend:
-    """Fund an unsigned PSBT paying ``payments`` and record its approval (the caller commits)."""
+    """Fund an unsigned PSBT paying ``payments`` and record its approval (the caller commits).
+
+    ``avoid``: outpoints the coin selection must not use (coins reserved for other spends).
+    """
     policy = policy or FeePolicy()
     _validate_fee_rate(fee_rate_sat_vb, policy)
     if not payments:
         raise InvalidPaymentError("A spend needs at least one payment.")
     vault = load_vault(session, vault_name)
-    psbt_text, fee = fund_psbt(rpc.wallet(vault.wallet_name), payments, fee_rate_sat_vb)
+    wallet = rpc.wallet(vault.wallet_name)
+    with _locked_coins(wallet, avoid):
+        psbt_text, fee = fund_psbt(wallet, payments, fee_rate_sat_vb)
+    used = set(spend_inputs(psbt_text)) & set(avoid)
+    if used:
+        raise InvalidPaymentError(
+            f"The wallet funded the spend with reserved coin(s) {sorted(used)}; nothing was built."
+        )
     return _add_spend(
         session, vault, psbt_text, payments, fee, fee_rate_sat_vb, max_fee_sats, policy, clock
     )
@@ -175,17 +252,18 @@ def sign_spend(
     *,
     policy: FeePolicy | None = None,
     clock: Clock = utc_now,
-    authority: AuthorityEvidence | None = None,
+    authority: Authority,
 ) -> Spend:
     """Recombine ``institution``'s seed from ``shares``, check, sign and store its signatures.
 
-    Raises before any write if the shares, the fingerprint, the PSBT or the approval are wrong.
-    With ``authority`` (the roster chain and the officers' signed statements), the signer also
-    verifies, after recombining the seed and before signing, that the genesis is this
-    institution's ceremony's, that the chain replays and that a quorum of statements names the
-    spend decoded from the stored PSBT (``custody.bitcoin.signer.cosign_psbt``); the returned
-    ``Spend.authorization`` names the approvers. ``authority`` is optional for this release only
-    (staging): it becomes mandatory once every flow produces statements.
+    Raises before any write if the shares, the fingerprint, the PSBT, the approval or the
+    authority are wrong. ``authority`` is required: with ``AuthorityEvidence`` (the roster chain
+    and the officers' signed statements) the signer verifies, after recombining the seed and
+    before signing, that the genesis is this institution's ceremony's, that the chain replays
+    and that a quorum of statements names the spend decoded from the stored PSBT
+    (``custody.bitcoin.signer.cosign_psbt``); the returned ``Spend.authorization`` names the
+    approvers. With ``BreakGlass`` it signs without statements, logs a warning, and the stored
+    signed PSBT carries the break-glass mark; ``Spend.break_glass`` is the reason.
     """
     record = _record(session, spend_id)
     if record.state is not SpendState.BUILT:
@@ -222,18 +300,66 @@ def sign_spend(
     )
     session.flush()
     log.info("spend signed: spend_id=%d institution=%s", spend_id, institution)
-    return replace(_spend_from_record(record), authorization=signed.authorization)
+    return replace(
+        _spend_from_record(record),
+        authorization=signed.authorization,
+        break_glass=signed.break_glass,
+    )
 
 
-def broadcast_spend(
-    session: Session, rpc: BitcoinRPC, spend_id: int, *, clock: Clock = utc_now
-) -> str:
-    """Combine the stored signatures, finalize and broadcast; returns the txid."""
+def break_glass_reasons(session: Session, spend_id: int) -> dict[str, str]:
+    """The break-glass marks in spend ``spend_id``'s stored signatures: fingerprint -> reason."""
+    marks: dict[str, str] = {}
+    for signature in _record(session, spend_id).signatures:
+        marks.update(break_glass_marks(parse_psbt(signature.signed_psbt)))
+    return marks
+
+
+def _require_every_cosigner(session: Session, record: SpendRecord, why: str) -> None:
+    """Refuse unless every cosigner of the vault has a valid signature on every input."""
+    vault = load_vault(session, record.vault.name)
+    unsigned = parse_psbt(record.unsigned_psbt)
+    signed: set[str] = set()
+    for signature in record.signatures:
+        signed |= signed_fingerprints(unsigned, parse_psbt(signature.signed_psbt))
+    missing = tuple(t.institution for t in vault.cosigners if t.fingerprint.lower() not in signed)
+    if missing:
+        raise IncompleteBreakGlassError(
+            f"Spend {record.id} was signed under break-glass ({why}), so it needs the signature "
+            f"of every cosigner of vault {vault.name!r}, not just {vault.descriptor.threshold}; "
+            f"missing: {', '.join(missing)}. Each must sign with `treasury btc spend sign "
+            "--break-glass`; nothing was broadcast.",
+            missing,
+        )
+
+
+def finalize_spend(
+    session: Session,
+    rpc: BitcoinRPC,
+    spend_id: int,
+    *,
+    require_every_cosigner: bool = False,
+) -> Finalized:
+    """Combine the stored signatures and finalize, without sending or writing anything.
+
+    A spend any of whose signatures carries a break-glass mark, or one the caller knows was
+    signed under break-glass (``require_every_cosigner``, e.g. from the treasury's append-only
+    record of break-glass signatures), is finalized only once every cosigner of the vault has
+    signed every input (``IncompleteBreakGlassError`` names who is missing).
+    """
     record = _record(session, spend_id)
     if record.state is not SpendState.BUILT:
         raise SpendStateError(
             f"Spend {spend_id} is {record.state.value}; it cannot be broadcast again."
         )
+    marks = break_glass_reasons(session, spend_id)
+    if marks or require_every_cosigner:
+        why = (
+            f"by the cosigner(s) with fingerprint {', '.join(sorted(marks))}"
+            if marks
+            else "as the treasury's break-glass record says"
+        )
+        _require_every_cosigner(session, record, why)
     threshold = record.vault.threshold
     if len(record.signatures) < threshold:
         raise SpendStateError(
@@ -244,15 +370,65 @@ def broadcast_spend(
     finalized = rpc.call("finalizepsbt", combined)
     if not finalized["complete"]:
         raise SpendStateError(f"Spend {spend_id}'s signatures do not complete the transaction.")
-    txid = str(rpc.call("sendrawtransaction", finalized["hex"]))
+    raw_hex = str(finalized["hex"])
+    txid = str(rpc.call("decoderawtransaction", raw_hex)["txid"])
+    return Finalized(txid, raw_hex)
+
+
+RPC_ALREADY_KNOWN_CODES = (-27,)
+"""``sendrawtransaction``: "Transaction already in block chain" (also outputs already spent)."""
+
+
+def send_finalized(
+    session: Session, rpc: BitcoinRPC, spend_id: int, sent: Finalized, *, clock: Clock = utc_now
+) -> str:
+    """Send a finalized spend (the chain already having it is not an error) and record it."""
+    _record(session, spend_id)  # an unknown spend is refused before anything is sent
+    try:
+        txid = str(rpc.call("sendrawtransaction", sent.raw_hex))
+    except BitcoinRPCError as exc:
+        if exc.code not in RPC_ALREADY_KNOWN_CODES and "already" not in exc.message.lower():
+            raise
+        txid = sent.txid
+    if txid != sent.txid:
+        raise SpendStateError(f"The node accepted {txid}, not the finalized {sent.txid}.")
+    mark_broadcast(session, spend_id, txid, clock=clock)
+    log.info("spend broadcast: spend_id=%d txid=%s", spend_id, txid)
+    return txid
+
+
+def mark_broadcast(session: Session, spend_id: int, txid: str, *, clock: Clock = utc_now) -> None:
+    """Record that spend ``spend_id`` reached the network as ``txid`` (once; a later call for a
+    recorded spend changes nothing), e.g. when a caller finds it on chain after a crash."""
+    record = _record(session, spend_id)
+    if record.state is not SpendState.BUILT:
+        return
+    if txid != record.unsigned_txid:
+        raise SpendStateError(
+            f"Spend {spend_id} is transaction {record.unsigned_txid}, not {txid}."
+        )
     record.state = SpendState.BROADCAST
     record.txid = txid
     record.broadcast_at = clock()
     if record.replaces_id is not None:
         _record(session, record.replaces_id).state = SpendState.REPLACED
     session.flush()
-    log.info("spend broadcast: spend_id=%d txid=%s", spend_id, txid)
-    return txid
+
+
+def broadcast_spend(
+    session: Session,
+    rpc: BitcoinRPC,
+    spend_id: int,
+    *,
+    clock: Clock = utc_now,
+    require_every_cosigner: bool = False,
+) -> str:
+    """Combine the stored signatures, finalize and broadcast; returns the txid.
+
+    The checks are ``finalize_spend``'s (break-glass spends need every cosigner).
+    """
+    sent = finalize_spend(session, rpc, spend_id, require_every_cosigner=require_every_cosigner)
+    return send_finalized(session, rpc, spend_id, sent, clock=clock)
 
 
 def bump_spend(

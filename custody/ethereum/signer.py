@@ -7,12 +7,17 @@ refunds paid by the vault) and anything that differs, field by field, from what 
 Only then does it recombine the institution's seed from shares, check its fingerprint, sign the
 hash and wipe the seed.
 
-The approval it compares with is still a database row, though. Given the officers' authority
-(``AuthorityEvidence``: the roster chain and the signed statements), the signer also checks,
-after recombining the seed and before signing, that the roster genesis is its own ceremony's,
-that the chain replays, and that a quorum of statements names exactly the transfer it decoded
-from the SafeTx (``spend_under_review``): chain id, Safe, asset, amount, recipient, SafeTx hash
-and nonce.
+The approval it compares with is still a database row, though. So the signer also requires the
+officers' authority (``AuthorityEvidence``: the roster chain and the signed statements) and
+checks, after recombining the seed and before signing, that the roster genesis is its own
+ceremony's, that the chain replays, and that a quorum of statements names exactly the transfer it
+decoded from the SafeTx (``spend_under_review``): chain id, Safe, asset, amount, recipient,
+SafeTx hash and nonce.
+
+The one other way to a signature is ``BreakGlass``: the share holders' explicit emergency choice,
+with a reason. The statement check is skipped (so it is also how an owner rotation, which no
+payment statement covers, is signed), a warning is logged and the result says so; executing a
+break-glass SafeTx needs every owner's signature (``SafeVaults.execute``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from eth_utils.address import to_checksum_address
 
 from custody.authority.errors import AuthorizationError, StatementMismatchError
-from custody.authority.gate import AuthorityEvidence, approvers_line, check_before_signing
+from custody.authority.gate import (
+    Authority,
+    AuthorityEvidence,
+    BreakGlass,
+    approvers_line,
+    check_before_signing,
+)
 from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
 from custody.authority.statement import EVM_CHAIN_PREFIX
 from custody.clock import Clock, utc_now
@@ -312,12 +323,15 @@ def spend_under_review(safe_tx: SafeTx, action: Action) -> SpendUnderReview:
 
 @dataclass(frozen=True)
 class SignedSafeTx:
-    """One institution's signing call's outcome: its owner signature, the action it signed,
-    who authorised it (``None`` when no authority evidence was given)."""
+    """One institution's signing call's outcome: its owner signature, the action it signed, and
+    on whose authority: the verified approvers, or the holders' break-glass reason."""
 
     signature: OwnerSignature
     action: Action
     authorization: VerifiedAuthorization | None
+    """Whose statements the signer verified; ``None`` exactly when it signed under break-glass."""
+    break_glass: str | None = None
+    """The share holders' reason when they signed under break-glass (no statements checked)."""
 
 
 def cosign_safe_tx(
@@ -327,25 +341,38 @@ def cosign_safe_tx(
     quorum: KeyQuorum,
     expected_owner: str,
     *,
-    authority: AuthorityEvidence | None = None,
+    authority: Authority,
     clock: Clock = utc_now,
 ) -> SignedSafeTx:
     """Sign ``safe_tx`` if it is exactly what ``approval`` shows (and what the officers signed).
 
     The order: the SafeTx against the approval (``check_against_approval``), then the seed is
-    recombined and its fingerprint and owner address checked, then -- if ``authority`` is given
-    -- the officers' authority against the transfer decoded from the SafeTx
-    (``check_before_signing`` with this seed's root and ``clock()``), and only then the hash is
-    signed. Any failure raises before the signature.
+    recombined and its fingerprint and owner address checked, then the authority, and only then
+    the hash is signed. Any failure raises before the signature.
 
-    ``authority`` is optional for this release only (staging): once every flow produces signed
-    statements it becomes mandatory, and a SafeTx without them will not be signed.
+    ``authority`` is required. ``AuthorityEvidence`` is checked against the transfer decoded
+    from the SafeTx (``check_before_signing`` with this seed's root and ``clock()``); the result
+    names the approvers. ``BreakGlass`` skips that check: the signer logs a warning naming the
+    Safe, SafeTx hash, fingerprint and reason and returns ``authorization=None,
+    break_glass=reason``.
     """
     action = check_against_approval(safe_tx, approval, policy)
     authorization = None
-    if authority is None:
+    break_glass = None
+    if isinstance(authority, BreakGlass):
+        break_glass = authority.reason
         signature = quorum.sign_hash(safe_tx.hash, expected_owner)
-    else:
+        log.warning(
+            "BREAK-GLASS signature without the officers' statements: safe=%s safe_tx_hash=%s "
+            "institution=%s fingerprint=%s reason=%s",
+            safe_tx.safe,
+            safe_tx.hash_hex,
+            quorum.institution,
+            quorum.fingerprint,
+            break_glass,
+            extra={"safe_tx_hash": safe_tx.hash_hex, "institution": quorum.institution},
+        )
+    elif isinstance(authority, AuthorityEvidence):
         spend = spend_under_review(safe_tx, action)
         signature, authorization = quorum.sign_hash_authorized(
             safe_tx.hash, expected_owner, authority, spend, clock()
@@ -359,6 +386,11 @@ def cosign_safe_tx(
                 "approvers": approvers_line(authorization),
             },
         )
+    else:
+        raise TypeError(
+            "The signer needs the officers' AuthorityEvidence or an explicit BreakGlass, not "
+            f"{type(authority).__name__}."
+        )
     log.info(
         "signed SafeTx",
         extra={
@@ -367,7 +399,7 @@ def cosign_safe_tx(
             "action": action.describe(),
         },
     )
-    return SignedSafeTx(signature, action, authorization)
+    return SignedSafeTx(signature, action, authorization, break_glass)
 
 
 def sign_approved(
@@ -377,15 +409,14 @@ def sign_approved(
     quorum: KeyQuorum,
     expected_owner: str,
     *,
-    authority: AuthorityEvidence | None = None,
+    authority: Authority,
     clock: Clock = utc_now,
 ) -> OwnerSignature:
     """Sign ``safe_tx`` for ``quorum``'s institution if it is exactly what ``approval`` shows.
 
-    ``authority`` (the roster chain and the officers' signed statements) is checked as
-    ``cosign_safe_tx`` describes; it is optional for this release only (staging) and becomes
-    mandatory once every flow produces statements. ``cosign_safe_tx`` also returns whose
-    approvals were verified.
+    ``authority`` (required: the officers' evidence, or an explicit ``BreakGlass``) is handled
+    as ``cosign_safe_tx`` describes; ``cosign_safe_tx`` also returns whose approvals were
+    verified.
     """
     return cosign_safe_tx(
         safe_tx, approval, policy, quorum, expected_owner, authority=authority, clock=clock

@@ -1,5 +1,6 @@
 """The officers' console: a real browser logs in with an API token and approves a proposal; the
-console keeps the API's rules (roles, policy, CSRF) and never exposes the token to scripts."""
+console keeps the API's rules (roles, policy, CSRF), keeps only a session id in its cookie (never
+the token), and logging out ends that session on the server."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from workflow_support import DECREE, DESTINATION, World, build_world
 
 from custody.devnet.process import free_port
 from treasury.api import create_app
-from treasury.api.console import LOGIN_CSRF_COOKIE, TOKEN_COOKIE, csrf_token
+from treasury.api.console import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token
 from treasury.officers import InstitutionRow
 from treasury.proposals import ApprovalRow, ProposalState, SpendProposalRow
 
@@ -111,13 +112,28 @@ def test_officer_logs_in_and_approves_and_the_database_changes(
         page.wait_for_url("**?done=approved")
         assert page.locator("#proposal-state").inner_text() == "approved"
         page.screenshot(path=str(screenshots / "console-proposal-approved.png"), full_page=True)
-        cookie = next(c for c in page.context.cookies() if c["name"] == TOKEN_COOKIE)
+        cookie = next(c for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
         assert cookie["httpOnly"]
         assert cookie["sameSite"] == "Strict"
+        assert cookie["path"] == "/console"
+        secret = world.tokens["parl_approver"].rsplit("_", 1)[1]
+        assert secret not in cookie["value"]
+        assert all(secret not in c["value"] for c in page.context.cookies())
         assert page.evaluate("document.cookie") == ""
         page.goto(f"{console.url}/console/alarms")
         assert "matched" in page.locator("main").inner_text()
         page.screenshot(path=str(screenshots / "console-alarms.png"), full_page=True)
+        page.click("form.who button[type=submit]")
+        page.wait_for_url("**/console/login")
+        # A copy of the cookie taken before logout, replayed after it: the login page again.
+        page.context.add_cookies(
+            [{"name": SESSION_COOKIE, "value": cookie["value"], "url": f"{console.url}/console"}]
+        )
+        sent = page.context.cookies(f"{console.url}/console/proposals")
+        assert [c["value"] for c in sent if c["name"] == SESSION_COOKIE] == [cookie["value"]]
+        page.goto(f"{console.url}/console/proposals")
+        page.wait_for_url("**/console/login")
+        assert page.locator("#officer-name").count() == 0
     traffic.assert_clean()
     assert _state(world, console.proposal_id) == ProposalState.APPROVED.value
     with world.sessions() as session:
@@ -161,25 +177,25 @@ def test_console_keeps_the_api_rules(world: World) -> None:
         "/console/login", data={"token": world.tokens["parl_approver"], "csrf": "x"}
     )
     assert forged_login.status_code == 403
-    assert TOKEN_COOKIE not in forged_login.cookies
+    assert SESSION_COOKIE not in forged_login.cookies
 
     proposer = _logged_in(world, "proposer")
-    token = world.tokens["proposer"]
+    proposer_csrf = csrf_token(proposer.cookies[SESSION_COOKIE])
     refused = proposer.post(
         f"/console/proposals/{proposal_id}/approve",
-        data={"tx_hash": tx_hash, "csrf": csrf_token(token)},
+        data={"tx_hash": tx_hash, "csrf": proposer_csrf},
     )
     assert refused.status_code == 403
     assert "needs the role approver" in refused.text
     approver = _logged_in(world, "parl_approver")
     forged = approver.post(
         f"/console/proposals/{proposal_id}/approve",
-        data={"tx_hash": tx_hash, "csrf": csrf_token(token)},
+        data={"tx_hash": tx_hash, "csrf": proposer_csrf},
     )
     assert forged.status_code == 403
     wrong_hash = approver.post(
         f"/console/proposals/{proposal_id}/approve",
-        data={"tx_hash": "ab" * 32, "csrf": csrf_token(world.tokens["parl_approver"])},
+        data={"tx_hash": "ab" * 32, "csrf": csrf_token(approver.cookies[SESSION_COOKIE])},
     )
     assert wrong_hash.status_code == 409
     assert _state(world, proposal_id) == ProposalState.PROPOSED.value

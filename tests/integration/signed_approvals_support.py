@@ -11,14 +11,24 @@ is the in-memory chain whose prepared summaries name the chain facts a statement
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from authority_support import ceremony_root, k1_public, k1_sign, private_key
 from sqlalchemy import select
-from workflow_support import InMemoryChain, World
+from workflow_support import (
+    DECREE,
+    DECREE_CEILING_SATS,
+    DESTINATION,
+    START,
+    InMemoryChain,
+    World,
+)
 
 from custody.authority import (
     CEREMONY_KEY_ID,
+    AllowlistAdded,
     ApprovalStatement,
+    DecreeAdded,
     Genesis,
     InstitutionEntry,
     OfficerAdded,
@@ -119,6 +129,14 @@ class Roster:
             )
         self._store(record)
 
+    def allow(self, asset: str, address: str, label: str = "Payee") -> None:
+        """Sign ``address`` into the chain's allowlist for ``asset`` (admins of MOF and CB)."""
+        self.append(
+            RecordKind.ALLOWLIST_ADDED,
+            AllowlistAdded(asset, address, label),
+            [GENESIS_ADMINS["MOF"], GENESIS_ADMINS["CB"]],
+        )
+
     def _store(self, record: RosterRecord) -> None:
         with self.world.sessions.begin() as session:
             append_record(session, record, clock=self.world.clock)
@@ -177,6 +195,18 @@ def found_roster(
             PolicySet(policy_hash_of(document), document),
             [GENESIS_ADMINS["MOF"], GENESIS_ADMINS["CB"]],
         )
+        # The signers check the decree and the payee against the chain, not the treasury's rows.
+        roster.append(
+            RecordKind.DECREE_ADDED,
+            DecreeAdded(
+                DECREE,
+                "Reserve rebalancing decree",
+                START + timedelta(days=30),
+                {"BTC": DECREE_CEILING_SATS},
+            ),
+            [GENESIS_ADMINS["MOF"], GENESIS_ADMINS["CB"]],
+        )
+        roster.allow("BTC", DESTINATION)
     return roster
 
 

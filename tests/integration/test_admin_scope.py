@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from token_files import token_file
 from typer.testing import CliRunner
 from workflow_support import DECREE, DESTINATION, World, build_world
 
@@ -390,13 +391,13 @@ def test_the_cli_refuses_cross_institution_administration_with_one_line(
             "officers", "bootstrap", "--institution", "MOF", "--institution-name", "Ministry",
             "--admin-name", "Ada",
         ).strip().rsplit(" ", 1)[1]  # fmt: skip
-        registered = ok("officers", "add-institution", "NBKR", "National Bank", "--token", mof)
+        registered = ok("officers", "add-institution", "NBKR", "National Bank", *token_file(mof))
         assert "treasury officers found NBKR" in registered
         founded = ok("officers", "found", "NBKR", "--admin-name", "Nur")
         assert " of NBKR; token (shown once" in founded
         nbkr = founded.strip().rsplit(" ", 1)[1]
         added = ok("officers", "add", "Bek", "--institution", "NBKR", "--role", "approver",
-                   "--token", nbkr)  # fmt: skip
+                   *token_file(nbkr))  # fmt: skip
         nbkr_approver = added.split()[1]
 
         before = _snapshot(sessions)
@@ -406,7 +407,7 @@ def test_the_cli_refuses_cross_institution_administration_with_one_line(
             ("officers", "revoke", nbkr_approver),
         )
         for attempt in attempts:
-            code, out, err = run(*attempt, "--token", mof)
+            code, out, err = run(*attempt, *token_file(mof))
             assert (code, out) == (1, ""), attempt
             assert err.startswith("error: Officer 1 (Ada) is an admin of MOF and cannot ")
             assert err.endswith("of NBKR: an admin acts only inside its own institution.\n")
@@ -420,9 +421,9 @@ def test_the_cli_refuses_cross_institution_administration_with_one_line(
         assert err.startswith("error: officers already exist")
         assert _snapshot(sessions) == before
 
-        token = ok("officers", "issue-token", nbkr_approver, "--token", nbkr).strip()
-        assert ok("spend", "list", "--token", token) == ""
-        assert ok("officers", "revoke", nbkr_approver, "--token", nbkr).startswith(
+        token = ok("officers", "issue-token", nbkr_approver, *token_file(nbkr)).strip()
+        assert ok("spend", "list", *token_file(token)) == ""
+        assert ok("officers", "revoke", nbkr_approver, *token_file(nbkr)).startswith(
             f"officer {nbkr_approver} revoked at "
         )
         with sessions() as session, pytest.raises(AuthenticationError):

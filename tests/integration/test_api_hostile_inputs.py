@@ -21,7 +21,7 @@ from workflow_support import DECREE, DESTINATION, UNLISTED, World, build_world
 
 from treasury import audit
 from treasury.api import create_app
-from treasury.api.console import TOKEN_COOKIE, csrf_token
+from treasury.api.console import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token
 from treasury.api.schemas import RECORD_ID_MAX
 from treasury.audit import AuditKind
 from treasury.cli import app as cli_app
@@ -109,9 +109,15 @@ def _chain_intact(world: World) -> None:
 
 
 def _console_login(world: World, client: TestClient, officer: str) -> str:
-    """Log ``officer`` in to the console by its cookie; returns the form's CSRF token."""
-    client.cookies.set(TOKEN_COOKIE, world.tokens[officer], path="/console")
-    return csrf_token(world.tokens[officer])
+    """Log ``officer`` in to the console through its login form; returns the forms' CSRF token."""
+    client.get("/console/login")
+    response = client.post(
+        "/console/login",
+        data={"token": world.tokens[officer], "csrf": client.cookies[LOGIN_CSRF_COOKIE]},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:300]
+    return csrf_token(client.cookies[SESSION_COOKIE])
 
 
 def _submitted(world: World, client: TestClient) -> int:
@@ -428,7 +434,7 @@ def test_the_console_login_refuses_a_nul_in_the_token_without_a_query(
         follow_redirects=False,
     )
     assert response.status_code == 422, response.text[:300]
-    assert TOKEN_COOKIE not in response.cookies
+    assert SESSION_COOKIE not in response.cookies
     assert _rows(world) == rows
     assert _head(world) == head
 

@@ -1,4 +1,8 @@
-"""The `treasury ceremony` and `treasury btc` commands, end to end on regtest."""
+"""The `treasury ceremony` and `treasury btc` commands, end to end on regtest.
+
+A custody-level spend (built with `btc spend build`, no proposal) has no officers' statements, so
+custody signs it only on the break-glass path, by every cosigner institution.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def cli(bitcoin_node: BitcoinNode, tmp_path: Path) -> Cli:
         f"{bitcoin_node.rpc_port}"
     )
     runner = Cli(f"sqlite:///{tmp_path / 'treasury.sqlite3'}", rpc_url)
-    runner("db", "upgrade", "0002")
+    runner("db", "upgrade")
     return runner
 
 
@@ -143,6 +147,12 @@ def test_ceremony_vault_and_spend_through_the_cli(
     assert spend_id is not None
     sid = spend_id.group(1)
     mof_files = sorted((shares / "mof").glob("*.txt"))
+    emergency = ["--break-glass", "--reason", "CLI drill of the emergency path"]
+    refused = cli(
+        "btc", "spend", "sign", sid, "--institution", "Ministry of Finance",
+        "--share-file", str(mof_files[0]), "--yes", code=2,
+    )  # fmt: skip
+    assert "custody signs only a transaction covered by the officers' approval" in refused
     cli(
         "btc",
         "spend",
@@ -155,6 +165,7 @@ def test_ceremony_vault_and_spend_through_the_cli(
         "--share-file",
         str(mof_files[2]),
         "--yes",
+        *emergency,
     )
     nb_words = [
         " ".join(x for x in p.read_text().splitlines() if not x.startswith("#"))
@@ -168,10 +179,17 @@ def test_ceremony_vault_and_spend_through_the_cli(
         "--institution",
         "National Bank",
         "--yes",
+        *emergency,
         stdin=f"{nb_words[1]}\n{nb_words[2]}\nbank secret\n",
     )
     assert "signed by: Ministry of Finance, National Bank" in signed
     assert nb_words[1] not in signed
+    incomplete = cli("btc", "spend", "broadcast", sid, code=1)
+    assert "missing: Accounts Chamber" in incomplete
+    ac_files = sorted((shares / "ac").glob("*.txt"))
+    ac_shares = [arg for path in ac_files[:2] for arg in ("--share-file", str(path))]
+    cli("btc", "spend", "sign", sid, "--institution", "Accounts Chamber", *ac_shares, "--yes",
+        *emergency)  # fmt: skip
     broadcast = cli("btc", "spend", "broadcast", sid)
     txid = broadcast.split()[-1]
     bitcoin_node.mine(1)

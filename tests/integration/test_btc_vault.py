@@ -1,4 +1,10 @@
-"""A 2-of-3 vault across three institutions on regtest: addresses, spends, fee bumps, refusals."""
+"""A 2-of-3 vault across three institutions on regtest: addresses, spends, fee bumps, refusals.
+
+Spends are signed on the officers' real statements: a roster anchored in the three ceremonies'
+seeds, two institutions' approvals of each spend as bitcoind decodes it. The refusal tests sign
+under an explicit ``BreakGlass`` instead, on purpose: they show that the custody checks (shares,
+fingerprint, PSBT, fees, cosigners) hold even when no statement is checked.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from authority_support import NOW, Deployment, bitcoind_spend_under_review
+from embit.bip32 import HDKey
 from embit.psbt import PSBT, InputScope
 from embit.script import address_to_scriptpubkey
 from embit.transaction import TransactionOutput
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from custody.authority.gate import AuthorityEvidence, BreakGlass
 from custody.bitcoin import (
     ApprovedSpend,
     Branch,
@@ -74,6 +83,10 @@ FUNDING_SATS = 150_000_000
 PAYMENT_SATS = 120_000_000
 FEE_RATE_SAT_VB = Decimal(5)
 MAX_FEE_SATS = 50_000
+CODES = {"CB": BANK, "MOF": FINANCE, "SAO": CHAMBER}
+"""The roster's institution codes and the ceremonies whose seeds anchor them."""
+MECHANICS_ONLY = BreakGlass("test of custody mechanics: the refusal comes before any authority")
+"""For refusal tests: even on the break-glass path these checks hold."""
 
 
 @dataclass
@@ -88,6 +101,31 @@ class World:
     """Share texts as read back from the holders' files, in member order."""
     external: str
     """An address of another wallet: where spends pay to."""
+    deployment: Deployment | None = None
+    """The officers' roster, anchored in the three ceremonies (made on first use)."""
+
+    def root(self, institution: str) -> HDKey:
+        """The institution's seed root, as its signer recombines it (for the ceremony key)."""
+        with combine_shares(self.quorum(institution), self.passphrase(institution)) as seed:
+            return HDKey.from_seed(seed.reveal())
+
+    def evidence(self, spend_id: int) -> AuthorityEvidence:
+        """Approvals by the Bank's and the Ministry's approvers of the spend bitcoind decodes."""
+        if self.deployment is None:
+            self.deployment = Deployment.build(
+                roots={code: self.root(name) for code, name in CODES.items()},
+                names=dict(CODES),
+            )
+            self.deployment.authorise({"BTC": 21_000_000 * 10**8}, [("BTC", self.external)])
+        with self.sessions() as session:
+            psbt_text = load_spend(session, spend_id).unsigned_psbt
+        spend = bitcoind_spend_under_review(
+            self.node.rpc, psbt_text, self.vault.receive_descriptor, self.vault.change_descriptor
+        )
+        d = self.deployment
+        return d.evidence(
+            *(d.statement_for(o, spend, max_fee=MAX_FEE_SATS) for o in ("cb-alice", "mof-carol"))
+        )
 
     def quorum(self, institution: str, count: int | None = None) -> list[ShareMnemonic]:
         texts = self.shares[institution]
@@ -117,6 +155,8 @@ class World:
         return spend.id
 
     def sign(self, spend_id: int, institution: str, **kwargs: Any) -> None:
+        """Sign on the officers' statements for this spend (unless ``authority`` is given)."""
+        authority = kwargs.pop("authority", None) or self.evidence(spend_id)
         with self.sessions() as session, session.begin():
             sign_spend(
                 session,
@@ -124,6 +164,8 @@ class World:
                 institution,
                 self.quorum(institution),
                 self.passphrase(institution),
+                authority=authority,
+                clock=lambda: NOW,
                 **kwargs,
             )
 
@@ -381,7 +423,14 @@ def test_bad_share_quorums_are_refused_without_state_change(
     spend_id = world.build()
     before = world.snapshot()
     with world.sessions() as session, session.begin(), pytest.raises(error, match=message):
-        sign_spend(session, spend_id, institution, shares(world), world.passphrase(institution))
+        sign_spend(
+            session,
+            spend_id,
+            institution,
+            shares(world),
+            world.passphrase(institution),
+            authority=MECHANICS_ONLY,
+        )
     assert world.snapshot() == before
 
 
@@ -403,7 +452,14 @@ def test_a_wrong_passphrase_is_caught_by_the_fingerprint_check(world: World) -> 
         session.begin(),
         pytest.raises(FingerprintMismatchError, match="wrong passphrase"),
     ):
-        sign_spend(session, spend_id, BANK, world.quorum(BANK), "not the passphrase")
+        sign_spend(
+            session,
+            spend_id,
+            BANK,
+            world.quorum(BANK),
+            "not the passphrase",
+            authority=MECHANICS_ONLY,
+        )
     assert world.snapshot() == before
 
 
@@ -433,7 +489,7 @@ def test_bad_psbts_are_refused_by_the_signer_without_state_change(
         _tamper_raw(world, spend_id, "cHNidP8BAKYCAAAAAm3uh9Mi7POxz8DSDvFIin3a3lDz")
     before = world.snapshot()
     with world.sessions() as session, session.begin(), pytest.raises(error, match=message):
-        sign_spend(session, spend_id, FINANCE, world.quorum(FINANCE))
+        sign_spend(session, spend_id, FINANCE, world.quorum(FINANCE), authority=MECHANICS_ONLY)
     assert world.snapshot() == before
 
 
@@ -465,9 +521,23 @@ def test_fees_above_the_approval_or_the_policy_are_refused(world: World) -> None
         combine_shares(world.quorum(FINANCE)), vault.cosigners[0].fingerprint
     ) as keys:
         with pytest.raises(AbsurdFeeError, match="absolute cap of 100 sats"):
-            sign_psbt(psbt_text, vault.descriptor, approval, keys, FeePolicy(max_fee_sats=100))
+            sign_psbt(
+                psbt_text,
+                vault.descriptor,
+                approval,
+                keys,
+                FeePolicy(max_fee_sats=100),
+                authority=MECHANICS_ONLY,
+            )
         with pytest.raises(AbsurdFeeError, match="cap of 1 sat/vB"):
-            sign_psbt(psbt_text, vault.descriptor, approval, keys, FeePolicy(max_fee_rate_sat_vb=1))
+            sign_psbt(
+                psbt_text,
+                vault.descriptor,
+                approval,
+                keys,
+                FeePolicy(max_fee_rate_sat_vb=1),
+                authority=MECHANICS_ONLY,
+            )
 
 
 def test_spend_states_and_cosigners_are_enforced(world: World) -> None:
@@ -478,7 +548,7 @@ def test_spend_states_and_cosigners_are_enforced(world: World) -> None:
         session.begin(),
         pytest.raises(NotACosignerError, match="'Outside Agency' is not a cosigner"),
     ):
-        sign_spend(session, spend_id, OUTSIDER, world.quorum(OUTSIDER))
+        sign_spend(session, spend_id, OUTSIDER, world.quorum(OUTSIDER), authority=MECHANICS_ONLY)
     world.sign(spend_id, CHAMBER)
     with pytest.raises(SpendStateError, match="has already signed"):
         world.sign(spend_id, CHAMBER)
@@ -506,7 +576,7 @@ def test_an_approval_for_another_transaction_is_refused(world: World) -> None:
         signing_keys(combine_shares(world.quorum(CHAMBER)), vault.cosigners[2].fingerprint) as keys,
         pytest.raises(SpendApprovalMismatchError, match="but the approval is for 0000"),
     ):
-        sign_psbt(psbt_text, vault.descriptor, approval, keys)
+        sign_psbt(psbt_text, vault.descriptor, approval, keys, authority=MECHANICS_ONLY)
 
 
 def test_receive_addresses_advance_and_stay_watched(world: World) -> None:

@@ -9,12 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from authority_support import NOW, Deployment, bitcoind_spend_under_review
 from embit.bip32 import HDKey
 from embit.networks import NETWORKS
 from log_support import rendered
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
+from custody.authority.gate import BreakGlass
 from custody.bitcoin import (
     Payment,
     broadcast_spend,
@@ -44,6 +46,9 @@ from treasury.db import make_engine, session_factory
 
 INSTITUTIONS = ("Finance Ministry", "Central Bank", "Audit Chamber")
 PASSPHRASES = {"Central Bank": "bank words"}
+CODES = {"CB": "Central Bank", "MOF": "Finance Ministry", "SAO": "Audit Chamber"}
+"""The roster's institution codes and the ceremonies whose seeds anchor them."""
+MECHANICS_ONLY = BreakGlass("test: these attempts fail on their shares, before any authority")
 WORD_WINDOW = 4
 """Any four consecutive words of a share count as a leak of that share."""
 
@@ -124,15 +129,42 @@ def test_a_whole_ceremony_and_spend_leaks_no_secret(
         spend = build_spend(
             session, bitcoin_node.rpc, vault.name, [Payment(payee, 40_000_000)], Decimal(2), 10_000
         )
+    roots = {}
+    for code, institution in CODES.items():
+        with combine_shares(shares[institution][:2], PASSPHRASES.get(institution, "")) as seed:
+            roots[code] = HDKey.from_seed(seed.reveal())
+    deployment = Deployment.build(roots=roots, names=dict(CODES))
+    deployment.authorise({"BTC": 10**8}, [("BTC", payee)])
+    decoded = bitcoind_spend_under_review(
+        bitcoin_node.rpc, spend.unsigned_psbt, vault.receive_descriptor, vault.change_descriptor
+    )
+    evidence = deployment.evidence(
+        *(deployment.statement_for(o, decoded, max_fee=10_000) for o in ("cb-alice", "mof-carol"))
+    )
     bad_attempts: list[Callable[[Session], object]] = [
-        lambda s: sign_spend(s, spend.id, "Central Bank", shares["Central Bank"][:1], "bank words"),
+        lambda s: sign_spend(
+            s,
+            spend.id,
+            "Central Bank",
+            shares["Central Bank"][:1],
+            "bank words",
+            authority=MECHANICS_ONLY,
+        ),
         lambda s: sign_spend(
             s,
             spend.id,
             "Finance Ministry",
             [shares["Finance Ministry"][0], shares["Audit Chamber"][1]],
+            authority=MECHANICS_ONLY,
         ),
-        lambda s: sign_spend(s, spend.id, "Central Bank", shares["Central Bank"][:2], "wrong"),
+        lambda s: sign_spend(
+            s,
+            spend.id,
+            "Central Bank",
+            shares["Central Bank"][:2],
+            "wrong",
+            authority=MECHANICS_ONLY,
+        ),
         lambda s: parse_shares([shares["Audit Chamber"][0].reveal().rsplit(" ", 1)[0] + " zebra"]),
         lambda s: parse_psbt(shares["Audit Chamber"][0].reveal()),
     ]
@@ -148,6 +180,8 @@ def test_a_whole_ceremony_and_spend_leaks_no_secret(
                 institution,
                 shares[institution][:2],
                 PASSPHRASES.get(institution, ""),
+                authority=evidence,
+                clock=lambda: NOW,
             )
     with sessions() as session, session.begin():
         broadcast_spend(session, bitcoin_node.rpc, spend.id)
@@ -206,6 +240,7 @@ def test_a_whole_ceremony_and_spend_leaks_no_secret(
     assert any(s.lower() in share_file for s in secrets)  # the detector does detect a share
     assert "custody_btc_spend_signatures" in tables
     assert "signed spend" in logs
+    assert "spend authorised" in logs  # the signer verified the officers' statements
     assert "signed spend" in printed  # the edges' formatters did render the records
     for where, haystack in haystacks.items():
         leaked = [s for s in secrets if s.lower() in haystack]

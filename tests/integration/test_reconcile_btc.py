@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from reconcile_authority_support import AuthorityWorld, authority_world
 from reconcile_support import (
-    INSTITUTIONS,
     BtcWorld,
     Db,
     btc_world,
@@ -20,10 +19,8 @@ from reconcile_support import (
 )
 from sqlalchemy import select
 
-from custody.bitcoin import Payment, broadcast_spend, build_spend, sign_spend
 from custody.bitcoin.rpc import BitcoinRPC
 from custody.devnet import BitcoinNode, NodeBinaries
-from custody.shamir import parse_shares
 from treasury import officers
 from treasury.officers import Role
 from treasury.policy import ReconciliationOutcome
@@ -87,7 +84,6 @@ def test_deposit_waits_for_the_minimum_confirmations(world: BtcWorld) -> None:
     assert [b.amount for b in world.db.bookings(world.scope)] == [5_000_000]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
 def test_reorg_reverses_a_deposit_and_books_it_again_once(world: BtcWorld) -> None:
     """A deposit whose block is invalidated is reversed; mined into another block it is booked once more."""
     rpc = world.node.rpc
@@ -130,28 +126,33 @@ def _officer(db: Db, institution: str, name: str, *roles: Role) -> officers.Offi
         return officers.add_officer(session, institution, name, roles, actor=FOUNDING, now=now)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
+@pytest.fixture
+def authorised(
+    bitcoin_node: BitcoinNode,
+    db_url: str,
+    tmp_path: Path,
+    test_seed: int,
+    request: pytest.FixtureRequest,
+) -> Iterator[AuthorityWorld]:
+    """The vault's ceremonies with a founded roster: spends approved by signed statements."""
+    name = f"ra{test_seed % 10**6}-{abs(hash(request.node.nodeid)) % 10**8}"
+    found = authority_world(db_url, bitcoin_node, tmp_path, test_seed, name)
+    yield found
+    found.db.engine.dispose()
+
+
 def test_out_of_band_spend_raises_an_alarm_that_blocks_spends_until_two_officers_ack(
-    world: BtcWorld,
+    authorised: AuthorityWorld,
 ) -> None:
     """A spend signed outside the system alarms in one run and closes the gate until two officers acknowledge it."""
+    world = authorised.btc
     rpc, db = world.node.rpc, world.db
     external = rpc.wallet("miner").call("getnewaddress", "", "bech32")
     world.pay([200_000_000])
     run(db, bitcoin=rpc)
 
-    log.info("an approved spend through custody raises nothing")
-    with db.sessions.begin() as session:
-        spend = build_spend(
-            session, rpc, world.vault.name, [Payment(external, 10_000_000)], Decimal(5), 50_000
-        )
-    for institution in INSTITUTIONS[:2]:
-        with db.sessions.begin() as session:
-            sign_spend(
-                session, spend.id, institution, parse_shares(world.shares[institution][:2]), ""
-            )
-    with db.sessions.begin() as session:
-        broadcast_spend(session, rpc, spend.id)
+    log.info("an approved spend through custody (officers' statements verified) raises nothing")
+    authorised.approved_btc_spend(10_000_000)
     world.node.mine(1)
     assert run(db, bitcoin=rpc).status is RunStatus.SUCCEEDED
     with db.sessions() as session:
@@ -176,7 +177,7 @@ def test_out_of_band_spend_raises_an_alarm_that_blocks_spends_until_two_officers
     with db.sessions() as session:
         assert len(list_alarms(session)) == 1  # one alarm per transaction, not per run
 
-    first = _officer(db, "MOF", "Alice", Role.APPROVER)
+    first = _officer(db, "TR", "Alice", Role.APPROVER)
     second = _officer(db, "CB", "Bob", Role.ADMIN)
     auditor = _officer(db, "AO", "Ivy", Role.AUDITOR)
     with db.sessions.begin() as session, pytest.raises(AcknowledgementError):
@@ -185,7 +186,7 @@ def test_out_of_band_spend_raises_an_alarm_that_blocks_spends_until_two_officers
         assert acknowledge(session, alarm.id, first, "Checked with the bank: a test.").open
     with db.sessions.begin() as session, pytest.raises(AcknowledgementError):
         acknowledge(session, alarm.id, first, "Again.")
-    colleague = _officer(db, "MOF", "Aibek", Role.APPROVER)
+    colleague = _officer(db, "TR", "Aibek", Role.APPROVER)
     with (
         db.sessions.begin() as session,
         pytest.raises(AcknowledgementError, match="another institution"),
@@ -232,7 +233,6 @@ class _DyingRPC(BitcoinRPC):
         return super().call(method, *params)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
 def test_node_down_mid_run_books_nothing_and_the_next_run_catches_up(
     binaries: NodeBinaries, db_url: str, tmp_path: Path, test_seed: int
 ) -> None:

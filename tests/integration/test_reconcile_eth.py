@@ -5,25 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from reconcile_authority_support import SAFE_NAME, AuthorityWorld, authority_world
 from reconcile_support import (
+    INSTITUTIONS,
     Db,
     SafeInstitution,
     create_safe,
     deployed,
-    eth_key,
     migrated,
     rng_for,
     run,
     safe_institutions,
 )
 
-from custody.devnet import EvmNode
+from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum import (
     EthChain,
     SafeVaults,
-    SigningPolicy,
     pack_signatures,
     sign_safe_tx_hash,
 )
@@ -125,7 +126,6 @@ def test_ether_and_token_deposits_are_booked_once(world: EthWorld) -> None:
             assert facts.outcome is ReconciliationOutcome.MATCHED
 
 
-@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
 def test_reorg_reverses_a_deposit_and_books_it_again_once(world: EthWorld) -> None:
     """A deposit reverted away by evm_revert is reversed; replayed into a new block it is booked once more."""
     rpc = world.node.rpc
@@ -158,32 +158,48 @@ def test_reorg_reverses_a_deposit_and_books_it_again_once(world: EthWorld) -> No
     assert world.db.trial_balance_zero()
 
 
-@pytest.mark.parametrize("db_url", ["sqlite_url"], indirect=True)
-def test_execution_signed_outside_the_system_raises_an_alarm(world: EthWorld) -> None:
-    """An approved Safe execution passes; one signed directly with the owner keys alarms and closes the gate."""
-    rpc = world.node.rpc
-    world.send_ether(5 * ETHER_WEI)
-    run(world.db, evm=rpc)
+@pytest.fixture
+def authorised(
+    bitcoin_node: BitcoinNode,
+    evm_node: EvmNode,
+    db_url: str,
+    tmp_path: Path,
+    test_seed: int,
+    request: pytest.FixtureRequest,
+) -> Iterator[AuthorityWorld]:
+    """The Safe of the ceremonies' keys with a founded roster: spends approved by statements."""
+    name = f"re{test_seed % 10**6}-{abs(hash(request.node.nodeid)) % 10**8}"
+    found = authority_world(db_url, bitcoin_node, tmp_path, test_seed, name, evm_node)
+    yield found
+    found.db.engine.dispose()
 
-    policy = SigningPolicy(frozenset({world.token}))
-    approved = world.vaults.propose_ether_transfer("reserve-eth", RECIPIENT, ETHER_WEI)
-    approval = world.vaults.approval(approved.hash_hex, policy)
-    for person in world.people[:2]:
-        world.vaults.sign(approval, person.quorum, policy)
-    world.vaults.execute(approved.hash_hex, world.payer)
-    assert run(world.db, evm=rpc).status is RunStatus.SUCCEEDED
-    with world.db.sessions() as session:
+
+def test_execution_signed_outside_the_system_raises_an_alarm(authorised: AuthorityWorld) -> None:
+    """An approved Safe execution passes; one signed directly with the owner keys alarms and closes the gate."""
+    assert authorised.evm is not None
+    assert authorised.vaults is not None
+    rpc, db, vaults = authorised.evm.rpc, authorised.db, authorised.vaults
+    nodes = {"bitcoin": authorised.btc.node.rpc, "evm": rpc}  # the world's vaults on both chains
+    holdings = holdings_account(eth_scope(authorised.chain.chain_id, SAFE_NAME), ETH.code)
+    authorised.fund_safe(5 * ETHER_WEI)
+    run(db, **nodes)
+
+    log.info("an approved execution (officers' statements verified by the signers) passes")
+    authorised.approved_safe_spend(ETHER_WEI)
+    assert run(db, **nodes).status is RunStatus.SUCCEEDED
+    with db.sessions() as session:
         assert list_alarms(session, only_open=True) == []
-    assert world.db.posted(world.holdings(ETH.code)) == 4 * ETHER_WEI
+    assert db.posted(holdings) == 4 * ETHER_WEI
 
     log.info("a SafeTx signed with two owners' keys directly and submitted")
-    rogue = world.vaults.new_safe_tx("reserve-eth", RECIPIENT, 2 * ETHER_WEI)
+    rogue = vaults.new_safe_tx(SAFE_NAME, RECIPIENT, 2 * ETHER_WEI)
     signatures = pack_signatures(
-        sign_safe_tx_hash(eth_key(p), rogue.hash) for p in world.people[1:]
+        sign_safe_tx_hash(authorised.owner_key(institution), rogue.hash)
+        for institution in INSTITUTIONS[1:]
     )
-    receipt = world.vaults.submit(rogue, signatures, world.payer)
-    run(world.db, evm=rpc)
-    with world.db.sessions() as session:
+    receipt = vaults.submit(rogue, signatures, authorised.relayer)
+    run(db, **nodes)
+    with db.sessions() as session:
         (alarm,) = list_alarms(session, only_open=True)
         facts = ReconcileGate().latest(session, "ETH")
     assert alarm.kind is AlarmKind.UNAUTHORISED_OUTFLOW
@@ -191,5 +207,5 @@ def test_execution_signed_outside_the_system_raises_an_alarm(world: EthWorld) ->
     assert rogue.hash_hex in alarm.detail
     assert facts is not None
     assert facts.outcome is ReconciliationOutcome.MISMATCHED
-    assert world.db.posted(world.holdings(ETH.code)) == 2 * ETHER_WEI
-    assert world.db.trial_balance_zero()
+    assert db.posted(holdings) == 2 * ETHER_WEI
+    assert db.trial_balance_zero()

@@ -110,6 +110,14 @@ def test_keygen_writes_an_encrypted_key_and_prints_its_id(
     )
     assert code == 1
     assert "not overwritten" in err
+    # The same command under the officers' own name.
+    second = tmp_path / "second.key"
+    code, out, err = _run(
+        "officers", "keygen", "--out", str(second), "--passphrase-file", str(passphrase)
+    )
+    assert code == 0, err
+    assert f"key id:     {load_public_key(second).key_id}" in out
+    assert load_public_key(second).key_id != key.key_id
 
 
 def test_a_genesis_made_with_the_cli_is_shown_and_verifies(

@@ -95,12 +95,16 @@ def test_migration_creates_exactly_the_safe_tables(db_url: str) -> None:
         engine.dispose()
 
 
+BREAK_GLASS = ("--break-glass", "--reason", "CLI drill: a Safe with no proposal behind it")
+"""No proposal covers a custody-level transfer, so each owner signs it as an audited emergency."""
+
+
 def test_cli_runs_a_transfer_end_to_end(
     evm_node: EvmNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_seed: int
 ) -> None:
     """`treasury safe` deploys, creates a 2-of-2 vault, shows the action and hash, signs, executes."""
     db_url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    migrate.upgrade(db_url, "0003")
+    migrate.upgrade(db_url)
     monkeypatch.setenv("TREASURY_DATABASE_URL", db_url)
     monkeypatch.setenv("TREASURY_RESERVE_RPC_URL", evm_node.rpc_url)
     rng = random.Random(f"{test_seed} cli")  # noqa: S311 (reproducible test data)
@@ -133,7 +137,7 @@ def test_cli_runs_a_transfer_end_to_end(
 
     refused = runner.invoke(
         app,
-        ["safe", "sign", safe_tx_hash, "--institution", "Central Bank",
+        ["safe", "sign", safe_tx_hash, *BREAK_GLASS, "--institution", "Central Bank",
          *share_files["Central Bank"]],
         input="n\n",
     )  # fmt: skip
@@ -142,7 +146,7 @@ def test_cli_runs_a_transfer_end_to_end(
     for name in ("Central Bank", "Audit Office"):
         signed = runner.invoke(
             app,
-            ["safe", "sign", safe_tx_hash, "--institution", name, *share_files[name]],
+            ["safe", "sign", safe_tx_hash, *BREAK_GLASS, "--institution", name, *share_files[name]],
             input="y\npw\n",
         )
         assert signed.exit_code == 0, signed.output

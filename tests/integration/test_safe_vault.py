@@ -3,6 +3,11 @@
 Every institution's owner key comes from its own seed, split 2-of-3 into SLIP-39 shares with a
 passphrase; signing recombines it from two shares. anvil's development accounts only pay gas and
 fund the vault (test money).
+
+Payments are signed on the officers' real statements (a roster anchored in the three seeds, two
+institutions' approvals of each SafeTx as the test reads it). Refusal tests and the owner
+rotation sign under an explicit ``BreakGlass`` instead, on purpose: the custody checks hold even
+when no statement is checked, and no payment statement covers a swapOwner.
 """
 
 from __future__ import annotations
@@ -14,12 +19,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from authority_support import NOW, Deployment
+from embit.bip32 import HDKey
 from eth_keys.datatypes import PrivateKey
+from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from log_support import rendered
 from sqlalchemy import Engine, func, select, text, update
 
+from custody.authority import AuthorityEvidence, SpendUnderReview
+from custody.authority.gate import Authority, BreakGlass
 from custody.devnet import EvmNode
 from custody.ethereum import (
     EthChain,
@@ -70,6 +80,9 @@ VAULT_ETHER_WEI = 10 * ETHER_WEI
 VAULT_TOKENS = 10**24
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
 INSTITUTIONS = ("Central Bank", "Ministry of Finance", "Audit Office")
+CODES = {"CB": "Central Bank", "MOF": "Ministry of Finance", "SAO": "Audit Office"}
+"""The roster's institution codes and the owners whose seeds anchor them."""
+MECHANICS_ONLY = BreakGlass("test of custody mechanics: the refusal comes before any authority")
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,42 @@ def institutions(test_seed: int) -> dict[str, Institution]:
     return {name: make_institution(name, rng) for name in INSTITUTIONS}
 
 
+@pytest.fixture(scope="module")
+def deployment(institutions: dict[str, Institution], token: str) -> Deployment:
+    """The officers' roster anchored in the three owners' seeds, with the decree the statements
+    cite (ether and the dev token) and ``RECIPIENT`` on the signed allowlist."""
+    d = Deployment.build(
+        roots={code: HDKey.from_seed(institutions[name].seed) for code, name in CODES.items()},
+        names=dict(CODES),
+    )
+    asset = f"ERC20:{to_checksum_address(token)}"
+    d.authorise({"ETH": 10**24, asset: 10**30}, [("ETH", RECIPIENT), (asset, RECIPIENT)])
+    return d
+
+
+def approved(
+    vaults: SafeVaults, d: Deployment, safe_tx: SafeTx, asset: str, amount: int, to: str
+) -> AuthorityEvidence:
+    """Approvals by the Bank's and the Ministry's approvers of ``safe_tx`` as the test reads it,
+    with the hash the Safe contract computes (``to`` is allowlisted first)."""
+    if asset != "ETH":
+        asset = f"ERC20:{to_checksum_address(asset)}"
+    d.authorise({}, [(asset, to)])
+    spend = SpendUnderReview(
+        chain=f"eip155:{vaults.chain.chain_id}",
+        vault_id=safe_tx.safe,
+        asset=asset,
+        amount=amount,
+        destination=to,
+        tx_hash="0x" + vaults.contract_hash(safe_tx).hex(),
+        fee=None,
+        safe_nonce=safe_tx.nonce,
+    )
+    return d.evidence(
+        *(d.statement_for(o, spend, vault="reserve-eth") for o in ("cb-alice", "mof-carol"))
+    )
+
+
 def _engine(url: str) -> Engine:
     engine = make_engine(url)
     CustodyBase.metadata.create_all(
@@ -170,10 +219,11 @@ def sign_and_execute(
     signers: list[Institution],
     policy: SigningPolicy,
     payer: str,
+    authority: Authority,
 ) -> None:
     approval = vaults.approval(safe_tx.hash_hex, policy)
     for institution in signers:
-        vaults.sign(approval, institution.quorum(), policy)
+        vaults.sign(approval, institution.quorum(), policy, authority=authority, clock=lambda: NOW)
     vaults.execute(safe_tx.hash_hex, payer)
 
 
@@ -205,6 +255,7 @@ def test_two_institutions_move_ether_and_tokens(
     token: str,
     test_seed: int,
     request: pytest.FixtureRequest,
+    deployment: Deployment,
 ) -> None:
     """A 2-of-3 Safe pays ether and ERC-20 tokens approved by two institutions; balances match."""
     engine = _engine(db_url)
@@ -219,13 +270,15 @@ def test_two_institutions_move_ether_and_tokens(
 
     sent_wei = 3 * ETHER_WEI + 141
     eth_tx = vaults.propose_ether_transfer("reserve", recipient, sent_wei)
-    sign_and_execute(vaults, eth_tx, [central, audit], policy, payer)
+    evidence = approved(vaults, deployment, eth_tx, "ETH", sent_wei, recipient)
+    sign_and_execute(vaults, eth_tx, [central, audit], policy, payer, evidence)
     assert chain.balance(recipient) == sent_wei
     assert chain.balance(vault.address) == VAULT_ETHER_WEI - sent_wei
 
     sent_tokens = 12_345 * 10**18
     token_tx = vaults.propose_token_transfer("reserve", token, recipient, sent_tokens)
-    sign_and_execute(vaults, token_tx, [ministry, audit], policy, payer)
+    evidence = approved(vaults, deployment, token_tx, token, sent_tokens, recipient)
+    sign_and_execute(vaults, token_tx, [ministry, audit], policy, payer, evidence)
     assert token_balance(chain, token, recipient) == sent_tokens
     assert token_balance(chain, token, vault.address) == VAULT_TOKENS - sent_tokens
 
@@ -321,13 +374,24 @@ def test_our_safe_tx_hash_equals_the_contracts(
 
 
 def test_one_signature_is_not_enough(
-    vaults: SafeVaults, vault: Vault, institutions: dict[str, Institution], payer: str, token: str
+    vaults: SafeVaults,
+    vault: Vault,
+    institutions: dict[str, Institution],
+    payer: str,
+    token: str,
+    deployment: Deployment,
 ) -> None:
     """One institution's signature of a 2-of-3 SafeTx is refused by us and by the Safe (GS020)."""
     safe_tx = vaults.propose_ether_transfer("reserve", RECIPIENT, ETHER_WEI)
     policy = SigningPolicy()
     central = institutions["Central Bank"]
-    signature = vaults.sign(vaults.approval(safe_tx.hash_hex, policy), central.quorum(), policy)
+    signature = vaults.sign(
+        vaults.approval(safe_tx.hash_hex, policy),
+        central.quorum(),
+        policy,
+        authority=approved(vaults, deployment, safe_tx, "ETH", ETHER_WEI, RECIPIENT),
+        clock=lambda: NOW,
+    )
     before = (db_snapshot(vaults), chain_snapshot(vaults, vault, token))
     with pytest.raises(MissingSignaturesError, match="needs 2"):
         vaults.execute(safe_tx.hash_hex, payer)
@@ -352,13 +416,19 @@ def test_non_owner_signature_is_refused(
 
 
 def test_replayed_safe_tx_is_refused(
-    vaults: SafeVaults, vault: Vault, institutions: dict[str, Institution], payer: str, token: str
+    vaults: SafeVaults,
+    vault: Vault,
+    institutions: dict[str, Institution],
+    payer: str,
+    token: str,
+    deployment: Deployment,
 ) -> None:
     """An executed SafeTx cannot run again: not through the vault, nor with its old signatures."""
     safe_tx = vaults.propose_ether_transfer("reserve", RECIPIENT, ETHER_WEI)
     policy = SigningPolicy()
     signers = [institutions["Central Bank"], institutions["Ministry of Finance"]]
-    sign_and_execute(vaults, safe_tx, signers, policy, payer)
+    evidence = approved(vaults, deployment, safe_tx, "ETH", ETHER_WEI, RECIPIENT)
+    sign_and_execute(vaults, safe_tx, signers, policy, payer, evidence)
     old_signatures = pack_signatures(
         sig for _i, sig in vaults.proposal(safe_tx.hash_hex).signatures
     )
@@ -425,19 +495,29 @@ def test_value_tampered_after_approval_is_not_signed(
         session.execute(update(SafeTxRow).values(value=VAULT_ETHER_WEI))
     before = (db_snapshot(vaults), chain_snapshot(vaults, vault, token))
     with pytest.raises(ApprovalMismatchError, match="'value'"):
-        vaults.sign(approval, institutions["Central Bank"].quorum(), policy)
+        vaults.sign(
+            approval, institutions["Central Bank"].quorum(), policy, authority=MECHANICS_ONLY
+        )
     assert (db_snapshot(vaults), chain_snapshot(vaults, vault, token)) == before
 
 
 def test_failing_call_reverts_whole_safe_tx(
-    vaults: SafeVaults, vault: Vault, institutions: dict[str, Institution], payer: str, token: str
+    vaults: SafeVaults,
+    vault: Vault,
+    institutions: dict[str, Institution],
+    payer: str,
+    token: str,
+    deployment: Deployment,
 ) -> None:
     """A token transfer beyond the vault's balance fails as GS013 and uses no nonce."""
     policy = SigningPolicy(frozenset({token}))
     safe_tx = vaults.propose_token_transfer("reserve", token, RECIPIENT, VAULT_TOKENS + 1)
     approval = vaults.approval(safe_tx.hash_hex, policy)
+    evidence = approved(vaults, deployment, safe_tx, token, VAULT_TOKENS + 1, RECIPIENT)
     for name in INSTITUTIONS[:2]:
-        vaults.sign(approval, institutions[name].quorum(), policy)
+        vaults.sign(
+            approval, institutions[name].quorum(), policy, authority=evidence, clock=lambda: NOW
+        )
     before = (db_snapshot(vaults), chain_snapshot(vaults, vault, token))
     with pytest.raises(SafeCallFailedError, match="GS013"):
         vaults.execute(safe_tx.hash_hex, payer)
@@ -455,7 +535,9 @@ def test_wrong_passphrase_signs_nothing(
         central.name, central.shares[:2], "not the passphrase", central.keys.fingerprint
     )
     with pytest.raises(FingerprintMismatchError):
-        vaults.sign(vaults.approval(safe_tx.hash_hex, policy), bad, policy)
+        vaults.sign(
+            vaults.approval(safe_tx.hash_hex, policy), bad, policy, authority=MECHANICS_ONLY
+        )
     with vaults._sessions() as session:
         assert session.scalar(select(func.count()).select_from(SafeSignatureRow)) == 0
 
@@ -471,7 +553,11 @@ def test_owner_rotation_retires_the_old_key(
     token: str,
     test_seed: int,
 ) -> None:
-    """After swapOwner the roster matches the chain, the old key cannot sign, the new one can."""
+    """After swapOwner the roster matches the chain, the old key cannot sign, the new one can.
+
+    Signed under break-glass: no payment statement covers a swapOwner, and the officers' roster
+    is anchored in the old seed's ceremony key, which the renewed key does not carry.
+    """
     central, ministry, audit = (institutions[n] for n in INSTITUTIONS)
     renewed = make_institution(ministry.name, _rng(test_seed + 7))
     new_owner = VaultOwner(ministry.name, renewed.keys.eth_address, renewed.keys.fingerprint)
@@ -480,7 +566,8 @@ def test_owner_rotation_retires_the_old_key(
     swap = vaults.propose_owner_swap("reserve", new_owner)
     approval = vaults.approval(swap.hash_hex, policy)
     assert approval.action.describe().startswith(f"replace Safe owner {ministry.keys.eth_address}")
-    sign_and_execute(vaults, swap, [ministry, audit], policy, payer)
+    rotation = BreakGlass("test: rotating the Ministry's owner key after its ceremony renewal")
+    sign_and_execute(vaults, swap, [ministry, audit], policy, payer, rotation)
 
     state = vaults.read_state(vault.address)
     roster = vaults.vault("reserve")
@@ -491,16 +578,16 @@ def test_owner_rotation_retires_the_old_key(
     pay = vaults.propose_ether_transfer("reserve", RECIPIENT, ETHER_WEI)
     pay_approval = vaults.approval(pay.hash_hex, policy)
     with pytest.raises(NotAnOwnerError, match="fingerprint"):
-        vaults.sign(pay_approval, ministry.quorum(), policy)
+        vaults.sign(pay_approval, ministry.quorum(), policy, authority=rotation)
     old_sig = sign_safe_tx_hash(ministry.eth_key(), pay.hash)
     with pytest.raises(NotAnOwnerError, match=old_sig.owner):
         vaults.add_signature(pay.hash_hex, old_sig.encode())
-    central_sig = vaults.sign(pay_approval, central.quorum(), policy)
+    central_sig = vaults.sign(pay_approval, central.quorum(), policy, authority=rotation)
     with pytest.raises(SafeInvalidOwnerError, match="GS026"):
         vaults.submit(pay, pack_signatures([old_sig, central_sig]), payer)
 
     before = vaults.chain.balance(RECIPIENT)
-    vaults.sign(pay_approval, renewed.quorum(), policy)
+    vaults.sign(pay_approval, renewed.quorum(), policy, authority=rotation)
     vaults.execute(pay.hash_hex, payer)
     assert vaults.chain.balance(RECIPIENT) == before + ETHER_WEI
 
@@ -515,6 +602,7 @@ def test_no_key_material_in_logs_errors_database_or_reprs(
     payer: str,
     token: str,
     caplog: pytest.LogCaptureFixture,
+    deployment: Deployment,
 ) -> None:
     """Seeds, share words, private keys and passphrases reach no log (every field of every record,
     as the CLI and the API print it), error, table or repr."""
@@ -524,8 +612,9 @@ def test_no_key_material_in_logs_errors_database_or_reprs(
     safe_tx = vaults.propose_token_transfer("reserve", token, RECIPIENT, 5)
     approval = vaults.approval(safe_tx.hash_hex, policy)
     quorums = [central.quorum(), ministry.quorum(1)]
+    evidence = approved(vaults, deployment, safe_tx, token, 5, RECIPIENT)
     for quorum in quorums:
-        vaults.sign(approval, quorum, policy)
+        vaults.sign(approval, quorum, policy, authority=evidence, clock=lambda: NOW)
     vaults.execute(safe_tx.hash_hex, payer)
 
     errors: list[CustodyError] = []
@@ -539,11 +628,11 @@ def test_no_key_material_in_logs_errors_database_or_reprs(
     pay_approval = vaults.approval(pay.hash_hex, SigningPolicy())
     for attempt in attempts:
         with pytest.raises((FingerprintMismatchError, InsufficientSharesError)) as caught:
-            vaults.sign(pay_approval, attempt, SigningPolicy())
+            vaults.sign(pay_approval, attempt, SigningPolicy(), authority=MECHANICS_ONLY)
         errors.append(caught.value)
     wrong_action = dataclasses.replace(pay_approval, action=approval.action)
     with pytest.raises(ApprovalMismatchError) as mismatch:
-        vaults.sign(wrong_action, central.quorum(), SigningPolicy())
+        vaults.sign(wrong_action, central.quorum(), SigningPolicy(), authority=MECHANICS_ONLY)
     errors.append(mismatch.value)
 
     secrets = {PASSPHRASE}
@@ -568,6 +657,7 @@ def test_no_key_material_in_logs_errors_database_or_reprs(
         repr(vaults.proposal(safe_tx.hash_hex)),
     ]
     assert safe_tx.hash_hex in logged
+    assert "SafeTx authorised" in logged  # the signer verified the officers' statements
     for secret in secrets:
         for text_shown in shown:
             assert secret not in text_shown.lower()

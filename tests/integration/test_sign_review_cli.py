@@ -31,6 +31,9 @@ INSTITUTIONS = ("Ministry of Finance", "National Bank", "Accounts Chamber")
 PAY_SATS = 25_000_000
 OTHER_SATS = 30_000_000
 PAY_WEI = 250_000_000_000_000_000
+BREAK_GLASS = ["--break-glass", "--reason", "custody-level spend with no proposal (review test)"]
+"""These spends are custody's own, with no proposal and so no officers' statements: custody signs
+them only on the holders' documented break-glass choice, which is what the review shows here."""
 
 
 class Cli:
@@ -120,7 +123,7 @@ def test_btc_spend_sign_shows_the_decoded_psbt_and_asks_before_any_share(
 
     log.info("declining: the decoded spend is shown, nothing is signed")
     declined = cli(
-        "btc", "spend", "sign", sid, "--institution", "Ministry of Finance",
+        "btc", "spend", "sign", sid, *BREAK_GLASS, "--institution", "Ministry of Finance",
         *_share_options("--share-file", mof[:2]), stdin="n\n", code=1,
     )  # fmt: skip
     assert f"pay 0.25 BTC (25000000 sat) to {payee}" in declined
@@ -132,7 +135,7 @@ def test_btc_spend_sign_shows_the_decoded_psbt_and_asks_before_any_share(
     assert "signed by: (nobody yet)" in shown
     assert f"approval bound to unsigned txid {txid}" in shown
     unanswered = cli(
-        "btc", "spend", "sign", sid, "--institution", "Ministry of Finance",
+        "btc", "spend", "sign", sid, *BREAK_GLASS, "--institution", "Ministry of Finance",
         *_share_options("--share-file", mof[:2]), code=1,
     )  # fmt: skip
     assert "no answer to the confirmation question (pass --yes" in unanswered
@@ -141,7 +144,7 @@ def test_btc_spend_sign_shows_the_decoded_psbt_and_asks_before_any_share(
     log.info("prompted shares: the summary and the question come before the first share prompt")
     words = [read_share_file(path) for path in mof]
     signed = cli(
-        "btc", "spend", "sign", sid, "--institution", "Ministry of Finance",
+        "btc", "spend", "sign", sid, *BREAK_GLASS, "--institution", "Ministry of Finance",
         stdin=f"y\n{words[0]}\n{words[2]}\n",
     )  # fmt: skip
     first_prompt = signed.index("Share 1 of 2")
@@ -152,7 +155,7 @@ def test_btc_spend_sign_shows_the_decoded_psbt_and_asks_before_any_share(
 
     log.info("--yes, all three share files of the National Bank's 2-of-3 split: signed")
     signed = cli(
-        "btc", "spend", "sign", sid, "--institution", "National Bank",
+        "btc", "spend", "sign", sid, *BREAK_GLASS, "--institution", "National Bank",
         *_share_options("--share-file", files["National Bank"]), "--yes",
     )  # fmt: skip
     assert "signed by: Ministry of Finance, National Bank" in signed
@@ -168,7 +171,7 @@ def test_btc_spend_sign_shows_the_decoded_psbt_and_asks_before_any_share(
         b=int(b_id),
     )
     refused = cli(
-        "btc", "spend", "sign", a_id, "--institution", "Ministry of Finance",
+        "btc", "spend", "sign", a_id, *BREAK_GLASS, "--institution", "Ministry of Finance",
         stdin=f"y\n{words[0]}\n{words[1]}\n", code=1,
     )  # fmt: skip
     assert f"pays 30000000 sats to {other}" in refused
@@ -185,7 +188,7 @@ def test_btc_spend_sign_shows_the_decoded_psbt_and_asks_before_any_share(
         b=int(b_id),
     )
     declined = cli(
-        "btc", "spend", "sign", a_id, "--institution", "Ministry of Finance",
+        "btc", "spend", "sign", a_id, *BREAK_GLASS, "--institution", "Ministry of Finance",
         *_share_options("--share-file", mof[:2]), stdin="n\n", code=1,
     )  # fmt: skip
     assert f"pay 0.3 BTC (30000000 sat) to {other}" in declined
@@ -212,7 +215,7 @@ def test_safe_sign_reads_ceremony_share_files_and_shows_the_decoded_safe_tx_firs
     recipient = to_checksum_address("0x" + uuid.uuid4().hex[:20] * 2)
     proposed = cli("safe", "transfer", name, "--to", recipient, "--amount", str(PAY_WEI))
     safe_tx_hash = proposed.split("SafeTx ")[1].split()[0]
-    sign = ["safe", "sign", safe_tx_hash, "--institution"]
+    sign = ["safe", "sign", safe_tx_hash, *BREAK_GLASS, "--institution"]
 
     log.info("declining with the ceremony's share files: shown, nothing stored")
     declined = cli(
@@ -241,6 +244,11 @@ def test_safe_sign_reads_ceremony_share_files_and_shows_the_decoded_safe_tx_firs
     assert "signed by National Bank" in signed
     signers = re.findall(r"signed by: (.*)", cli("safe", "show", name))[0]
     assert sorted(signers.split(", ")) == ["Ministry of Finance", "National Bank"]
+    log.info("break-glass: every owner signs before the Safe executes (the Accounts Chamber too)")
+    cli(
+        *sign, "Accounts Chamber", *_share_options("--shares-file", files["Accounts Chamber"][:2]),
+        "--yes", stdin="\n",
+    )  # fmt: skip
     before = chain.balance(recipient)
     cli("safe", "execute", safe_tx_hash)
     assert chain.balance(recipient) == before + PAY_WEI

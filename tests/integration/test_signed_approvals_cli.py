@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from signed_approvals_support import StatementChain, found_roster
+from token_files import token_file
 from typer.testing import CliRunner
 from workflow_support import DECREE, DESTINATION, SHARES, World, build_world
 
@@ -20,7 +21,7 @@ from treasury.authority.statements import signed_to_json
 from treasury.authority.store import statements_for
 from treasury.cli import app
 from treasury.cli import spend as spend_cli
-from treasury.cli.officers import OfficerContext
+from treasury.cli.officers import OfficerContext, read_token
 from treasury.officers import authenticate
 from treasury.proposals import ProposalState, ProposalView
 from treasury.settings import Settings
@@ -57,9 +58,10 @@ def _use_world(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     clock is days ahead of the real one, and its chain is in memory)."""
 
     @contextlib.contextmanager
-    def cli_context(token: str | None) -> Iterator[OfficerContext]:
+    def cli_context(token_file: str | None) -> Iterator[OfficerContext]:
+        token = read_token(token_file)  # the CLI's own reading of --token-file
         with world.sessions() as session:
-            actor = authenticate(session, str(token), now=world.clock())
+            actor = authenticate(session, token, now=world.clock())
         yield OfficerContext(Settings(), world.sessions, world.workflow(), actor)
 
     monkeypatch.setattr(spend_cli, "cli_context", cli_context)
@@ -81,14 +83,14 @@ def test_cli_shows_signs_and_submits_the_statement_with_a_key_file(
     passphrase_file = tmp_path / "passphrase"
     passphrase_file.write_text(PASSPHRASE + "\n")
 
-    result = runner.invoke(app, ["spend", "statement", str(view.id), "--token", token])
+    result = runner.invoke(app, ["spend", "statement", str(view.id), *token_file(token)])
     assert result.exit_code == 0, result.stderr
     assert f"0.25 BTC (25000000 sat) to {DESTINATION}" in result.stdout
     assert '"format":"national-reserve/approval/1"' in result.stdout
     assert "digest to sign: " in result.stdout
 
     unsigned = runner.invoke(
-        app, ["spend", "approve", str(view.id), "--tx-hash", str(view.tx_hash), "--token", token]
+        app, ["spend", "approve", str(view.id), "--tx-hash", str(view.tx_hash), *token_file(token)]
     )
     assert unsigned.exit_code == 1
     assert unsigned.stderr.startswith("error: The roster chain is founded")
@@ -98,7 +100,7 @@ def test_cli_shows_signs_and_submits_the_statement_with_a_key_file(
     args = ["spend", "approve", str(view.id), "--tx-hash", str(view.tx_hash)]
     bad = runner.invoke(
         app,
-        [*args, "--key-file", str(key_file), "--passphrase-file", str(wrong), "--token", token],
+        [*args, "--key-file", str(key_file), "--passphrase-file", str(wrong), *token_file(token)],
     )
     assert bad.exit_code == 1
     assert "passphrase does not open the key file" in bad.stderr
@@ -112,8 +114,7 @@ def test_cli_shows_signs_and_submits_the_statement_with_a_key_file(
             str(key_file),
             "--passphrase-file",
             str(passphrase_file),
-            "--token",
-            token,
+            *token_file(token),
         ],
     )
     assert result.exit_code == 0, result.stderr
@@ -149,8 +150,7 @@ def test_cli_refuses_to_sign_a_statement_for_another_transaction(
             str(key_file),
             "--passphrase-file",
             str(passphrase_file),
-            "--token",
-            world.tokens["cb_approver"],
+            *token_file(world.tokens["cb_approver"]),
         ],
     )
     assert result.exit_code == 1

@@ -2,12 +2,15 @@
 
 Three ceremonies make the seeds of a 2-of-3 vault; each seed's ceremony key signs the roster
 genesis. Every refusal below happens after the shares are recombined and before any signature:
-a spy on embit's ``PSBT.sign_with`` records none, and no signature row is written.
+a spy on embit's ``PSBT.sign_with`` records none, and no signature row is written. The signer
+has no unchecked path: the authority is required, and the one alternative to statements is an
+explicit ``BreakGlass``, which the signer logs as a warning and marks in the PSBT.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,7 +49,10 @@ from custody.authority import (
     next_record,
     sign_with_ceremony_key,
 )
+from custody.authority.gate import BreakGlass
 from custody.bitcoin import Payment, broadcast_spend, build_spend, load_spend, sign_spend
+from custody.bitcoin.psbt import parse_psbt
+from custody.bitcoin.signer import break_glass_marks
 from custody.bitcoin.vault import Vault, create_vault, next_receive_address
 from custody.ceremony import CeremonyPlan, ShareFiles, read_share_file, run_ceremony
 from custody.devnet import BitcoinNode
@@ -115,7 +121,9 @@ class World:
             safe_nonce=None,
         )
 
-    def sign(self, spend_id: int, institution: str, evidence: AuthorityEvidence | None) -> Any:
+    def sign(
+        self, spend_id: int, institution: str, evidence: AuthorityEvidence | BreakGlass
+    ) -> Any:
         with self.sessions() as session, session.begin():
             return sign_spend(
                 session,
@@ -169,11 +177,14 @@ def world(
 
 @pytest.fixture(scope="module")
 def deployment(world: World) -> Deployment:
-    """The roster anchored in the vault's three ceremonies (CB=Bank, MOF=Finance, SAO=Chamber)."""
-    return Deployment.build(
+    """The roster anchored in the vault's three ceremonies (CB=Bank, MOF=Finance, SAO=Chamber),
+    with the decree the statements cite and the external payee on the signed allowlist."""
+    d = Deployment.build(
         roots={code: world.root(name) for code, name in CODES.items()},
         names=dict(CODES),
     )
+    d.authorise({"BTC": 21_000_000 * 10**8}, [("BTC", world.external)])
+    return d
 
 
 @pytest.fixture
@@ -197,7 +208,11 @@ def statements(
 
 
 def refused(
-    world: World, spend_id: int, evidence: AuthorityEvidence, error: type[Exception], match: str
+    world: World,
+    spend_id: int,
+    evidence: AuthorityEvidence | BreakGlass,
+    error: type[Exception],
+    match: str,
 ) -> None:
     """Each cosigner is refused with ``error``; nothing is signed, nothing is stored."""
     for institution in (FINANCE, BANK):
@@ -230,10 +245,37 @@ def test_valid_statements_let_both_institutions_sign_and_name_the_approvers(
     assert wallet.call("gettransaction", txid)["confirmations"] == 1
 
 
-def test_without_evidence_the_signer_behaves_as_before(world: World) -> None:
-    """No evidence: the existing checks only (staging); the result names no approvers."""
+def test_without_authority_nothing_is_signed(world: World, signing_calls: list[int]) -> None:
+    """There is no unchecked path any more: ``None`` (the old "staging" call) signs nothing."""
     spend_id = world.build()
-    assert world.sign(spend_id, CHAMBER, None).authorization is None
+    refused(world, spend_id, None, TypeError, "AuthorityEvidence or an explicit BreakGlass")  # type: ignore[arg-type]
+    assert signing_calls == []
+
+
+def test_break_glass_signs_without_statements_says_so_and_marks_the_psbt(
+    world: World, signing_calls: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An explicit BreakGlass signs with no statement check; the result has no authorization but
+    the reason, a WARNING names vault, txid, fingerprint and reason, and the PSBT carries the mark."""
+    spend_id = world.build()
+    txid = world.decoded(spend_id).tx_hash
+    reason = "Officers' keys lost in the flood; decree pending"
+    with caplog.at_level(logging.WARNING, logger="custody.bitcoin.signer"):
+        signed = world.sign(spend_id, CHAMBER, BreakGlass(reason))
+    assert signed.authorization is None
+    assert signed.break_glass == reason
+    assert signing_calls == [len(parse_psbt(signed.unsigned_psbt).inputs)]
+    fingerprint = next(t.fingerprint for t in world.vault.cosigners if t.institution == CHAMBER)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "BREAK-GLASS" in m and world.vault.name in m and txid in m and fingerprint in m
+        and reason in m
+        for m in warnings
+    ), warnings  # fmt: skip
+    with world.sessions() as session:
+        record = session.get_one(SpendRecord, spend_id)
+        stored = parse_psbt(record.signatures[0].signed_psbt)
+    assert break_glass_marks(stored) == {fingerprint: reason}
 
 
 @pytest.mark.parametrize(

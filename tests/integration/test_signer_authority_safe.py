@@ -3,11 +3,13 @@
 Each institution's owner key and ceremony key come from its own seed, split 2-of-3 into SLIP-39
 shares; the ceremony keys sign the roster genesis. Every refusal below happens after the shares
 are recombined and before any signature: a spy on ``sign_safe_tx_hash`` records none, and no
-signature row is written.
+signature row is written. The authority is required: the one alternative to statements is an
+explicit ``BreakGlass``, which the signer logs as a warning and reports in its result.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from custody.authority import (
     UnauthorizedChangeError,
     VetoedError,
 )
+from custody.authority.gate import BreakGlass
 from custody.devnet import EvmNode
 from custody.ethereum import (
     EthChain,
@@ -89,13 +92,23 @@ def institutions(test_seed: int) -> dict[str, Institution]:
     return made
 
 
+ETHER_PAYEE = to_checksum_address("0x" + "ab" * 20)
+TOKEN_PAYEE = to_checksum_address("0x" + "cd" * 20)
+
+
 @pytest.fixture(scope="module")
-def deployment(institutions: dict[str, Institution]) -> Deployment:
-    """The roster anchored in the three owners' seeds (CB, MOF, SAO)."""
-    return Deployment.build(
+def deployment(institutions: dict[str, Institution], token: str) -> Deployment:
+    """The roster anchored in the three owners' seeds (CB, MOF, SAO), with the decree the
+    statements cite and the two payees on the signed allowlist."""
+    d = Deployment.build(
         roots={code: institutions[name].root() for code, name in CODES.items()},
         names=dict(CODES),
     )
+    d.authorise(
+        {"ETH": 10**24, f"ERC20:{token}": 10**27},
+        [("ETH", ETHER_PAYEE), (f"ERC20:{token}", TOKEN_PAYEE)],
+    )
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +198,7 @@ def sign(
     vaults: SafeVaults,
     safe_tx: SafeTx,
     institution: Institution,
-    evidence: AuthorityEvidence | None,
+    evidence: AuthorityEvidence | BreakGlass,
     policy: SigningPolicy,
 ) -> Any:
     approval = vaults.approval(safe_tx.hash_hex, policy)
@@ -203,7 +216,7 @@ def refused(
     vaults: SafeVaults,
     safe_tx: SafeTx,
     institutions: dict[str, Institution],
-    evidence: AuthorityEvidence,
+    evidence: AuthorityEvidence | BreakGlass,
     error: type[Exception],
     match: str,
     policy: SigningPolicy | None = None,
@@ -261,14 +274,43 @@ def test_valid_statements_cover_an_erc20_transfer_by_its_asset_code(
     assert token_balance(vaults.chain, token, recipient) == 5_000
 
 
-def test_without_evidence_the_signer_behaves_as_before(
-    vaults: SafeVaults, vault: Vault, institutions: dict[str, Institution]
+def test_without_authority_nothing_is_signed(
+    vaults: SafeVaults,
+    vault: Vault,
+    institutions: dict[str, Institution],
+    signing_calls: list[bytes],
 ) -> None:
-    """No evidence: the existing checks only (staging); the result names no approvers."""
+    """There is no unchecked path any more: ``None`` (the old "staging" call) signs nothing."""
     safe_tx = vaults.propose_ether_transfer("reserve", "0x" + "12" * 20, 1)
-    signed = sign(vaults, safe_tx, institutions["Audit Office"], None, SigningPolicy())
+    refused(vaults, safe_tx, institutions, None, TypeError, "explicit BreakGlass")  # type: ignore[arg-type]
+    assert signing_calls == []
+
+
+def test_break_glass_signs_without_statements_and_says_so(
+    vaults: SafeVaults,
+    vault: Vault,
+    institutions: dict[str, Institution],
+    signing_calls: list[bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An explicit BreakGlass signs with no statement check; the result carries the reason, not
+    an authorization, and a WARNING names the Safe, the SafeTx hash, the fingerprint and why."""
+    safe_tx = vaults.propose_ether_transfer("reserve", "0x" + "12" * 20, 1)
+    office = institutions["Audit Office"]
+    reason = "Roster chain unreadable after the data-centre fire"
+    with caplog.at_level(logging.WARNING, logger="custody.ethereum.signer"):
+        signed = sign(vaults, safe_tx, office, BreakGlass(reason), SigningPolicy())
     assert signed.authorization is None
+    assert signed.break_glass == reason
+    assert signed.signature.owner == office.keys.eth_address
+    assert signing_calls == [safe_tx.hash]
     assert signature_rows(vaults) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "BREAK-GLASS" in m and vault.address in m and safe_tx.hash_hex in m
+        and office.keys.fingerprint in m and reason in m
+        for m in warnings
+    ), warnings  # fmt: skip
 
 
 @pytest.mark.parametrize(

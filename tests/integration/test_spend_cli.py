@@ -18,6 +18,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from spend_roster_support import FoundedRoster, found_spend_roster
+from token_files import token_file
 from typer.testing import CliRunner
 
 from custody.devnet import BitcoinNode, EvmNode
@@ -118,10 +120,10 @@ def _safe_owner(cli: Cli, name: str) -> str:
 
 def _token(cli: Cli, admin: str, name: str, institution: str, role: str) -> str:
     out = cli(
-        "officers", "add", name, "--institution", institution, "--role", role, "--token", admin
+        "officers", "add", name, "--institution", institution, "--role", role, *token_file(admin)
     )
     officer_id = out.split()[1]
-    return cli("officers", "issue-token", officer_id, "--token", admin).strip()
+    return cli("officers", "issue-token", officer_id, *token_file(admin)).strip()
 
 
 def _allowlist(
@@ -150,7 +152,7 @@ def _allowlist(
 
 
 def _officer_id(cli: Cli, admin: str, name: str) -> int:
-    for line in cli("officers", "list", "--token", admin).splitlines():
+    for line in cli("officers", "list", *token_file(admin)).splitlines():
         fields = line.split("\t")
         if fields[2] == name:
             return int(fields[0])
@@ -195,7 +197,7 @@ def _govern(cli: Cli, tmp_path: Path) -> Officers:
     ).strip().rsplit(" ", 1)[1]  # fmt: skip
     admins = {"MOF": admin}
     for code, name in [*list(INSTITUTIONS.items())[1:], ("PARL", "Parliament")]:
-        cli("officers", "add-institution", code, name, "--token", admin)
+        cli("officers", "add-institution", code, name, *token_file(admin))
         # each institution's first admin is founded; it then staffs its own institution
         found = cli("officers", "found", code, "--admin-name", f"{code} admin")
         admins[code] = found.strip().rsplit(" ", 1)[1]
@@ -206,13 +208,45 @@ def _govern(cli: Cli, tmp_path: Path) -> Officers:
     }
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(json.dumps(POLICY))
-    cli("policy", "set", str(policy_file), "--token", admin)
+    cli("policy", "set", str(policy_file), *token_file(admin))
     cli(
         "policy", "add-legal-basis", DECREE, "--title", "Rebalancing", "--expires",
         "2099-01-01T00:00:00+00:00", "--ceiling", f"BTC={SATS_PER_BTC}",
-        "--ceiling", f"ETH={WEI_PER_ETH}", "--token", admin,
+        "--ceiling", f"ETH={WEI_PER_ETH}", *token_file(admin),
     )  # fmt: skip
     return Officers(admin, proposer, approvers)
+
+
+def _roster(
+    cli: Cli,
+    tmp_path: Path,
+    shares: dict[str, list[Path]],
+    destinations: dict[str, str],
+    passphrases: dict[str, str] | None = None,
+) -> FoundedRoster:
+    """The signed roster over the ceremonies (MOF, NBKR, ACH; PARL has none) and their admins,
+    with the NBKR and ACH approvers' keys, the payees and the decree: nothing is signed without
+    the approvers' statements."""
+    return found_spend_roster(
+        str(cli.env[DATABASE_URL_ENV]),
+        tmp_path,
+        admins={"MOF": "Admin", "NBKR": "NBKR admin", "ACH": "ACH admin"},
+        approvers=[f"{code} approver" for code in ("NBKR", "ACH")],
+        shares=shares,
+        destinations=destinations,
+        decree=DECREE,
+        passphrases=passphrases,
+    )
+
+
+def _approve(
+    cli: Cli, roster: FoundedRoster, officers: Officers, pid: str, tx_hash: str, code: str
+) -> str:
+    """``code``'s approver approves ``tx_hash``, signing the statement with its key file."""
+    return cli(
+        "spend", "approve", pid, "--tx-hash", tx_hash,
+        *roster.approve_options(f"{code} approver"), *token_file(officers.approvers[code]),
+    )  # fmt: skip
 
 
 def _allow(cli: Cli, officers: Officers, asset: str, address: str) -> datetime:
@@ -259,6 +293,7 @@ def test_a_bitcoin_spend_goes_from_proposal_to_booked_confirmation_through_the_c
     officers = _govern(cli, tmp_path)
     proposer, approvers = officers.proposer, officers.approvers
     destination = str(miner.call("getnewaddress", "", "bech32"))
+    roster = _roster(cli, tmp_path, shares, {"BTC": destination}, {"NBKR": PASSPHRASE})
     active_from = _allow(cli, officers, "BTC", destination)
 
     log.info("a second vault (3-of-3, so other addresses): spends must now name theirs")
@@ -272,60 +307,59 @@ def test_a_bitcoin_spend_goes_from_proposal_to_booked_confirmation_through_the_c
     proposed = cli(
         "spend", "propose", "--asset", "BTC", "--amount", str(SPEND_SATS), "--destination",
         destination, "--purpose", "Reserve rebalancing", "--legal-basis", DECREE,
-        "--token", proposer, env=no_node,
+        *token_file(proposer), env=no_node,
     )  # fmt: skip
     proposal = re.match(r"proposal (\d+): proposed", proposed)
     assert proposal is not None, proposed
     pid = proposal.group(1)
-    err = _single_error(cli("spend", "prepare", pid, "--token", proposer, code=1))
+    err = _single_error(cli("spend", "prepare", pid, *token_file(proposer), code=1))
     assert "2 Bitcoin vaults are in the database" in err
     assert f"set {BTC_VAULT_ENV} to the one spends are paid from" in err
     cli.env[BTC_VAULT_ENV] = vault
-    err = _single_error(cli("spend", "prepare", pid, "--token", proposer, code=1, env=no_node))
+    err = _single_error(cli("spend", "prepare", pid, *token_file(proposer), code=1, env=no_node))
     assert err.startswith(
         f"error: Spends of BTC need bitcoind. No node configured: set {BITCOIN_RPC_URL_ENV}"
     )
 
     log.info("prepare: the decoded transaction and the hash to approve")
-    prepared = cli("spend", "prepare", pid, "--token", proposer)
+    prepared = cli("spend", "prepare", pid, *token_file(proposer))
     assert f"pay {SPEND_SATS} sats to {destination}" in prepared
     assert f"vault: {vault}" in prepared
     tx_hash = prepared.split("hash to approve: ")[1].split()[0]
     fee = int(re.findall(r"fee_sats: (\d+)", prepared)[0])
     assert 0 < fee <= 50_000
     for code in ("NBKR", "ACH"):
-        cli("spend", "approve", pid, "--tx-hash", tx_hash, "--token", approvers[code])
-    status = cli("spend", "status", pid, "--token", proposer)
+        _approve(cli, roster, officers, pid, tx_hash, code)
+    status = cli("spend", "status", pid, *token_file(proposer))
     assert status.startswith(f"proposal {pid}: approved")
     assert f"unsigned_txid: {tx_hash}" in status
 
     log.info("an institution without a ceremony cannot sign; NBKR and ACH sign from share files")
     err = _single_error(
-        cli("spend", "sign", pid, "--share-file", str(shares["MOF"][0]), "--token",
-            approvers["PARL"], code=1)
+        cli("spend", "sign", pid, "--share-file", str(shares["MOF"][0]), *token_file(approvers["PARL"]), code=1)
     )  # fmt: skip
     assert "Institution PARL is registered as 'Parliament', but no key ceremony" in err
     nbkr_files = [arg for path in shares["NBKR"][:2] for arg in ("--share-file", str(path))]
     signed = cli(
-        "spend", "sign", pid, *nbkr_files, "--yes", "--token", approvers["NBKR"],
+        "spend", "sign", pid, *nbkr_files, "--yes", *token_file(approvers["NBKR"]),
         stdin=f"{PASSPHRASE}\n",
     )  # fmt: skip
     assert "signed by NBKR" in signed
     assert PASSPHRASE not in signed
     ach_files = [arg for path in shares["ACH"][1:] for arg in ("--share-file", str(path))]
-    signed = cli("spend", "sign", pid, *ach_files, "--yes", "--token", approvers["ACH"])
+    signed = cli("spend", "sign", pid, *ach_files, "--yes", *token_file(approvers["ACH"]))
     assert signed.startswith(f"proposal {pid}: signed")
 
     log.info("broadcast, one block, refresh: confirmed and posted")
-    sent = cli("spend", "broadcast", pid, "--token", proposer)
+    sent = cli("spend", "broadcast", pid, *token_file(proposer))
     assert sent.startswith(f"proposal {pid}: broadcast")
     txid = sent.split("txid ")[1].split()[0]
     assert txid == tx_hash  # segwit: the approved unsigned txid is the final txid
-    assert cli("spend", "refresh", pid, "--token", proposer).startswith(
+    assert cli("spend", "refresh", pid, *token_file(proposer)).startswith(
         f"proposal {pid}: broadcast"
     )
     bitcoin_node.mine(1)
-    assert cli("spend", "refresh", pid, "--token", proposer).startswith(
+    assert cli("spend", "refresh", pid, *token_file(proposer)).startswith(
         f"proposal {pid}: confirmed"
     )
     assert miner.call("gettransaction", txid)["confirmations"] == 1
@@ -346,7 +380,7 @@ def test_a_bitcoin_spend_goes_from_proposal_to_booked_confirmation_through_the_c
     )
     second = cli(
         "spend", "propose", "--asset", "BTC", "--amount", str(SPEND_SATS), "--destination",
-        destination, "--purpose", "Second payment", "--legal-basis", DECREE, "--token", proposer,
+        destination, "--purpose", "Second payment", "--legal-basis", DECREE, *token_file(proposer),
     ).split(":")[0].split()[1]  # fmt: skip
     served: dict[str, FastAPI] = {}
     monkeypatch.setattr(uvicorn, "run", lambda api, **_: served.setdefault("app", api))
@@ -388,6 +422,7 @@ def test_an_ether_spend_from_a_safe_is_signed_relayed_and_booked_through_the_cli
     relayer, payee = chain.accounts()[0], chain.accounts()[7]
     chain.transact(relayer, safe, b"", action="fund the Safe", value=2 * WEI_PER_ETH)
     officers = _govern(cli, tmp_path)
+    roster = _roster(cli, tmp_path, shares, {"ETH": payee}, {"NBKR": PASSPHRASE})
     active_from = _allow(cli, officers, "ETH", payee)
     assert "succeeded" in cli("reconcile", "now")
     _wait_until(active_from)
@@ -395,15 +430,15 @@ def test_an_ether_spend_from_a_safe_is_signed_relayed_and_booked_through_the_cli
     proposed = cli(
         "spend", "propose", "--asset", "ETH", "--amount", str(WEI_PER_ETH // 2), "--destination",
         payee, "--purpose", "Reserve rebalancing", "--legal-basis", DECREE,
-        "--token", officers.proposer,
+        *token_file(officers.proposer),
     )  # fmt: skip
     pid = proposed.split(":")[0].split()[1]
-    prepared = cli("spend", "prepare", pid, "--token", officers.proposer)
+    prepared = cli("spend", "prepare", pid, *token_file(officers.proposer))
     assert f"safe: {safe}" in prepared
     assert f"vault: {name}" in prepared
     safe_tx_hash = prepared.split("hash to approve: ")[1].split()[0]
     for code in ("NBKR", "ACH"):
-        cli("spend", "approve", pid, "--tx-hash", safe_tx_hash, "--token", officers.approvers[code])
+        _approve(cli, roster, officers, pid, safe_tx_hash, code)
     passphrase_file = tmp_path / "nbkr-passphrase.txt"
     passphrase_file.write_text(PASSPHRASE + "\n")
     for code, files, extra in (
@@ -411,13 +446,13 @@ def test_an_ether_spend_from_a_safe_is_signed_relayed_and_booked_through_the_cli
         ("ACH", shares["ACH"][:2], []),
     ):
         paths = [arg for path in files for arg in ("--share-file", str(path))]
-        cli("spend", "sign", pid, *paths, *extra, "--yes", "--token", officers.approvers[code])
+        cli("spend", "sign", pid, *paths, *extra, "--yes", *token_file(officers.approvers[code]))
     before = chain.balance(payee)
-    sent = cli("spend", "broadcast", pid, "--token", officers.proposer)
+    sent = cli("spend", "broadcast", pid, *token_file(officers.proposer))
     assert sent.startswith(f"proposal {pid}: broadcast")
     assert chain.balance(payee) - before == WEI_PER_ETH // 2
     assert chain.balance(safe) == 2 * WEI_PER_ETH - WEI_PER_ETH // 2  # gas came from the relayer
-    refreshed = cli("spend", "refresh", pid, "--token", officers.proposer)
+    refreshed = cli("spend", "refresh", pid, *token_file(officers.proposer))
     assert refreshed.startswith(f"proposal {pid}: confirmed")
 
     balances = cli("ledger", "balances", "--asset", "ETH")

@@ -17,11 +17,14 @@ from test_spend_cli import (
     SPEND_SATS,
     Cli,
     _allow,
+    _approve,
     _ceremony,
     _cli,
     _govern,
+    _roster,
     _wait_until,
 )
+from token_files import token_file
 
 from custody.ceremony import read_share_file
 from custody.devnet import BitcoinNode, EvmNode
@@ -59,6 +62,7 @@ def test_spend_sign_shows_the_decoded_transaction_and_approvers_before_any_share
     bitcoin_node.mine(1)
     officers = _govern(cli, tmp_path)
     destination = str(miner.call("getnewaddress", "", "bech32"))
+    roster = _roster(cli, tmp_path, shares, {"BTC": destination})
     active_from = _allow(cli, officers, "BTC", destination)
     assert "succeeded" in cli("reconcile", "now")
     _wait_until(active_from)
@@ -66,17 +70,17 @@ def test_spend_sign_shows_the_decoded_transaction_and_approvers_before_any_share
     proposed = cli(
         "spend", "propose", "--asset", "BTC", "--amount", str(SPEND_SATS), "--destination",
         destination, "--purpose", "Reserve rebalancing", "--legal-basis", DECREE,
-        "--token", officers.proposer,
+        *token_file(officers.proposer),
     )  # fmt: skip
     pid = proposed.split(":")[0].split()[1]
-    prepared = cli("spend", "prepare", pid, "--token", officers.proposer)
+    prepared = cli("spend", "prepare", pid, *token_file(officers.proposer))
     tx_hash = prepared.split("hash to approve: ")[1].split()[0]
     for code in ("NBKR", "ACH"):
-        cli("spend", "approve", pid, "--tx-hash", tx_hash, "--token", officers.approvers[code])
+        _approve(cli, roster, officers, pid, tx_hash, code)
 
     log.info("ACH declines: everything is shown, nothing is signed")
     declined = _output(
-        cli, "spend", "sign", pid, "--token", officers.approvers["ACH"], stdin="n\n", code=1
+        cli, "spend", "sign", pid, *token_file(officers.approvers["ACH"]), stdin="n\n", code=1
     )
     assert f"Proposal {pid} (as recorded): 0.1 BTC (10000000 sat) to {destination}" in declined
     assert f"pay 0.1 BTC (10000000 sat) to {destination}" in declined
@@ -86,14 +90,14 @@ def test_spend_sign_shows_the_decoded_transaction_and_approvers_before_any_share
     assert "approved by NBKR approver (NBKR, National Bank)" in declined
     assert "approved by ACH approver (ACH, Accounts Chamber)" in declined
     assert "error: Not signed" in declined
-    status = cli("spend", "status", pid, "--token", officers.proposer)
+    status = cli("spend", "status", pid, *token_file(officers.proposer))
     assert status.startswith(f"proposal {pid}: approved")
     assert "signed by" not in status
 
     log.info("ACH confirms: the summary and the question precede the first share prompt")
     words = [read_share_file(path) for path in shares["ACH"]]
     signed = _output(
-        cli, "spend", "sign", pid, "--token", officers.approvers["ACH"],
+        cli, "spend", "sign", pid, *token_file(officers.approvers["ACH"]),
         stdin=f"y\n{words[0]}\n{words[2]}\n",
     )  # fmt: skip
     first_prompt = signed.index("Share words of holder 1 of 2")
@@ -115,9 +119,9 @@ def test_spend_sign_shows_the_decoded_transaction_and_approvers_before_any_share
         engine.dispose()
     files = [arg for path in shares["NBKR"] for arg in ("--share-file", str(path))]
     refused = cli(
-        "spend", "sign", pid, *files, "--yes", "--token", officers.approvers["NBKR"], code=1
+        "spend", "sign", pid, *files, "--yes", *token_file(officers.approvers["NBKR"]), code=1
     )
     assert f"pays 0.1 BTC (10000000 sat) to {destination}" in refused
     assert f"is for {SPEND_SATS} BTC base units to {other}" in refused
     assert "refusing before any share is read" in refused
-    assert "signed by ACH\n" in cli("spend", "status", pid, "--token", officers.proposer)
+    assert "signed by ACH\n" in cli("spend", "status", pid, *token_file(officers.proposer))

@@ -43,7 +43,14 @@ from treasury.policy import (
     request_destination,
     set_policy,
 )
-from treasury.proposals import LedgerSpendHook, PreparedTx, SpendAccounts, SpendRequest, Workflow
+from treasury.proposals import (
+    LedgerSpendHook,
+    PreparedTx,
+    SealedTx,
+    SpendAccounts,
+    SpendRequest,
+    Workflow,
+)
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 BTC_HOLDINGS, BTC_PAYMENTS, BTC_FEES, BTC_EQUITY = (
@@ -177,21 +184,27 @@ class InMemoryChain:
     def _known(self, txid: str) -> bool:
         return txid in self.mempool or any(txid in block for block in self.blocks)
 
-    def broadcast(self, prepared: PreparedTx) -> str:
+    def seal(self, prepared: PreparedTx) -> SealedTx:
         txid = self._txid(prepared)
+        return SealedTx(txid, prepared.payload)
+
+    def send(self, prepared: PreparedTx, sealed: SealedTx) -> str:
+        txid = self._txid(prepared)
+        if txid != sealed.txid:
+            raise ValueError(f"The sealed transaction {sealed.txid} is not {txid}.")
         if self.crash_before_send:
             self.crash_before_send = False
-            raise SimulatedCrash("after the broadcast intent was stored, before sending")
+            raise SimulatedCrash("after the signed transaction was recorded, before sending")
         if self._known(txid):
             raise ValueError(f"Transaction {txid} is already known (txn-already-known).")
         self.mempool.add(txid)
         self.broadcasts += 1
         if self.crash_after_send:
             self.crash_after_send = False
-            raise SimulatedCrash("after sending, before the txid was stored")
+            raise SimulatedCrash("after sending, before the send was recorded")
         return txid
 
-    def find_broadcast(self, prepared: PreparedTx) -> str | None:
+    def find_broadcast(self, prepared: PreparedTx, sealed: SealedTx | None) -> str | None:
         txid = self._txid(prepared)
         return txid if self._known(txid) else None
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import cbor2
@@ -26,6 +28,7 @@ from custody.authority import (
     AllowlistAdded,
     ApprovalStatement,
     AuthorityEvidence,
+    DecreeAdded,
     Genesis,
     InstitutionEntry,
     OfficerAdded,
@@ -52,6 +55,7 @@ from custody.authority import (
 )
 from custody.authority import secp256k1 as k1
 from custody.authority.roster_bodies import RecordBody
+from custody.bitcoin.rpc import BitcoinRPC
 from custody.secret import SecretBytes
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -60,6 +64,9 @@ ORIGIN = "https://treasury.example"
 POLICY_DOCUMENT = '{"limits":{"BTC":"100000000"},"version":"1"}'
 FLAG_UP = 0x01
 FLAG_UV = 0x04
+LEGAL_BASIS = "Decree 2026/14"
+"""The legal basis ``Deployment.statement`` cites; ``Deployment.authorise`` signs it in."""
+SATS_PER_BTC = 10**8
 
 
 def private_key(label: str) -> bytes:
@@ -277,6 +284,31 @@ class Deployment:
     def state(self) -> RosterState:
         return replay(self.records)
 
+    def authorise(
+        self,
+        ceilings: Mapping[str, int],
+        destinations: Iterable[tuple[str, str]],
+        *,
+        signers: tuple[str, ...] = ("cb-admin", "mof-admin"),
+    ) -> None:
+        """Sign into the chain what real spends need besides approvals: the decree the statements
+        cite (``LEGAL_BASIS``, with ``ceilings`` by asset, unless the chain has it) and each
+        ``(asset, address)`` destination on the allowlist (unless listed already)."""
+        state = self.state()
+        if LEGAL_BASIS not in state.decrees:
+            self.append(
+                RecordKind.DECREE_ADDED,
+                DecreeAdded(LEGAL_BASIS, "Reserve operations", NOW + timedelta(days=30), ceilings),
+                list(signers),
+            )
+        for asset, address in destinations:
+            if not self.state().allows_destination(asset, address):
+                self.append(
+                    RecordKind.ALLOWLIST_ADDED,
+                    AllowlistAdded(asset, address, "Test payee"),
+                    list(signers),
+                )
+
     # --- statements -----------------------------------------------------------------------------
 
     def statement(self, officer_id: str, **changes: Any) -> ApprovalStatement:
@@ -332,6 +364,29 @@ class Deployment:
         return SignedStatement(
             statement, self.key_of(officer).key_id, self.sign(officer, statement.digest())
         )
+
+
+def bitcoind_spend_under_review(
+    rpc: BitcoinRPC, psbt_text: str, receive_descriptor: str, change_descriptor: str
+) -> SpendUnderReview:
+    """What a vault spend's PSBT does, read by bitcoind (not by the signer under test).
+
+    The one output that is not the vault's change (indexes 0..50) is the payment.
+    """
+    decoded = rpc.call("decodepsbt", psbt_text)
+    change = set(rpc.call("deriveaddresses", change_descriptor, [0, 50]))
+    payments = [o for o in decoded["tx"]["vout"] if o["scriptPubKey"]["address"] not in change]
+    assert len(payments) == 1, payments
+    return SpendUnderReview(
+        chain="bitcoin:regtest",
+        vault_id=receive_descriptor,
+        asset="BTC",
+        amount=int(Decimal(str(payments[0]["value"])) * SATS_PER_BTC),
+        destination=payments[0]["scriptPubKey"]["address"],
+        tx_hash=decoded["tx"]["txid"],
+        fee=int(Decimal(str(decoded["fee"])) * SATS_PER_BTC),
+        safe_nonce=None,
+    )
 
 
 SPEND = SpendUnderReview(

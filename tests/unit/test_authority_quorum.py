@@ -9,10 +9,15 @@ import pytest
 from authority_support import NOW, SPEND, Deployment, k1_public, private_key
 
 from custody.authority import (
+    AboveDecreeCeilingError,
+    AllowlistAdded,
+    DecreeAdded,
+    DestinationNotAllowlistedError,
     ExpiredStatementError,
     FeeAboveMaximumError,
     InsufficientApprovalsError,
     KeyRotated,
+    LegalBasisExpiredError,
     MissingRoleError,
     OfficerRemoved,
     PolicyMismatchError,
@@ -22,6 +27,7 @@ from custody.authority import (
     SignedStatement,
     StatementKind,
     StatementMismatchError,
+    UnknownLegalBasisError,
     UnknownSignerError,
     VetoedError,
     WebAuthnAssertionError,
@@ -29,7 +35,51 @@ from custody.authority import (
     verify_authorization,
 )
 
-DEPLOYMENT = Deployment.build()
+DECREE = "Decree 2026/14"
+"""The legal basis ``Deployment.statement`` cites."""
+CEILING_DECREE = "Decree 2026/99"
+"""A decree with small, known ceilings, for the ceiling and expiry checks."""
+CEILING_SATS = 200_000
+CEILING_EXPIRES = NOW + timedelta(days=1)
+SAFE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+EVM_PAYEE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+"""Allowlisted in its EIP-55 spelling; spends may name it in lower case."""
+
+
+def _deployment() -> Deployment:
+    """The test roster with the chain facts the spends here use: the decree they cite and the
+    destinations they pay, each signed in by admins of two institutions (added only if the
+    shared ``Deployment`` does not already sign them in)."""
+    d = Deployment.build()
+    state = d.state()
+    admins = ["cb-admin", "mof-admin"]
+    if DECREE not in state.decrees:
+        d.append(
+            RecordKind.DECREE_ADDED,
+            DecreeAdded(DECREE, "Reserve rebalancing", NOW + timedelta(days=30), {"BTC": 10**8}),
+            admins,
+        )
+    d.append(
+        RecordKind.DECREE_ADDED,
+        DecreeAdded(
+            CEILING_DECREE,
+            "Small purchases",
+            CEILING_EXPIRES,
+            {"BTC": CEILING_SATS, "LBTC": CEILING_SATS, "ETH": 10**19},
+        ),
+        admins,
+    )
+    if not state.allows_destination(SPEND.asset, SPEND.destination):
+        d.append(
+            RecordKind.ALLOWLIST_ADDED,
+            AllowlistAdded(SPEND.asset, SPEND.destination, "Supplier"),
+            admins,
+        )
+    d.append(RecordKind.ALLOWLIST_ADDED, AllowlistAdded("ETH", EVM_PAYEE, "EVM supplier"), admins)
+    return d
+
+
+DEPLOYMENT = _deployment()
 STATE = DEPLOYMENT.state()
 
 
@@ -199,13 +249,15 @@ def test_statements_of_several_proposals_are_refused() -> None:
 
 
 def test_evm_spend_checks_the_safe_nonce() -> None:
-    """On an EVM chain the Safe nonce is part of what is approved."""
-    safe = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    """On an EVM chain the Safe nonce is part of what is approved (and the allowlisted payee
+    matches in any letter case)."""
+    safe = SAFE
     spend = replace(
         SPEND,
         chain="eip155:31337",
         vault_id=safe,
         asset="ETH",
+        destination=EVM_PAYEE.lower(),
         tx_hash="0x" + "ab" * 32,
         fee=None,
         safe_nonce=4,
@@ -214,11 +266,81 @@ def test_evm_spend_checks_the_safe_nonce() -> None:
         "chain": "eip155:31337",
         "vault_id": safe,
         "asset": "ETH",
+        "destination": EVM_PAYEE.lower(),
         "tx_hash": "0x" + "ab" * 32,
         "max_fee": None,
         "safe_nonce": 4,
     }
-    approvals = _approvals("cb-alice", "mof-carol", **evm)
+    approvals = _approvals("cb-alice", "mof-carol", legal_basis=CEILING_DECREE, **evm)
     verify_authorization(STATE, approvals, spend, NOW)
     with pytest.raises(StatementMismatchError, match="safe_nonce"):
         verify_authorization(STATE, approvals, replace(spend, safe_nonce=5), NOW)
+
+
+# --- What the roster chain says about destinations and legal bases ----------------------------
+
+
+def test_a_destination_missing_from_the_chains_allowlist_is_refused() -> None:
+    """Genuine approvals of a spend to an address no signed allowlist record lists sign nothing
+    (the treasury's allowlist table is a database row and counts for nothing here)."""
+    spend = replace(SPEND, destination="bcrt1qinsertedbyadatabasewriter")
+    approvals = _approvals("cb-alice", "mof-carol", destination=spend.destination)
+    with pytest.raises(DestinationNotAllowlistedError, match="bcrt1qinsertedbyadatabasewriter"):
+        verify_authorization(STATE, approvals, spend, NOW)
+
+
+def test_an_address_allowlisted_for_another_asset_is_refused() -> None:
+    """An allowlist entry counts for its own asset only."""
+    spend = replace(SPEND, asset="LBTC")
+    approvals = _approvals("cb-alice", "mof-carol", asset="LBTC", legal_basis=CEILING_DECREE)
+    assert STATE.allows_destination("BTC", SPEND.destination)
+    with pytest.raises(DestinationNotAllowlistedError, match="LBTC"):
+        verify_authorization(STATE, approvals, spend, NOW)
+
+
+def test_a_legal_basis_missing_from_the_chain_is_refused() -> None:
+    """Statements citing a decree that no signed record holds sign nothing."""
+    approvals = _approvals("cb-alice", "mof-carol", legal_basis="Decree 2026/666")
+    with pytest.raises(UnknownLegalBasisError, match="Decree 2026/666"):
+        verify_authorization(STATE, approvals, SPEND, NOW)
+
+
+def test_the_decree_ceiling_bounds_the_amount() -> None:
+    """A spend up to the cited decree's ceiling for its asset passes; one unit more is refused."""
+    at_ceiling = replace(SPEND, amount=CEILING_SATS)
+    approvals = _approvals("cb-alice", "mof-carol", legal_basis=CEILING_DECREE, amount=CEILING_SATS)
+    verify_authorization(STATE, approvals, at_ceiling, NOW)
+    above = replace(SPEND, amount=CEILING_SATS + 1)
+    approvals = _approvals(
+        "cb-alice", "mof-carol", legal_basis=CEILING_DECREE, amount=CEILING_SATS + 1
+    )
+    with pytest.raises(AboveDecreeCeilingError, match=str(CEILING_SATS)):
+        verify_authorization(STATE, approvals, above, NOW)
+
+
+def test_a_decree_without_a_ceiling_for_the_asset_authorises_none_of_it() -> None:
+    """A decree sets ceilings per asset; an asset it does not name may not be spent under it."""
+    spend = replace(SPEND, asset="USDT")
+    approvals = _approvals("cb-alice", "mof-carol", asset="USDT", legal_basis=CEILING_DECREE)
+    with pytest.raises(AboveDecreeCeilingError, match="no ceiling for USDT"):
+        verify_authorization(STATE, approvals, spend, NOW)
+
+
+def test_an_expired_decree_is_refused() -> None:
+    """At or after the decree's expiry, unexpired statements citing it authorise nothing."""
+    approvals = _approvals(
+        "cb-alice", "mof-carol", legal_basis=CEILING_DECREE, expires_at=NOW + timedelta(days=2)
+    )
+    verify_authorization(STATE, approvals, SPEND, CEILING_EXPIRES - timedelta(seconds=1))
+    with pytest.raises(LegalBasisExpiredError, match=CEILING_DECREE):
+        verify_authorization(STATE, approvals, SPEND, CEILING_EXPIRES)
+
+
+def test_every_approval_must_cite_a_decree_of_the_chain() -> None:
+    """One approval citing an unknown basis is refused even if the other cites a valid one."""
+    approvals = [
+        *_approvals("cb-alice"),
+        *_approvals("mof-carol", legal_basis="Decree of nobody"),
+    ]
+    with pytest.raises(UnknownLegalBasisError, match="mof-carol"):
+        verify_authorization(STATE, approvals, SPEND, NOW)

@@ -11,7 +11,7 @@ from treasury.workflow_exceptions import ProposalTransitionError
 
 S = ProposalState
 HAPPY_PATH = [S.DRAFT, S.PROPOSED, S.APPROVED, S.SIGNED, S.BROADCAST, S.CONFIRMED]
-TERMINAL = {S.CONFIRMED, S.REJECTED, S.EXPIRED, S.FAILED}
+TERMINAL = {S.REJECTED, S.EXPIRED, S.FAILED}
 
 
 def test_the_happy_path_is_allowed_step_by_step() -> None:
@@ -35,6 +35,8 @@ def test_every_other_transition_is_refused(current: ProposalState, target: Propo
 def test_the_table_has_the_intended_shape() -> None:
     """Terminal states lead nowhere; nothing skips signing; once signed, only broadcast or failure remain."""
     assert all(not ALLOWED_TRANSITIONS[state] for state in TERMINAL)
+    # A reorg that removes a confirmed spend sends it back to broadcast (treasury.reconcile).
+    assert ALLOWED_TRANSITIONS[S.CONFIRMED] == {S.BROADCAST}
     assert S.BROADCAST not in ALLOWED_TRANSITIONS[S.APPROVED]
     assert ALLOWED_TRANSITIONS[S.SIGNED] == {S.BROADCAST, S.FAILED}
     assert S.REJECTED not in ALLOWED_TRANSITIONS[S.SIGNED]

@@ -18,6 +18,7 @@ from embit.script import Script
 from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 
 from custody.bitcoin.psbt import parse_psbt
+from custody.bitcoin.signer import add_break_glass_mark, break_glass_marks
 from custody.exceptions import MalformedPSBTError
 
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "vectors" / "bip174_vectors.json"
@@ -259,3 +260,19 @@ def test_combining_unknown_records_keeps_them_all_in_key_order() -> None:
     vectors = WORKFLOW["unknown_combiner"]
     first, second = (parse_psbt(text) for text in vectors["inputs"])
     assert _combine(first, second).to_string() == vectors["psbt"]
+
+
+def test_a_break_glass_mark_is_a_proprietary_field_that_changes_no_sighash() -> None:
+    """The signer's break-glass mark is a BIP-174 proprietary global field (type 0xFC): it
+    round-trips through the PSBT encoding and leaves every input's sighash as it was, so the
+    signatures it travels with stay valid."""
+    psbt = parse_psbt(WORKFLOW["sighash_updater"]["psbt"])
+    before = [psbt.sighash(i) for i in range(len(psbt.inputs))]
+    assert break_glass_marks(psbt) == {}
+    add_break_glass_mark(psbt, "d90c6a4f", "flood in the server room")
+    (key,) = [k for k in psbt.unknown if k[0] == 0xFC]
+    assert b"national-reserve" in key
+    assert key.endswith(bytes.fromhex("d90c6a4f"))
+    again = parse_psbt(psbt.to_string())
+    assert break_glass_marks(again) == {"d90c6a4f": "flood in the server room"}
+    assert [again.sighash(i) for i in range(len(again.inputs))] == before

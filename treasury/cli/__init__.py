@@ -23,6 +23,7 @@ from treasury.cli import (
     devnet,
     ledger,
     officers,
+    passkeys,
     publish,
     reconcile,
     roster,
@@ -84,9 +85,12 @@ app.command(name="settings")(settings.show_settings)
 app.add_typer(ceremony.app, name="ceremony")
 app.add_typer(btc.app, name="btc")
 app.add_typer(safe.app, name="safe")
+# The name for it: an officer creates their own signing key (the same as roster keygen).
+officers.app.command("keygen")(roster.keygen)
 app.add_typer(officers.app, name="officers")
 app.add_typer(officers.policy_app, name="policy")
 app.add_typer(roster.app, name="roster")
+app.add_typer(passkeys.app, name="passkeys")
 app.add_typer(spend.app, name="spend")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(reconcile.app, name="reconcile")

@@ -3,8 +3,9 @@ export its head for anchoring.
 
 ``audit verify`` is the one command an auditor runs to learn whether the books' history can be
 trusted, so it covers every chain the treasury keeps: the audit log, the signed roster and policy
-chain, and the policy versions with every decision replayed under them (what ``treasury policy
-verify`` checks on its own).
+chain, the policy versions with every decision replayed under them (what ``treasury policy verify``
+checks on its own), and every veto the log records (the proposal still rejected, its signed
+statement still stored: ``treasury.proposals.veto_record``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from treasury.cli.context import fail
 from treasury.cli.ledger import ERROR_EXIT_CODE, database_session
 from treasury.cli.roster import echo_verdict
 from treasury.policy import verify_decisions
+from treasury.proposals.veto_record import verify_vetoes
 
 app = typer.Typer(
     help="Verify the tamper-evident audit log and print its head hash.", no_args_is_help=True
@@ -42,6 +44,7 @@ def verify(
         verdict = audit.verify(session, anchor)
         roster = verify_roster(session) if roster_exists(session) else None
         decisions = verify_decisions(session)
+        vetoes = verify_vetoes(session)
     if verdict.brk is not None:
         typer.secho(
             f"broken ({verdict.brk.kind.value} at #{verdict.brk.sequence}): {verdict.brk.message}",
@@ -66,7 +69,16 @@ def verify(
             f"policy: all {decisions.decisions_checked} decisions reproduce under "
             f"{decisions.policies_checked} intact policy versions"
         )
-    if verdict.brk is not None or (roster is not None and not roster.ok) or mismatch is not None:
+    if vetoes.message is not None:
+        typer.secho(f"vetoes: {vetoes.message}", err=True, fg=typer.colors.RED)
+    else:
+        typer.echo(f"vetoes: all {vetoes.checked} recorded vetoes still stand")
+    if (
+        verdict.brk is not None
+        or (roster is not None and not roster.ok)
+        or mismatch is not None
+        or not vetoes.ok
+    ):
         raise typer.Exit(code=1)
 
 

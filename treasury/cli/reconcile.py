@@ -115,10 +115,14 @@ def status() -> None:
 def ack(
     alarm_id: int,
     reason: str = typer.Option(..., help="What was checked and why it is safe, in a sentence."),
-    token: str | None = TokenOption,
+    token_file: str | None = TokenOption,
 ) -> None:
     """Acknowledge an alarm: one oversight officer, or two approvers/admins, clear it."""
-    with bound_ids(alarm_id=alarm_id), cli_context(token) as ctx, ctx.sessions.begin() as session:
+    with (
+        bound_ids(alarm_id=alarm_id),
+        cli_context(token_file) as ctx,
+        ctx.sessions.begin() as session,
+    ):
         alarm = acknowledge(session, alarm_id, ctx.actor, reason, clock=utc_now)
     state = "cleared" if not alarm.open else "still open: a second officer must acknowledge it"
     typer.echo(f"alarm {alarm.id} acknowledged by {ctx.actor.name}; {state}")

@@ -8,6 +8,12 @@ The genesis is made in four steps, each by the people who hold what it needs::
     treasury roster sign-genesis genesis.json --institution CB --share-file ...   # per institution
     treasury roster commit genesis.json
 
+Every later change follows three steps (``treasury.authority.changes``)::
+
+    treasury roster draft allowlist-add --asset BTC --address bc1q... --label Supplier --out c.json
+    treasury roster sign c.json --key-file cb-admin.key      # each admin the rules require
+    treasury roster commit c.json                            # refused unless the rules are met
+
 ``show`` prints the chain and who signed each record; ``verify`` replays it and exits 1 naming the
 first bad record. Shares and passphrases are never command-line arguments: they come from the
 holders' files or prompts without echo.
@@ -18,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -28,8 +35,9 @@ from sqlalchemy.orm import Session
 
 from custody.authority import (
     CEREMONY_KEY_ID,
-    EncodingError,
     OfficerPublicKey,
+    OfficerRole,
+    RecordKind,
     RosterRecord,
     RosterRules,
     RosterState,
@@ -37,11 +45,11 @@ from custody.authority import (
     load_public_key,
 )
 from custody.ceremony import read_share_file
+from treasury.authority import changes
 from treasury.authority.genesis import (
     DEFAULT_ROSTER_NAME,
     build_genesis,
     ceremony_key_of,
-    commit_genesis,
     genesis_body,
     sign_genesis,
     transcript_of,
@@ -50,12 +58,34 @@ from treasury.authority.store import load_records
 from treasury.authority.verify import RosterVerdict, verify_roster
 from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
+from treasury.exceptions import TreasuryError
 from treasury.officers import institution_by_code
 
 app = typer.Typer(
-    help="Officer keys and the signed roster chain, anchored in the institutions' key ceremonies.",
+    help=(
+        "Officer keys and the signed roster chain, anchored in the institutions' key ceremonies."
+        "\n\nOnce the genesis is committed, every change (officer, key, role, policy, allowlist "
+        "entry, decree) goes: `roster draft KIND ... --out change.json`, then `roster sign "
+        "change.json --key-file ADMIN.key` by each admin the rules require (an admin of the "
+        "officer's own institution; admins of enough institutions for policy, allowlist and "
+        "decrees), then `roster commit change.json`."
+    ),
     no_args_is_help=True,
 )
+draft_app = typer.Typer(
+    help=(
+        "Draft the next roster record as a file, for the admins to sign.\n\n"
+        "The sequence: (1) `roster draft KIND ... --out change.json` writes the unsigned record "
+        "(refused at once if it could never apply); (2) each required admin runs `roster sign "
+        "change.json --key-file THEIR.key`, which shows the change and asks to confirm; "
+        "(3) `roster commit change.json` stores it, refused with nothing written unless the "
+        "signatures meet the rules: one active admin of the officer's institution for "
+        "officer-add/remove, key-rotate and role-grant/revoke; admins of the genesis's "
+        "change_institutions distinct institutions for policy-set, allowlist-add and decree-add."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(draft_app, name="draft")
 
 CEREMONY_KEY_FORMAT = "national-reserve/ceremony-key/1"
 """The ``format`` of the public file ``ceremony-key --out`` writes."""
@@ -119,14 +149,11 @@ def _replace(path: Path, text: str) -> None:
 
 
 def _record_text(record: RosterRecord) -> str:
-    return json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n"
+    return changes.record_file_text(record)
 
 
 def _load_record(path: Path) -> RosterRecord:
-    try:
-        return RosterRecord.from_json(json.loads(_read_text(path, "genesis file")))
-    except (ValueError, EncodingError) as exc:
-        raise fail(f"{path} is not a roster record file: {exc}") from None
+    return changes.load_record_file(_read_text(path, "record file"), str(path))
 
 
 def _passphrase_file(path: Path | None) -> str | None:
@@ -355,14 +382,230 @@ def sign_genesis_command(
 
 @app.command()
 def commit(
-    genesis_file: Annotated[Path, typer.Argument(help="The genesis every institution has signed.")],
+    record_file: Annotated[
+        Path,
+        typer.Argument(help="A genesis every institution signed, or a change the admins signed."),
+    ],
 ) -> None:
-    """Store the genesis once every institution's ceremony has signed it (replayed before storing)."""
-    record = _load_record(genesis_file)
+    """Store a signed record as the next link: replayed first, refused with nothing written unless its signatures meet the rules."""
+    record = _load_record(record_file)
     with _session() as session:
-        commit_genesis(session, record)
-    typer.echo(f"roster genesis stored: #0 {record.record_hash().hex()}")
-    typer.echo("publish this genesis hash: `roster verify --genesis-hash` compares against it.")
+        changes.commit_record(session, record)
+    if record.kind is RecordKind.GENESIS:
+        typer.echo(f"roster genesis stored: #0 {record.record_hash().hex()}")
+        typer.echo("publish this genesis hash: `roster verify --genesis-hash` compares against it.")
+        return
+    signers = ", ".join(s.signer for s in record.signatures)
+    typer.echo(
+        f"roster record stored: #{record.sequence} {record.kind.value} "
+        f"{record.record_hash().hex()} (signed by officers {signers})"
+    )
+
+
+# --- Changes after the genesis: draft, sign, commit -------------------------------------------
+
+OutOption = Annotated[
+    Path, typer.Option(help="Where to write the unsigned record (never overwritten).")
+]
+OfficerIdOption = Annotated[str, typer.Option(help="The roster officer id (`roster show`).")]
+
+
+def _drafted(out: Path, build: Callable[[Session], RosterRecord]) -> None:
+    """Draft with ``build``, write the record file, and show what it says and who must sign."""
+    with _session() as session:
+        record = build(session)
+        state = changes.chain_state(session)
+        decimals = _decimals_of(session, record)
+    _write_new(out, _record_text(record))
+    for line in changes.describe(record, state, decimals):
+        typer.echo(line)
+    typer.echo(
+        f"written to {out}; each required admin now runs `roster sign {out} --key-file ...`."
+    )
+
+
+def _decimals_of(session: Session, record: RosterRecord) -> dict[str, int]:
+    if record.kind is not RecordKind.DECREE_ADDED:
+        return {}
+    body = json.loads(record.body)
+    found: dict[str, int] = {}
+    for asset in body.get("ceilings", {}):
+        with contextlib.suppress(TreasuryError):
+            found[asset] = changes.asset_decimals(session, asset)
+    return found
+
+
+def _role(value: str) -> OfficerRole:
+    try:
+        return OfficerRole(value)
+    except ValueError:
+        names = ", ".join(role.value for role in OfficerRole)
+        raise fail(f"unknown role {value!r}; roles are {names}.") from None
+
+
+@draft_app.command("officer-add")
+def draft_officer_add(
+    officer_id: Annotated[
+        int, typer.Option(help="The treasury officer's id (`treasury officers list`).")
+    ],
+    key_file: Annotated[
+        list[Path], typer.Option(help="The officer's key file (`roster keygen`); repeatable.")
+    ],
+    out: OutOption,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(help="A roster role (default: the officer's treasury roles); repeatable."),
+    ] = None,
+) -> None:
+    """Add a treasury officer and their public key(s) to the roster (signed by an admin of their institution)."""
+    keys = changes.public_keys(key_file)
+    roles = None if not role else [_role(r) for r in role]
+    _drafted(out, lambda session: changes.draft_officer_added(session, officer_id, keys, roles))
+
+
+@draft_app.command("officer-remove")
+def draft_officer_remove(officer_id: OfficerIdOption, out: OutOption) -> None:
+    """Remove an officer from the roster: all their keys stop counting (signed by an admin of their institution)."""
+    _drafted(out, lambda session: changes.draft_officer_removed(session, officer_id))
+
+
+@draft_app.command("key-rotate")
+def draft_key_rotate(
+    officer_id: OfficerIdOption,
+    out: OutOption,
+    add_key_file: Annotated[
+        list[Path] | None, typer.Option(help="A new key file of the officer; repeatable.")
+    ] = None,
+    revoke: Annotated[
+        list[str] | None, typer.Option(help="A key id to revoke (e.g. k1:...); repeatable.")
+    ] = None,
+) -> None:
+    """Add and/or revoke an officer's keys (signed by an admin of their institution)."""
+    added = changes.public_keys(add_key_file or [])
+    _drafted(
+        out,
+        lambda session: changes.draft_key_rotated(session, officer_id, added, revoke or []),
+    )
+
+
+@draft_app.command("role-grant")
+def draft_role_grant(
+    officer_id: OfficerIdOption,
+    role: Annotated[str, typer.Option(help="proposer, approver, oversight, auditor or admin.")],
+    out: OutOption,
+) -> None:
+    """Grant an officer a role (signed by an admin of their institution)."""
+    chosen = _role(role)
+    _drafted(
+        out, lambda session: changes.draft_role_changed(session, officer_id, chosen, grant=True)
+    )
+
+
+@draft_app.command("role-revoke")
+def draft_role_revoke(
+    officer_id: OfficerIdOption,
+    role: Annotated[str, typer.Option(help="proposer, approver, oversight, auditor or admin.")],
+    out: OutOption,
+) -> None:
+    """Revoke an officer's role (signed by an admin of their institution)."""
+    chosen = _role(role)
+    _drafted(
+        out, lambda session: changes.draft_role_changed(session, officer_id, chosen, grant=False)
+    )
+
+
+@draft_app.command("policy-set")
+def draft_policy_set(
+    out: OutOption,
+    version: Annotated[
+        int | None, typer.Option(help="The stored policy version (default: the newest).")
+    ] = None,
+) -> None:
+    """Put a stored policy version in force in the chain (signed by admins of enough institutions)."""
+    _drafted(out, lambda session: changes.draft_policy_set(session, version))
+
+
+@draft_app.command("allowlist-add")
+def draft_allowlist_add(
+    asset: Annotated[str, typer.Option(help="The asset code, e.g. BTC, ETH, ERC20:0x...")],
+    address: Annotated[str, typer.Option(help="The destination address spends may pay.")],
+    label: Annotated[str, typer.Option(help="Who the destination is, for people.")],
+    out: OutOption,
+) -> None:
+    """Let spends of an asset pay a destination (signed by admins of enough institutions)."""
+    _drafted(out, lambda session: changes.draft_allowlist_added(session, asset, address, label))
+
+
+@draft_app.command("decree-add")
+def draft_decree_add(
+    reference: Annotated[str, typer.Option(help="The decree's reference, as spends cite it.")],
+    title: Annotated[str, typer.Option(help="The decree's title.")],
+    expires: Annotated[
+        str, typer.Option(help="Expiry, ISO 8601 with a timezone, e.g. 2027-01-01T00:00:00+00:00.")
+    ],
+    ceiling: Annotated[
+        list[str],
+        typer.Option(
+            help="ASSET=AMOUNT in coin units, exact (e.g. BTC=1.5, ETH=10); the most one spend "
+            "citing the decree may pay; repeat per asset."
+        ),
+    ],
+    out: OutOption,
+) -> None:
+    """Record a decree spends may cite, with a ceiling per asset and an expiry (signed by admins of enough institutions)."""
+    try:
+        expires_at = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(f"--expires {expires!r} is not an ISO 8601 date and time.") from None
+    amounts = _pairs(ceiling, "--ceiling")
+
+    def build(session: Session) -> RosterRecord:
+        ceilings = {
+            asset: changes.base_units(
+                amount, changes.asset_decimals(session, asset), f"ceiling for {asset}"
+            )
+            for asset, amount in amounts.items()
+        }
+        return changes.draft_decree_added(session, reference, title, expires_at, ceilings)
+
+    _drafted(out, build)
+
+
+@app.command()
+def sign(
+    record_file: Annotated[
+        Path, typer.Argument(help="The drafted record; the signature is added to it.")
+    ],
+    key_file: Annotated[Path, typer.Option(help="Your officer key file (you must be an admin).")],
+    passphrase_file: Annotated[
+        Path | None, typer.Option(help="File holding the key's passphrase (else prompted).")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Sign without asking to confirm the change shown.")
+    ] = False,
+) -> None:
+    """Show a drafted change in human terms, then sign it with your officer key (an admin's)."""
+    record = _load_record(record_file)
+    with _session() as session:
+        state = changes.chain_state(session)
+        decimals = _decimals_of(session, record)
+    for line in changes.describe(record, state, decimals):
+        typer.echo(line)
+    if not yes and not typer.confirm("Sign this change with your key?", default=False):
+        raise fail("not signed: you did not confirm.")
+    passphrase = _passphrase_file(passphrase_file)
+    if passphrase is None:
+        passphrase = str(typer.prompt("Passphrase of your key file", hide_input=True))
+    with _session() as session:
+        signed = changes.sign_record(session, record, key_file, passphrase)
+        after = changes.requirement(changes.chain_state(session), signed)
+    _replace(record_file, _record_text(signed))
+    typer.echo(f"signed by officer {signed.signatures[-1].signer}: {record_file}")
+    typer.echo(
+        f"every required signature is there: run `roster commit {record_file}`."
+        if after.met
+        else f"still to sign: the rule {after.text}."
+    )
 
 
 # --- Reading ----------------------------------------------------------------------------------

@@ -7,6 +7,12 @@ Signing first shows the SafeTx's action decoded from the SafeTx itself, in coin 
 Safe, chain, nonce and hash, and asks to confirm (``--yes`` skips the question); only then are
 share words read from the holders' share files (as the ceremony writes them) or typed without
 echo. They are never printed or stored.
+
+Custody signs only a SafeTx covered by the officers' approval statements (those of the proposal
+whose current transaction it is, verified by the signer itself); without them ``sign`` refuses
+with exit code 2 before any share is read, unless the holders choose ``--break-glass --reason``
+(see ``treasury.cli.btc``). A break-glass signature is recorded, audited and alarmed, and
+``execute`` then requires every owner's signature, not just the threshold.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from custody.authority.gate import approvers_line
+from custody.authority.statement import EVM_CHAIN_PREFIX
 from custody.ceremony import load_transcript, read_share_file
+from custody.clock import utc_now
 from custody.ethereum.chain import EthChain
 from custody.ethereum.deploy import deploy_safe_contracts
 from custody.ethereum.relayer import node_gas_payer
@@ -29,11 +38,20 @@ from custody.ethereum.signer import KeyQuorum, SigningPolicy, TokenTransfer
 from custody.ethereum.vault import VaultOwner
 from custody.exceptions import CustodyError
 from custody.shamir import ShareMnemonic, parse_shares
+from treasury.cli.btc import (
+    BREAK_GLASS_HELP,
+    REASON_HELP,
+    SIGN_EPILOG,
+    authority_lines,
+    break_glass_choice,
+    signing_authority,
+)
 from treasury.cli.context import fail, settings
 from treasury.cli.review import confirm_before_shares, known_token, safe_lines
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.logs import bound_ids
+from treasury.reconcile.break_glass import break_glass_signatures_for, record_break_glass
 
 app = typer.Typer(
     help="Safe (v1.4.1) multisig vaults owned by the institutions' cosigner keys.",
@@ -197,7 +215,7 @@ def _read_shares(files: list[Path]) -> list[ShareMnemonic]:
     return [first, *parse_shares(more)]
 
 
-@app.command()
+@app.command(epilog=SIGN_EPILOG)
 def sign(
     safe_tx_hash: str = typer.Argument(..., help="The proposed SafeTx's hash."),
     institution: str = typer.Option(..., help="The institution whose key signs."),
@@ -212,8 +230,11 @@ def sign(
         list[str] | None, typer.Option(help="ERC-20 contract the signer may call (repeat).")
     ] = None,
     yes: bool = typer.Option(False, "--yes", help="Sign without asking to confirm."),
+    break_glass: Annotated[bool, typer.Option("--break-glass", help=BREAK_GLASS_HELP)] = False,
+    reason: Annotated[str | None, typer.Option(help=REASON_HELP)] = None,
 ) -> None:
-    """Show the action decoded from the SafeTx and its hash, then sign it with the institution's recombined key."""
+    """Show the action decoded from the SafeTx and its hash, then sign it with the institution's recombined key on the officers' approval statements (or, in an emergency, with --break-glass --reason)."""
+    emergency = break_glass_choice(break_glass, reason)
     with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
         chain = _chain()
         vaults = _vaults(chain)
@@ -221,19 +242,45 @@ def sign(
         approval = vaults.approval(safe_tx_hash, policy)
         proposal = vaults.proposal(safe_tx_hash)
         owner = vaults.vault(proposal.vault_name).owner(institution)
+        sessions = session_factory(make_engine(settings().database_url))
+        chain_name = f"{EVM_CHAIN_PREFIX}{approval.safe_tx.chain_id}"
+        if emergency is not None:
+            if any(inst == institution for inst, _sig in proposal.signatures):
+                raise _CliError(
+                    f"{institution} has already signed SafeTx {proposal.safe_tx.hash_hex}."
+                )
+            with sessions() as session:  # the record's table is read before any share
+                break_glass_signatures_for(session, chain_name, proposal.safe_tx.hash_hex)
         token = None
         if isinstance(approval.action, TokenTransfer):
-            with session_factory(make_engine(settings().database_url))() as session:
+            with sessions() as session:
                 token = known_token(session, approval.safe_tx.chain_id, approval.action.token)
         lines = safe_lines(approval, proposal.vault_name, token)
         signers = ", ".join(inst for inst, _sig in proposal.signatures) or "nobody yet"
         lines.append(f"  signed so far by: {signers}")
+        authority = signing_authority(proposal.safe_tx.hash_hex, emergency)
+        lines += authority_lines(authority)
         confirm_before_shares(lines, f"Sign this as {institution}?", yes=yes)
         shares = _read_shares(shares_file or [])
         passphrase = typer.prompt("Passphrase", hide_input=True, default="", show_default=False)
         quorum = KeyQuorum(institution, shares, passphrase, owner.fingerprint)
-        signature = vaults.sign(approval, quorum, policy)
-        typer.echo(f"signed by {institution} (owner {signature.owner})")
+        signed = vaults.cosign(approval, quorum, policy, authority=authority)
+        if emergency is not None:
+            with sessions.begin() as session:
+                record_break_glass(
+                    session,
+                    chain=chain_name,
+                    vault=approval.safe_tx.safe,
+                    tx_hash=proposal.safe_tx.hash_hex,
+                    institution=institution,
+                    reason=emergency.reason,
+                    clock=utc_now,
+                )
+        typer.echo(f"signed by {institution} (owner {signed.signature.owner})")
+        if signed.authorization is not None:
+            typer.echo(f"signatures verified by the signer: {approvers_line(signed.authorization)}")
+        if signed.break_glass is not None:
+            typer.echo(f"BREAK-GLASS signature recorded (reason: {signed.break_glass})")
 
 
 @app.command()
@@ -241,8 +288,16 @@ def execute(
     safe_tx_hash: str = typer.Argument(..., help="The SafeTx to execute."),
     relayer: str | None = PAYER_OPTION,
 ) -> None:
-    """Execute a SafeTx once it has the threshold of owner signatures, and wait for its receipt."""
+    """Execute a SafeTx once it has the threshold of owner signatures (every owner's, if any signed under break-glass), and wait for its receipt."""
     with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
         chain = _chain()
-        receipt = _vaults(chain).execute(safe_tx_hash, _gas_payer(chain, relayer))
+        vaults = _vaults(chain)
+        safe_tx = vaults.proposal(safe_tx_hash).safe_tx
+        with session_factory(make_engine(settings().database_url))() as session:
+            recorded = break_glass_signatures_for(
+                session, f"{EVM_CHAIN_PREFIX}{safe_tx.chain_id}", safe_tx.hash_hex
+            )
+        receipt = vaults.execute(
+            safe_tx_hash, _gas_payer(chain, relayer), require_every_owner=bool(recorded)
+        )
         typer.echo(f"executed in transaction {receipt.tx_hash} (block {receipt.block_number})")

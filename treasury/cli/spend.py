@@ -1,7 +1,7 @@
 """``treasury spend``: propose, prepare, approve, sign, broadcast and track spends of the reserve.
 
 The same ``Workflow`` service as the REST API, wired by ``treasury.wiring`` to the configured
-vaults and nodes; authenticate with ``--token`` or ``TREASURY_API_TOKEN``. ``sign`` first shows
+vaults and nodes; authenticate with ``TREASURY_API_TOKEN`` or ``--token-file``. ``sign`` first shows
 the transaction decoded from its own bytes (the PSBT, the SafeTx), refuses one that does not pay
 what the proposal says, names the approvers and asks to confirm (``--yes`` skips the question);
 only then are share words and passphrases read, from the holders' files or prompts without echo,
@@ -53,6 +53,7 @@ from treasury.settings import (
     ETH_RELAYER_ENV,
     SAFE_VAULT_ENV,
 )
+from treasury.spenders import require_roster_genesis
 from treasury.wiring import (
     BTC,
     institution_transcript,
@@ -147,10 +148,10 @@ def propose(
     destination: str = typer.Option(..., help="An allowlisted destination address."),
     purpose: str = typer.Option(..., help="Why the reserve pays this."),
     legal_basis: str = typer.Option(..., help="Reference of the decree or act that authorises it."),
-    token: str | None = TokenOption,
+    token_file: str | None = TokenOption,
 ) -> None:
     """Propose a spend citing its legal basis; the policy checks limits, allowlist and reconciliation at once."""
-    with cli_context(token) as ctx:
+    with cli_context(token_file) as ctx:
         view = ctx.workflow.propose(
             ctx.actor,
             asset=asset,
@@ -163,25 +164,25 @@ def propose(
 
 
 @contextlib.contextmanager
-def _on_proposal(token: str | None, proposal_id: int) -> Iterator[OfficerContext]:
+def _on_proposal(token_file: str | None, proposal_id: int) -> Iterator[OfficerContext]:
     """The token's officer's context, with the proposal's id on every log line inside."""
-    with bound_ids(proposal_id=proposal_id), cli_context(token) as ctx:
+    with bound_ids(proposal_id=proposal_id), cli_context(token_file) as ctx:
         yield ctx
 
 
 def _act(
-    token: str | None, proposal_id: int, step: Callable[[OfficerContext], ProposalView]
+    token_file: str | None, proposal_id: int, step: Callable[[OfficerContext], ProposalView]
 ) -> None:
     """Take one workflow step on a proposal as the token's officer, and show the result."""
-    with _on_proposal(token, proposal_id) as ctx:
+    with _on_proposal(token_file, proposal_id) as ctx:
         view = step(ctx)
     _show(view)
 
 
 @app.command()
-def prepare(proposal_id: int, token: str | None = TokenOption) -> None:
+def prepare(proposal_id: int, token_file: str | None = TokenOption) -> None:
     """Build the proposal's transaction on its chain and print the decoded summary and the hash approvers approve (proposer or admin)."""
-    with _on_proposal(token, proposal_id) as ctx:
+    with _on_proposal(token_file, proposal_id) as ctx:
         ctx.actor.require(Role.PROPOSER, Role.ADMIN)
         view = ctx.workflow.status(ctx.actor, proposal_id)
         spender = spender_for(ctx.sessions, view.asset, ctx.settings)
@@ -201,9 +202,9 @@ def _show_statement(statement: ApprovalStatement) -> None:
 
 
 @app.command()
-def statement(proposal_id: int, token: str | None = TokenOption) -> None:
+def statement(proposal_id: int, token_file: str | None = TokenOption) -> None:
     """Print the statement you would sign to approve the proposal: in coin units, as canonical JSON, and its digest (approver)."""
-    with _on_proposal(token, proposal_id) as ctx:
+    with _on_proposal(token_file, proposal_id) as ctx:
         built = ctx.workflow.statement(ctx.actor, proposal_id)
     _show_statement(built)
 
@@ -257,10 +258,10 @@ def approve(
             help="File holding the key file's passphrase (without it, prompted without echo)."
         ),
     ] = None,
-    token: str | None = TokenOption,
+    token_file: str | None = TokenOption,
 ) -> None:
     """Approve a proposal's prepared transaction, by its hash, for your institution; with --key-file, sign the approval statement shown."""
-    with _on_proposal(token, proposal_id) as ctx:
+    with _on_proposal(token_file, proposal_id) as ctx:
         signed = None
         if key_file is not None:
             signed = _signed_statement(ctx, proposal_id, tx_hash, key_file, passphrase_file)
@@ -271,21 +272,25 @@ def approve(
 
 
 @app.command()
-def reject(proposal_id: int, reason: str = ReasonOption, token: str | None = TokenOption) -> None:
+def reject(
+    proposal_id: int, reason: str = ReasonOption, token_file: str | None = TokenOption
+) -> None:
     """Reject an unsigned proposal (approvers and admins; proposers may withdraw their own)."""
-    _act(token, proposal_id, lambda ctx: ctx.workflow.reject(ctx.actor, proposal_id, reason))
+    _act(token_file, proposal_id, lambda ctx: ctx.workflow.reject(ctx.actor, proposal_id, reason))
 
 
 @app.command()
-def veto(proposal_id: int, reason: str = ReasonOption, token: str | None = TokenOption) -> None:
+def veto(
+    proposal_id: int, reason: str = ReasonOption, token_file: str | None = TokenOption
+) -> None:
     """Cancel a spend during its veto window (oversight officers only)."""
-    _act(token, proposal_id, lambda ctx: ctx.workflow.veto(ctx.actor, proposal_id, reason))
+    _act(token_file, proposal_id, lambda ctx: ctx.workflow.veto(ctx.actor, proposal_id, reason))
 
 
 @app.command()
-def status(proposal_id: int, token: str | None = TokenOption) -> None:
+def status(proposal_id: int, token_file: str | None = TokenOption) -> None:
     """Show a proposal's state, prepared transaction, approvals, signatures and txid."""
-    _act(token, proposal_id, lambda ctx: ctx.workflow.status(ctx.actor, proposal_id))
+    _act(token_file, proposal_id, lambda ctx: ctx.workflow.status(ctx.actor, proposal_id))
 
 
 @app.command("list")
@@ -293,10 +298,10 @@ def list_proposals(
     state: Annotated[
         ProposalState | None, typer.Option(help="Only proposals in this state.")
     ] = None,
-    token: str | None = TokenOption,
+    token_file: str | None = TokenOption,
 ) -> None:
     """List proposals, newest first, optionally only those in one state."""
-    with cli_context(token) as ctx:
+    with cli_context(token_file) as ctx:
         for view in ctx.workflow.list_proposals(ctx.actor, state):
             typer.echo(
                 f"{view.id}\t{view.state.value}\t{view.amount}\t{view.asset}\t{view.destination}"
@@ -407,10 +412,10 @@ def sign(
     yes: Annotated[
         bool, typer.Option("--yes", help="Sign without asking to confirm the decoded transaction.")
     ] = False,
-    token: str | None = TokenOption,
+    token_file: str | None = TokenOption,
 ) -> None:
     """Show the approved transaction decoded from itself with its approvers, ask to confirm, then sign it for your institution with its holders' shares (approver)."""
-    with _on_proposal(token, proposal_id) as ctx:
+    with _on_proposal(token_file, proposal_id) as ctx:
         ctx.actor.require(Role.APPROVER)
         view = ctx.workflow.status(ctx.actor, proposal_id)
         if view.state is not ProposalState.APPROVED or view.tx_hash is None:
@@ -420,6 +425,7 @@ def sign(
             )
         spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
         with ctx.sessions() as session:
+            require_roster_genesis(session)  # refused before the holders type anything
             transcript = institution_transcript(session, ctx.actor.institution_code)
         confirm_before_shares(
             _review_lines(ctx, view),
@@ -441,9 +447,9 @@ def sign(
 
 
 @app.command()
-def broadcast(proposal_id: int, token: str | None = TokenOption) -> None:
+def broadcast(proposal_id: int, token_file: str | None = TokenOption) -> None:
     """Send a signed proposal's transaction to its chain, at most once however often it is retried (proposer, approver or admin)."""
-    with _on_proposal(token, proposal_id) as ctx:
+    with _on_proposal(token_file, proposal_id) as ctx:
         ctx.actor.require(Role.PROPOSER, Role.APPROVER, Role.ADMIN)
         view = ctx.workflow.status(ctx.actor, proposal_id)
         spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
@@ -452,11 +458,15 @@ def broadcast(proposal_id: int, token: str | None = TokenOption) -> None:
 
 
 @app.command()
-def refresh(proposal_id: int, token: str | None = TokenOption) -> None:
-    """Track a broadcast spend: once confirmed its ledger entry is posted, if it failed voided (any role)."""
-    with _on_proposal(token, proposal_id) as ctx:
+def refresh(proposal_id: int, token_file: str | None = TokenOption) -> None:
+    """Track a broadcast spend: once confirmed its ledger entry is posted, if it failed voided (any role).
+
+    A signed spend whose broadcast began but was never recorded (a crash around the send) is
+    finished first: its own transaction is adopted from the chain, or sent if it never got there.
+    """
+    with _on_proposal(token_file, proposal_id) as ctx:
         view = ctx.workflow.status(ctx.actor, proposal_id)
-        if view.state is ProposalState.BROADCAST:
+        if view.state in (ProposalState.SIGNED, ProposalState.BROADCAST):
             spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
             view = ctx.workflow.refresh(proposal_id, spender)
     _show(view)

@@ -22,6 +22,8 @@ The modules, lowest first:
 - ``actors``: the audit actor of steps no officer takes.
 - ``ledger_hook``: ``LedgerSpendHook``, the ``SpendLedger`` port on the state ledger.
 - ``tables``: the ORM tables (registered with ``treasury.migrate`` through this package).
+- ``reservations``: the Safe nonce and Bitcoin inputs a prepared transaction holds for its
+  proposal, one live holder per resource.
 - ``rows``: locking, moving and reading proposal rows, shared by the phases.
 - ``views``: ``ProposalView`` and how it is read.
 - ``judging``: asking the policy and recording its decision, refusals included.
@@ -38,6 +40,7 @@ from treasury.proposals.ledger_hook import LedgerSpendHook, SpendAccounts
 from treasury.proposals.ports import (
     ChainSpender,
     PreparedTx,
+    SealedTx,
     SpendLedger,
     SpendPosting,
     SpendRequest,
@@ -54,6 +57,8 @@ from treasury.proposals.tables import (
     ApprovalRow,
     ApprovalVoidRow,
     PreparedTxRow,
+    ReservationRow,
+    SealedTxRow,
     SignatureRow,
     SpendProposalRow,
 )
@@ -77,6 +82,9 @@ __all__ = [
     "PreparedTxRow",
     "ProposalState",
     "ProposalView",
+    "ReservationRow",
+    "SealedTx",
+    "SealedTxRow",
     "SignatureRow",
     "SpendAccounts",
     "SpendLedger",

@@ -1,7 +1,8 @@
 """Ending a spend before it is signed: rejection, oversight's veto, and expiry.
 
 Every way out of the open states closes the proposal the same way (state, time, who, why)
-and leaves an audit event; a signed spend can no longer be closed here. A veto may carry the
+and leaves an audit event, and releases what the proposal's transaction reserved on the chain
+(its Safe nonce, its inputs: ``reservations``); a signed spend can no longer be closed here. A veto may carry the
 oversight officer's signed VETO statement (checked and stored with it once the roster chain has
 a genesis), so the signers refuse the spend on the officer's own word, not on a database row.
 """
@@ -21,6 +22,7 @@ from treasury.policy import current_policy, load_legal_basis
 from treasury.proposals.approving import checked_signature
 from treasury.proposals.context import WorkflowContext
 from treasury.proposals.proposing import checked_text
+from treasury.proposals.reservations import release
 from treasury.proposals.rows import locked, move, proposal_veto_window_end
 from treasury.proposals.states import ProposalState
 from treasury.proposals.tables import SpendProposalRow
@@ -75,10 +77,13 @@ def veto(
         statement = checked_signature(
             session, actor, row.id, signed, StatementKind.VETO, ctx.clock(), required=False
         )
+        extra: dict[str, str] = {}
         if statement is not None:
             add_statement(session, row.id, statement)
             session.flush()
-        return close(ctx, session, row, actor, ProposalState.REJECTED, "vetoed", reason)
+            # The audit chain keeps which signed statement vetoed: ``veto_record`` checks it stays.
+            extra["statement_digest"] = statement.statement.digest().hex()
+        return close(ctx, session, row, actor, ProposalState.REJECTED, "vetoed", reason, **extra)
 
     return ctx.write(work)
 
@@ -91,13 +96,16 @@ def close(
     target: ProposalState,
     event: str,
     reason: str,
+    **payload: str,
 ) -> ProposalView:
     """Move ``row`` to the closed state ``target``, noting when, by whom and why."""
     move(row, target)
-    row.closed_at = ctx.clock()
+    now = ctx.clock()
+    row.closed_at = now
     row.closed_by = None if actor is None else actor.id
     row.closed_reason = reason
-    ctx.audit(session, AuditKind.PROPOSAL, actor, row, event, reason=reason)
+    release(session, row.id, now, f"The proposal was {target.value}.")
+    ctx.audit(session, AuditKind.PROPOSAL, actor, row, event, reason=reason, **payload)
     return proposal_view(session, row)
 
 

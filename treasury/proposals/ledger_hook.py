@@ -49,6 +49,10 @@ class LedgerSpendHook:
             ledger.get_account(session, code)
 
     def hold(self, session: Session, spend: SpendPosting) -> None:
+        """Hold the spend once: it is held when its transaction is sealed, before the send, and
+        a later record (or a re-seal under another txid) finds it held and leaves it as is."""
+        if ledger.find_entry(session, spend.idempotency_key) is not None:
+            return
         accounts = self._for(spend.asset)
         legs = [
             ledger.Leg.credit(accounts.holdings, spend.amount + spend.fee),
@@ -79,6 +83,10 @@ class LedgerSpendHook:
 
     def void(self, session: Session, proposal_id: int) -> None:
         pending_id = self._pending_id(session, proposal_id)
+        if ledger.pending_state(session, pending_id) is not ledger.PendingState.PENDING:
+            # Already posted (and perhaps reversed by a reorg, treasury.reconcile) or voided:
+            # nothing is held any more, so there is nothing to void.
+            return
         key = f"{SpendPosting.key_for(proposal_id)}:void"
         ledger.void_pending(
             session,

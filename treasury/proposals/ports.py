@@ -22,6 +22,8 @@ class SpendRequest:
     asset: str
     amount: int
     destination: str
+    reserved: frozenset[str] = frozenset()
+    """Claims other live proposals hold (``PreparedTx.claims``): the build must use none of them."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,23 @@ class PreparedTx:
     """Serialised PSBT or SafeTx plus signatures; public data, never key material."""
     fee: int
     """Fee paid from the vault in the asset's base units (0 when a relayer pays gas)."""
+    claims: tuple[str, ...] = ()
+    """The chain-level resources the transaction consumes (its Safe nonce, its Bitcoin inputs),
+    reserved for the proposal when it is prepared so no other proposal's transaction can use
+    them; only ``build`` fills it (a stored transaction's claims are in its reservations)."""
+
+
+@dataclass(frozen=True)
+class SealedTx:
+    """A fully signed transaction, ready to send, and the id the chain will know it by.
+
+    Recorded before it is sent (write-ahead), so whoever finds ``txid`` on the chain after a
+    crash knows which proposal it is.
+    """
+
+    txid: str
+    raw: str
+    """The signed transaction as sent (public data): raw hex, or a JSON body for a relayer."""
 
 
 class ChainSpender(Protocol):
@@ -57,12 +76,19 @@ class ChainSpender(Protocol):
         """
         ...
 
-    def broadcast(self, prepared: PreparedTx) -> str:
-        """Send the fully signed transaction; returns the chain's transaction id."""
+    def seal(self, prepared: PreparedTx) -> SealedTx:
+        """The fully signed transaction and its id, NOT sent: the workflow records it first."""
         ...
 
-    def find_broadcast(self, prepared: PreparedTx) -> str | None:
-        """The txid if this transaction was already sent (mempool or chain), else ``None``."""
+    def send(self, prepared: PreparedTx, sealed: SealedTx) -> str:
+        """Send ``sealed`` (already recorded); returns its txid. Sending a transaction the chain
+        already has is not an error."""
+        ...
+
+    def find_broadcast(self, prepared: PreparedTx, sealed: SealedTx | None) -> str | None:
+        """The txid under which THIS prepared transaction is in the mempool or on the chain
+        (``sealed``, the last one recorded, or another execution of the same SafeTx), else
+        ``None``. Never another transaction's: a match is by the prepared hash."""
         ...
 
     def confirmations(self, txid: str) -> int:

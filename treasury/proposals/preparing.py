@@ -2,17 +2,33 @@
 
 A different transaction supersedes the current one and voids every standing approval (a void
 row is appended for each), since those approvals name the old transaction's hash.
+
+The transaction's chain-level identity (its Safe nonce, its Bitcoin inputs) is reserved for the
+proposal in the same database transaction that records it (``reservations``): the spender is told
+what other proposals hold and builds around it, and the unique constraint refuses a claim taken
+meanwhile, in which case the transaction is built again (``RESERVE_ATTEMPTS``).
 """
 
 from __future__ import annotations
 
+from functools import partial
+
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from treasury.canonical import canonical_json
 from treasury.officers import Officer, Role
 from treasury.proposals.approving import requorum
 from treasury.proposals.context import WorkflowContext
-from treasury.proposals.ports import ChainSpender, SpendRequest
+from treasury.proposals.ports import ChainSpender, PreparedTx, SpendRequest
+from treasury.proposals.reservations import (
+    RESERVE_ATTEMPTS,
+    ReservationConflictError,
+    claims_of_others,
+    release,
+    reserve,
+    sweep_closed,
+)
 from treasury.proposals.rows import current_tx, locked, standing_approval_rows, void_approval
 from treasury.proposals.states import ProposalState
 from treasury.proposals.tables import PreparedTxRow, SpendProposalRow
@@ -30,45 +46,78 @@ def prepare(
     """
     actor.require(Role.PROPOSER, Role.ADMIN)
 
-    def preparable(session: Session) -> SpendProposalRow:
-        row = locked(session, proposal_id)
-        if row.state not in (ProposalState.PROPOSED.value, ProposalState.APPROVED.value):
-            raise ProposalTransitionError(
-                f"Proposal {proposal_id} is {row.state}; a transaction is prepared only while "
-                "it is proposed or approved."
-            )
-        return row
+    def reserved(session: Session) -> tuple[SpendProposalRow, frozenset[str]]:
+        row = preparable(session, proposal_id)
+        sweep_closed(session, ctx.clock())
+        return row, claims_of_others(session, row.id)
 
-    row = ctx.write(preparable)
-    prepared = spender.build(SpendRequest(row.id, row.asset, row.amount, row.destination))
-
-    def work(session: Session) -> ProposalView:
-        row = preparable(session)
-        current = current_tx(session, row.id)
-        if current is not None and current.tx_hash == prepared.tx_hash:
-            return proposal_view(session, row)
-        now = ctx.clock()
-        if current is not None:
-            current.superseded_at = now
-        session.add(
-            PreparedTxRow(
-                proposal_id=row.id,
-                tx_hash=prepared.tx_hash,
-                summary=canonical_json(dict(prepared.summary)),
-                payload=prepared.payload,
-                fee=prepared.fee,
-                prepared_at=now,
+    for attempt in range(1, RESERVE_ATTEMPTS + 1):
+        row, taken = ctx.write(reserved)
+        built = spender.build(SpendRequest(row.id, row.asset, row.amount, row.destination, taken))
+        try:
+            return ctx.write(
+                partial(record_prepared, ctx, actor=actor, proposal_id=proposal_id, built=built)
             )
+        except IntegrityError:
+            if attempt == RESERVE_ATTEMPTS:
+                break
+    raise ReservationConflictError(
+        f"Proposal {proposal_id}'s transaction uses a Safe nonce or an input that another "
+        f"proposal reserved meanwhile, {RESERVE_ATTEMPTS} times in a row; nothing was recorded. "
+        "Prepare it again."
+    )
+
+
+def preparable(session: Session, proposal_id: int) -> SpendProposalRow:
+    """The proposal, locked, if a transaction may be prepared for it now."""
+    row = locked(session, proposal_id)
+    if row.state not in (ProposalState.PROPOSED.value, ProposalState.APPROVED.value):
+        raise ProposalTransitionError(
+            f"Proposal {proposal_id} is {row.state}; a transaction is prepared only while "
+            "it is proposed or approved."
         )
-        for approval in standing_approval_rows(session, row.id):
-            void_approval(
-                session, approval, now,
-                f"The prepared transaction changed from {approval.tx_hash} to {prepared.tx_hash}.",
-            )  # fmt: skip
-        requorum(
-            ctx, session, row, actor, "transaction_prepared", tx_hash=prepared.tx_hash,
-            replaced=None if current is None else current.tx_hash,
-        )  # fmt: skip
-        return proposal_view(session, row)
+    return row
 
-    return ctx.write(work)
+
+def record_prepared(
+    ctx: WorkflowContext,
+    session: Session,
+    *,
+    actor: Officer,
+    proposal_id: int,
+    built: PreparedTx,
+) -> ProposalView:
+    """Record ``built`` as the proposal's transaction and reserve what it consumes.
+
+    The same transaction again changes nothing; a different one supersedes the current one,
+    releases its reservations and voids the standing approvals.
+    """
+    row = preparable(session, proposal_id)
+    current = current_tx(session, row.id)
+    if current is not None and current.tx_hash == built.tx_hash:
+        return proposal_view(session, row)
+    now = ctx.clock()
+    if current is not None:
+        current.superseded_at = now
+        release(session, row.id, now, f"Transaction {current.tx_hash} was superseded.")
+    added = PreparedTxRow(
+        proposal_id=row.id,
+        tx_hash=built.tx_hash,
+        summary=canonical_json(dict(built.summary)),
+        payload=built.payload,
+        fee=built.fee,
+        prepared_at=now,
+    )
+    session.add(added)
+    session.flush()
+    reserve(session, added, built.claims, now)
+    for approval in standing_approval_rows(session, row.id):
+        void_approval(
+            session, approval, now,
+            f"The prepared transaction changed from {approval.tx_hash} to {built.tx_hash}.",
+        )  # fmt: skip
+    requorum(
+        ctx, session, row, actor, "transaction_prepared", tx_hash=built.tx_hash,
+        replaced=None if current is None else current.tx_hash,
+    )  # fmt: skip
+    return proposal_view(session, row)

@@ -6,6 +6,10 @@ name a state without importing the service that moves proposals::
     draft -> proposed -> approved -> signed -> broadcast -> confirmed
        \\        \\           \\          \\          \\
         rejected/expired   (back to proposed when approvals are voided)   failed
+
+A confirmed spend goes back to broadcast when a reorg removes its transaction (the reconciler
+reverses its posting and audits the move, ``treasury.reconcile.settlement``), and is confirmed
+again when the transaction is mined again.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ ALLOWED_TRANSITIONS: Mapping[ProposalState, frozenset[ProposalState]] = {
     ),
     ProposalState.SIGNED: frozenset({ProposalState.BROADCAST, ProposalState.FAILED}),
     ProposalState.BROADCAST: frozenset({ProposalState.CONFIRMED, ProposalState.FAILED}),
-    ProposalState.CONFIRMED: frozenset(),
+    ProposalState.CONFIRMED: frozenset({ProposalState.BROADCAST}),
     ProposalState.REJECTED: frozenset(),
     ProposalState.EXPIRED: frozenset(),
     ProposalState.FAILED: frozenset(),

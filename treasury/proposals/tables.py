@@ -7,6 +7,11 @@ Approvals and their voids are append-only, like the ledger: the database refuses
 and TRUNCATE of ``proposal_approvals`` and ``proposal_approval_voids`` (migration 0008), and the
 mapper refuses ORM changes first with ``ImmutableRecordError``. An approval is voided by
 appending a void row, never by editing the approval.
+
+Two tables make "one chain transaction per proposal" a database fact (migration 0014):
+``spend_reservations`` (the chain-level identity a prepared transaction consumes, unique among
+live reservations) and ``sealed_transactions`` (the fully signed transaction and its id, written
+before it is sent, unique by txid).
 """
 
 from __future__ import annotations
@@ -14,7 +19,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    select,
+)
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from treasury.db import Base, UtcDateTime
@@ -42,6 +57,8 @@ class SpendProposalRow(Base):
     broadcast_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     """Committed before the transaction is sent: a retry must ask the chain before resending."""
     txid: Mapped[str | None] = mapped_column(String(TX_HASH_MAX_CHARS), nullable=True)
+    """Set when the signed transaction is sealed, before it is sent (write-ahead), so a crash
+    after the send leaves the proposal recognisably the owner of what reached the chain."""
     broadcast_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -151,6 +168,54 @@ class SignatureRow(Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
     officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id"))
     signed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+CLAIM_MAX_CHARS = 200
+"""A claim names one chain-level resource: ``safe-nonce:<chain id>:<safe>:<nonce>`` or
+``btc-input:<txid>:<vout>``."""
+
+
+class ReservationRow(Base):
+    """A chain-level resource (a Safe nonce, a Bitcoin input) one prepared transaction consumes.
+
+    ``live`` is ``True`` while the reservation holds and NULL once released; the unique
+    constraint on ``(claim, live)`` therefore allows one live reservation per claim on both
+    databases (NULLs are distinct), so two proposals can never be prepared to spend the same
+    input or execute at the same Safe nonce, however their requests race.
+    """
+
+    __tablename__ = "spend_reservations"
+    __table_args__ = (UniqueConstraint("claim", "live"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("spend_proposals.id"), index=True)
+    prepared_tx_id: Mapped[int] = mapped_column(ForeignKey("prepared_transactions.id"))
+    claim: Mapped[str] = mapped_column(String(CLAIM_MAX_CHARS))
+    live: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    reserved_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    released_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SealedTxRow(Base):
+    """A proposal's fully signed transaction and its chain id, recorded BEFORE it is sent.
+
+    The write-ahead record: after a crash anywhere around the send, the retry, ``refresh`` and
+    the reconciler find the chain's transaction under this id and know it is this proposal's.
+    A proposal may be sealed again only while nothing it sealed reached the chain (e.g. a
+    relayer's nonce was taken); ``txid`` is unique, so no two proposals own one transaction.
+    """
+
+    __tablename__ = "sealed_transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("spend_proposals.id"), index=True)
+    tx_hash: Mapped[str] = mapped_column(String(TX_HASH_MAX_CHARS))
+    """The prepared transaction's hash (PSBT unsigned txid or SafeTx hash) it seals."""
+    txid: Mapped[str] = mapped_column(String(TX_HASH_MAX_CHARS), unique=True)
+    raw: Mapped[str] = mapped_column(Text)
+    """The signed transaction as it is sent (public data, never key material)."""
+    sealed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 def _refuse_orm_change(_mapper: Any, _connection: Any, target: Any) -> None:

@@ -1,7 +1,10 @@
 """Reconciliation: keeps the state ledger true to the chains.
 
 Each run reads every vault at a confirmed block (``bitcoin.py``, ``ethereum.py``), books what it
-finds exactly once, reverses what reorgs removed (``booking.py``), compares balances, and raises
+finds exactly once, reverses what reorgs removed (``booking.py``; a spend's own posting too, its
+proposal back to ``broadcast``: ``settlement.py``), fails spends the node dropped for longer than
+a timeout (``drops.py``), authorises an outflow only on
+the officers' verified signed statements (``authorisation.py``), compares balances, and raises
 alarms (``alarms.py``) that block spends through the policy gate (``gate.py``) until officers
 acknowledge them. ``treasury.scheduler`` runs it on an interval, one process at a time (``lock.py``),
 retrying a run whose node was unreachable (``retries.py``).

@@ -4,14 +4,23 @@ The wallet is read through ``custody.bitcoin.observe``: its confirmed transactio
 resume block become movements (one deposit per output paid to the vault; a transaction spending
 vault coins is one outflow, or a net deposit, plus the spend event its txid evidences), and its
 balance at the confirmed block becomes the chain balance the booker compares.
+
+Each in-flight spend the vault's wallet knows is classed once per read: conflicted by a block
+(failed), live (in a block or in the node's mempool), or dropped (neither, and nothing conflicts
+with it). A spend dropped for longer than the timeout (``BookedState.due``, ``drops.py``) is
+abandoned in the wallet, so its inputs are free again, or first sent again by policy.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
 
 from custody.bitcoin import observe
 from custody.bitcoin.rpc import BitcoinRPC
 from custody.exceptions import BitcoinRPCError, RPCError
 from treasury.ledger import BTC
+from treasury.reconcile.drops import DropPolicy
 from treasury.reconcile.errors import ChainMovedError
 from treasury.reconcile.observation import (
     BlockRef,
@@ -19,7 +28,9 @@ from treasury.reconcile.observation import (
     ChainBalance,
     Movement,
     Observation,
+    Progress,
     SpendEvent,
+    no_progress,
 )
 from treasury.reconcile.reader import ChainNode, ConfirmedReader
 from treasury.reconcile.records import MovementKind
@@ -59,8 +70,19 @@ def _movements(
             movements.append(_movement(tx, "out", MovementKind.OUTFLOW, -net))
         elif net > 0:
             movements.append(_movement(tx, "net", MovementKind.DEPOSIT, net))
-        events.append(SpendEvent(tx.txid, tx.txid, tx.block))
+        events.append(SpendEvent(tx.txid, tx.txid, tx.block, outflow=-net))
     return tuple(movements), tuple(events)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """What the node says about the broadcast spends a vault's wallet knows."""
+
+    failed: tuple[str, ...] = ()
+    live: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()
+    rebroadcast: tuple[str, ...] = ()
 
 
 def _unreachable(exc: RPCError) -> bool:
@@ -73,6 +95,17 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
 
     kind = ChainNode("bitcoin", "bitcoind", DEFAULT_MIN_CONFIRMATIONS_BTC, _unreachable)
 
+    def __init__(
+        self,
+        rpc: BitcoinRPC,
+        *,
+        min_confirmations: int | None = None,
+        progress: Progress = no_progress,
+        drop_policy: DropPolicy = DropPolicy.VOID,
+    ) -> None:
+        super().__init__(rpc, min_confirmations=min_confirmations, progress=progress)
+        self._drop_policy = drop_policy
+
     def _canonical(self, height: int) -> str | None:
         return observe.block_hash(self._rpc, height)
 
@@ -84,7 +117,15 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
                 last = observe.last_processed_block(wallet)
                 observation = self._observe_at(scope, wallet, state, last.height)
                 if observe.last_processed_block(wallet).hash == last.hash:
-                    return observation
+                    found = self._in_flight(wallet, state)
+                    return replace(
+                        observation,
+                        failed_txs=found.failed,
+                        live_txs=found.live,
+                        dropped_txs=found.dropped,
+                        released_txs=found.released,
+                        rebroadcast_txs=found.rebroadcast,
+                    )
         raise ChainMovedError(
             f"Blocks kept arriving while vault {scope} was read; the next run reads it again."
         )
@@ -102,7 +143,6 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
         listed = observe.wallet_transactions(wallet, resume.start, height, self._progress)
         movements, events = _movements(listed)
         balance = observe.balance_at(wallet, target, self._min_conf)
-        failed = tuple(txid for txid in state.in_flight if observe.conflicted(wallet, txid))
         return Observation(
             scope=scope,
             chain=self.chain,
@@ -111,5 +151,63 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
             movements=movements,
             spend_events=events,
             balances=(ChainBalance(BTC, "BTC", balance),),
-            failed_txs=failed,
         )
+
+    def _in_flight(self, wallet: BitcoinRPC, state: BookedState) -> InFlight:
+        """Class every in-flight spend this wallet knows; act on those dropped past the timeout."""
+        failed: list[str] = []
+        live: list[str] = []
+        dropped: list[str] = []
+        released: list[str] = []
+        rebroadcast: list[str] = []
+        for txid in state.in_flight:
+            found = self._wallet_tx(wallet, txid)
+            if found is None:
+                continue  # another vault's spend
+            confirmations = int(found["confirmations"])
+            if confirmations < 0:
+                failed.append(txid)
+            elif confirmations > 0 or self._in_mempool(txid):
+                live.append(txid)
+            elif found.get("walletconflicts") or found.get("mempoolconflicts"):
+                continue  # replaced or double-spent: the chain will say which one wins
+            elif txid not in state.due:
+                dropped.append(txid)
+            elif self._drop_policy is DropPolicy.REBROADCAST and self._resend(found):
+                live.append(txid)
+                rebroadcast.append(txid)
+            else:
+                wallet.call("abandontransaction", txid)
+                released.append(txid)
+        return InFlight(
+            tuple(failed), tuple(live), tuple(dropped), tuple(released), tuple(rebroadcast)
+        )
+
+    @staticmethod
+    def _wallet_tx(wallet: BitcoinRPC, txid: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = wallet.call("gettransaction", txid, True)
+        except BitcoinRPCError as exc:
+            if exc.code == observe.RPC_NOT_FOUND_CODE:
+                return None
+            raise
+        return found
+
+    def _in_mempool(self, txid: str) -> bool:
+        try:
+            self._rpc.call("getmempoolentry", txid)
+        except BitcoinRPCError as exc:
+            if exc.code == observe.RPC_NOT_FOUND_CODE:
+                return False
+            raise
+        return True
+
+    def _resend(self, found: dict[str, Any]) -> bool:
+        """Send the wallet's copy of the signed transaction again; whether the node took it."""
+        try:
+            self._rpc.call("sendrawtransaction", found["hex"])
+        except BitcoinRPCError as exc:
+            if not observe.node_answered(exc):
+                raise
+            return False  # refused (fee too low now, inputs gone...): released instead
+        return True

@@ -5,23 +5,28 @@ booking. Its first booking uses the chain key as the ledger's idempotency key; a
 it (a reversing entry, key ``<key>:reorg``); if the movement reappears it is booked again as
 generation 2 (ledger key ``<chain key>#2``), and so on. Replaying a run books nothing new, and
 every booking and reversal is a balanced entry, so the trial balance stays zero.
+
+A spend proposal's outflow is booked the same way, except that each generation's entry is the
+proposal's own posting (``settlement.py``): a reorg reverses it and puts the proposal back to
+``broadcast``; mined again it is posted once more. Spends the node dropped are noted and, past
+the timeout, failed (``drops.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from custody.clock import Clock
-from custody.ethereum.records import SafeTxRow
-from custody.records import SpendRecord
 from treasury import ledger
 from treasury.db import begin_serialised_write
-from treasury.ledger import AssetSpec, EntryRequest, Leg, PendingState
-from treasury.proposals import PreparedTxRow, ProposalState, SpendPosting, SpendProposalRow
+from treasury.ledger import AssetSpec, EntryRequest, Leg
+from treasury.proposals import ProposalState, SpendProposalRow
+from treasury.reconcile import drops, settlement
 from treasury.reconcile.accounts import (
     ACTOR,
     approved_outflows_account,
@@ -30,9 +35,24 @@ from treasury.reconcile.accounts import (
     suspense_account,
 )
 from treasury.reconcile.alarms import open_alarm_of, raise_alarm
-from treasury.reconcile.observation import BlockRef, BookedState, Movement, Observation, Progress
+from treasury.reconcile.authorisation import (
+    Authoriser,
+    BreakGlassLookup,
+    Judgement,
+    Verdict,
+    stored_break_glass,
+)
+from treasury.reconcile.observation import (
+    BlockRef,
+    BookedState,
+    Movement,
+    Observation,
+    Progress,
+    SpendEvent,
+)
 from treasury.reconcile.records import (
     AlarmKind,
+    AlarmRow,
     BookingRow,
     CursorRow,
     MovementKind,
@@ -43,8 +63,6 @@ LOOKUP_CHUNK = 500
 """Keys per ``IN (...)`` query."""
 BOOKING_BATCH = 1000
 """Entries per ledger batch (and per progress line)."""
-VOID_REASON = "Spend proposal {id}'s transaction failed on chain."
-"""The workflow's own void reason: the same key and reason make settling twice a replay."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +84,18 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + LOOKUP_CHUNK]
 
 
-def booked_state(session: Session, scope: str, chain: str) -> BookedState:
-    """The vault's cursor, the blocks of its active bookings, and its chain's in-flight spends."""
+def booked_state(
+    session: Session,
+    scope: str,
+    chain: str,
+    *,
+    now: datetime | None = None,
+    drop_timeout: timedelta | None = None,
+) -> BookedState:
+    """The vault's cursor, the blocks of its active bookings, and its chain's in-flight spends.
+
+    With ``now`` and ``drop_timeout``, also the in-flight spends dropped for that long (``due``).
+    """
     cursor = session.scalar(select(CursorRow).where(CursorRow.scope == scope))
     blocks = session.execute(
         select(BookingRow.block_height, BookingRow.block_hash)
@@ -83,59 +111,36 @@ def booked_state(session: Session, scope: str, chain: str) -> BookedState:
     )
     wanted_prefix = chain == "ethereum"
     in_flight = tuple(t for t in txids if t and t.startswith("0x") == wanted_prefix)
+    due = (
+        ()
+        if now is None or drop_timeout is None
+        else drops.due(session, in_flight, now, drop_timeout)
+    )
     return BookedState(
         None if cursor is None else BlockRef(cursor.height, cursor.block_hash),
         tuple(BlockRef(height, block_hash) for height, block_hash in blocks),
         in_flight,
+        due,
     )
-
-
-def is_authorised(session: Session, evidence: str) -> bool:
-    """Whether an approved or broadcast spend in the system names this txid or SafeTx hash."""
-    lowered = evidence.lower()
-    checks = (
-        select(SpendRecord.id).where(
-            or_(SpendRecord.txid == evidence, SpendRecord.unsigned_txid == evidence)
-        ),
-        select(SafeTxRow.id).where(func.lower(SafeTxRow.safe_tx_hash) == lowered),
-        select(SpendProposalRow.id).where(func.lower(SpendProposalRow.txid) == lowered),
-        select(PreparedTxRow.id).where(func.lower(PreparedTxRow.tx_hash) == lowered),
-    )
-    return any(session.scalar(check.limit(1)) is not None for check in checks)
-
-
-def _proposal_for(session: Session, tx_ref: str) -> int | None:
-    """The spend proposal whose ledger entry books this transaction, if any."""
-    proposal_id = session.scalar(
-        select(SpendProposalRow.id).where(func.lower(SpendProposalRow.txid) == tx_ref.lower())
-    )
-    if proposal_id is None or ledger.find_entry(session, SpendPosting.key_for(proposal_id)) is None:
-        return None
-    return proposal_id
-
-
-def _settle(session: Session, proposal_id: int, *, failed: bool, clock: Clock) -> None:
-    """Post (or void) a proposal's pending entry with the workflow's own keys (a replay is a no-op)."""
-    pending = ledger.find_entry(session, SpendPosting.key_for(proposal_id))
-    if pending is None or ledger.pending_state(session, pending.id) is not PendingState.PENDING:
-        return
-    key = SpendPosting.key_for(proposal_id)
-    if failed:
-        reason = VOID_REASON.format(id=proposal_id)
-        ledger.void_pending(
-            session, pending.id, f"{key}:void", actor=ACTOR, reason=reason, clock=clock
-        )
-    else:
-        ledger.post_pending(session, pending.id, f"{key}:post", clock=clock)
 
 
 class Booker:
     """Books observations of one run (caches accounts across vaults)."""
 
-    def __init__(self, run_id: int, clock: Clock, progress: Progress) -> None:
+    def __init__(
+        self,
+        run_id: int,
+        clock: Clock,
+        progress: Progress,
+        *,
+        break_glass: BreakGlassLookup = stored_break_glass,
+        drop_timeout: timedelta = timedelta(seconds=drops.DEFAULT_DROP_TIMEOUT_S),
+    ) -> None:
         self._run_id = run_id
+        self._drop_timeout = drop_timeout
         self._clock = clock
         self._progress = progress
+        self._break_glass = break_glass
         self._holdings: dict[tuple[str, str], str] = {}
 
     def _holdings_of(self, session: Session, scope: str, asset: AssetSpec) -> str:
@@ -146,16 +151,25 @@ class Booker:
         return cached
 
     def _reverse(self, session: Session, booking: BookingRow, why: str) -> None:
+        """Reverse a booking's entry (key: the entry's own key plus ``:reorg``), once.
+
+        A deposit's entry key is ``entry_key(chain key, generation)``; a spend's is its posting
+        key (``settlement.post_key``), and its proposal goes back to ``broadcast``.
+        """
+        entry = ledger.get_entry(session, booking.entry_id)
         reversal = ledger.reverse(
-            session,
-            booking.entry_id,
-            f"{entry_key(booking.chain_key, booking.generation)}:reorg",
-            actor=ACTOR,
-            reason=why,
-            clock=self._clock,
+            session, entry.id, f"{entry.key}:reorg", actor=ACTOR, reason=why, clock=self._clock
         )
         booking.reversal_entry_id = reversal.id
         booking.reversed_at = self._clock()
+        if booking.kind is MovementKind.OUTFLOW:
+            proposal_id = settlement.proposal_for(session, booking.tx_ref)
+            if proposal_id is not None and entry.key.startswith(
+                settlement.post_key(proposal_id, 1)
+            ):
+                settlement.spend_reorged(
+                    session, proposal_id, booking.tx_ref, reversal.id, why, self._clock
+                )
 
     def apply(self, session: Session, observation: Observation) -> Applied:
         """Reverse orphaned bookings, book new movements, settle spends, compare, move the cursor."""
@@ -178,20 +192,37 @@ class Booker:
         unauthorised = self._check_spends(session, observation)
         booked, moved = self._book(session, observation, unauthorised)
         for tx in observation.failed_txs:
-            proposal_id = _proposal_for(session, tx)
+            proposal_id = settlement.proposal_for(session, tx)
             if proposal_id is not None:
-                _settle(session, proposal_id, failed=True, clock=self._clock)
+                settlement.void_spend(session, proposal_id, self._clock)
+        drops.note(
+            session,
+            observation.dropped_txs,
+            observation.live_txs,
+            observation.rebroadcast_txs,
+            self._clock,
+        )
+        drops.release(session, observation.released_txs, self._drop_timeout, self._clock)
         results = self._compare(session, observation)
         self._move_cursor(session, scope, observation.target)
         return Applied(booked, reversed_count + moved, results)
 
     def _check_spends(self, session: Session, observation: Observation) -> set[str]:
-        """Alarm on every outflow nothing in the system explains; returns their transactions."""
-        unauthorised: set[str] = set()
+        """Alarm on every outflow the officers' verified statements do not authorise.
+
+        Returns those transactions: they are booked against suspense and settle no proposal,
+        whatever a proposal row says (``authorisation`` explains why no row is trusted).
+        """
+        authoriser = Authoriser(session, break_glass=self._break_glass)
+        unexplained: set[str] = set()
         for event in observation.spend_events:
-            if event.evidence is not None and is_authorised(session, event.evidence):
+            judgement = authoriser.judge(observation.scope, observation.chain, event)
+            if judgement.authorised:
                 continue
-            unauthorised.add(event.tx_ref)
+            unexplained.add(event.tx_ref)
+            if judgement.verdict is Verdict.BREAK_GLASS:
+                self._break_glass_alarm(session, observation, event, judgement)
+                continue
             what = "SafeTx " + event.evidence if event.evidence else "no Safe execution"
             raise_alarm(
                 session,
@@ -199,13 +230,47 @@ class Booker:
                 f"outflow:{event.tx_ref}:{event.evidence}",
                 observation.scope,
                 f"Transaction {event.tx_ref} in block {event.block.height} moved money out of "
-                f"{observation.scope} ({what}), but no approved spend in the system names it: "
-                "keys were used outside the system.",
+                f"{observation.scope} ({what}), but no verified quorum of the officers' signed "
+                f"statements authorises it: keys were used outside the system. Why: "
+                f"{judgement.explanation}.",
                 tx_ref=event.tx_ref,
                 run_id=self._run_id,
                 clock=self._clock,
             )
-        return unauthorised
+        return unexplained
+
+    def _break_glass_alarm(
+        self, session: Session, observation: Observation, event: SpendEvent, judgement: Judgement
+    ) -> None:
+        """Keep a break-glass alarm open for the outflow: one already open for it is enough."""
+        refs = [event.tx_ref] + ([event.evidence] if event.evidence else [])
+        already = session.scalar(
+            select(AlarmRow.id)
+            .where(
+                AlarmRow.kind == AlarmKind.BREAK_GLASS,
+                AlarmRow.cleared_at.is_(None),
+                func.lower(AlarmRow.tx_ref).in_([r.lower() for r in refs]),
+            )
+            .limit(1)
+        )
+        if already is not None:
+            return
+        signers = ", ".join(
+            f"{s.institution} ({s.reason!r}, {s.signed_at.isoformat()})"
+            for s in judgement.break_glass
+        )
+        raise_alarm(
+            session,
+            AlarmKind.BREAK_GLASS,
+            f"break-glass:{event.tx_ref}:{event.evidence}",
+            observation.scope,
+            f"Transaction {event.tx_ref} in block {event.block.height} moved money out of "
+            f"{observation.scope} under break-glass, signed by {signers}, without a verified "
+            f"quorum of the officers' statements ({judgement.explanation}).",
+            tx_ref=event.tx_ref,
+            run_id=self._run_id,
+            clock=self._clock,
+        )
 
     def _book(
         self, session: Session, observation: Observation, unauthorised: set[str]
@@ -221,6 +286,7 @@ class Booker:
                     active[row.chain_key] = row
         moved = 0
         pending: list[tuple[Movement, int, EntryRequest]] = []
+        settled: list[tuple[Movement, int, int]] = []
         proposals: dict[str, int | None] = {}
         for movement in movements:
             existing = active.get(movement.chain_key)
@@ -231,45 +297,62 @@ class Booker:
                     session, existing, f"Transaction moved to block {movement.block.hash}."
                 )
                 moved += 1
-            if movement.kind is MovementKind.OUTFLOW:
+            if movement.kind is MovementKind.OUTFLOW and movement.tx_ref not in unauthorised:
                 if movement.tx_ref not in proposals:
-                    proposals[movement.tx_ref] = _proposal_for(session, movement.tx_ref)
+                    proposals[movement.tx_ref] = settlement.proposal_for(session, movement.tx_ref)
                 proposal_id = proposals[movement.tx_ref]
                 if proposal_id is not None:
-                    _settle(session, proposal_id, failed=False, clock=self._clock)
-                    continue
+                    generation = generations.get(movement.chain_key, 0) + 1
+                    entry_id = settlement.post_spend(
+                        session, proposal_id, generation, movement.block, self._clock
+                    )
+                    if entry_id is not None:
+                        settled.append((movement, generation, entry_id))
+                        continue
             generation = generations.get(movement.chain_key, 0) + 1
             request = self._request(session, observation.scope, movement, generation, unauthorised)
             pending.append((movement, generation, request))
+        if settled:
+            self._insert_bookings(observation.scope, session, settled)
         for start in range(0, len(pending), BOOKING_BATCH):
             batch = pending[start : start + BOOKING_BATCH]
             records = ledger.record_entries(session, [r for _, _, r in batch], clock=self._clock)
-            now = self._clock()
-            session.execute(
-                insert(BookingRow),
-                [
-                    {
-                        "scope": observation.scope,
-                        "chain_key": movement.chain_key,
-                        "generation": generation,
-                        "kind": movement.kind,
-                        "asset": movement.asset.code,
-                        "amount": movement.amount,
-                        "tx_ref": movement.tx_ref,
-                        "block_height": movement.block.height,
-                        "block_hash": movement.block.hash,
-                        "entry_id": record.id,
-                        "booked_at": now,
-                    }
-                    for (movement, generation, _), record in zip(batch, records, strict=True)
-                ],
+            self._insert_bookings(
+                observation.scope,
+                session,
+                [(m, g, record.id) for (m, g, _), record in zip(batch, records, strict=True)],
             )
             last = batch[-1][0].block.height
             self._progress(
                 f"{observation.scope}: booked {start + len(batch)} of {len(pending)} movements "
                 f"(up to block {last} of {observation.target.height})"
             )
-        return len(pending), moved
+        return len(pending) + len(settled), moved
+
+    def _insert_bookings(
+        self, scope: str, session: Session, booked: Sequence[tuple[Movement, int, int]]
+    ) -> None:
+        """One booking row per (movement, generation, entry id)."""
+        now = self._clock()
+        session.execute(
+            insert(BookingRow),
+            [
+                {
+                    "scope": scope,
+                    "chain_key": movement.chain_key,
+                    "generation": generation,
+                    "kind": movement.kind,
+                    "asset": movement.asset.code,
+                    "amount": movement.amount,
+                    "tx_ref": movement.tx_ref,
+                    "block_height": movement.block.height,
+                    "block_hash": movement.block.hash,
+                    "entry_id": entry_id,
+                    "booked_at": now,
+                }
+                for movement, generation, entry_id in booked
+            ],
+        )
 
     def _request(
         self,

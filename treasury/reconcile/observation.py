@@ -51,14 +51,19 @@ class Movement:
 class SpendEvent:
     """A transaction that moved money out of a vault, with what should authorise it.
 
-    ``evidence`` is the txid (Bitcoin) or the SafeTx hash (Safe) that an approved spend in the
-    system must name; ``None`` for an outflow with no Safe execution at all (e.g. a token
-    ``transferFrom`` by someone the Safe once approved).
+    ``evidence`` is the txid (Bitcoin) or the SafeTx hash (Safe) that the officers' verified
+    statements must name (``authorisation.py``); ``None`` for an outflow with no Safe execution
+    at all (e.g. a token ``transferFrom`` by someone the Safe once approved).
     """
 
     tx_ref: str
     evidence: str | None
     block: BlockRef
+    outflow: int | None = None
+    """Bitcoin: what the transaction took out of the vault, net (its payments plus its fee), as
+    the wallet saw it; the fee the officers capped is checked against this, not against a stored
+    PSBT's input amounts, which the txid does not cover. ``None`` on Safes (the SafeTx hash covers
+    every ether it can send)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,15 @@ class Observation:
     balances: tuple[ChainBalance, ...]
     failed_txs: tuple[str, ...] = ()
     """In-flight spend transactions the chain reports conflicted or reverted."""
+    dropped_txs: tuple[str, ...] = ()
+    """In-flight spend transactions the vault's wallet knows but neither a block nor the node's
+    mempool holds, and nothing conflicts (``drops.py``)."""
+    live_txs: tuple[str, ...] = ()
+    """In-flight spend transactions the vault's wallet knows in the mempool or in a block."""
+    released_txs: tuple[str, ...] = ()
+    """Dropped past the timeout and abandoned in the wallet: their proposals fail now."""
+    rebroadcast_txs: tuple[str, ...] = ()
+    """Dropped past the timeout, sent again by the reader and taken into the mempool."""
 
 
 @dataclass(frozen=True)
@@ -96,3 +110,6 @@ class BookedState:
     """Distinct blocks of active bookings, highest first."""
     in_flight: tuple[str, ...]
     """Txids of broadcast spend proposals not yet settled."""
+    due: tuple[str, ...] = ()
+    """In-flight txids noted dropped for longer than the timeout: the reader checks each once
+    more and releases it (or, by policy, rebroadcasts it)."""

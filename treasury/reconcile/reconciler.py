@@ -28,6 +28,7 @@ from treasury.policy import ReconciliationOutcome, record_reconciliation
 from treasury.reconcile.alarms import open_alarm_of, raise_alarm
 from treasury.reconcile.bitcoin import BitcoinReader, btc_scope
 from treasury.reconcile.booking import Booker, booked_state
+from treasury.reconcile.drops import DEFAULT_DROP_TIMEOUT_S
 from treasury.reconcile.errors import NodeUnavailableError, ReconcileError
 from treasury.reconcile.ethereum import EthereumReader, TrackedToken, eth_scope
 from treasury.reconcile.gate import ReconcileGate, newest_results
@@ -82,6 +83,7 @@ class Reconciler:
         bitcoin: BitcoinReader | None,
         ethereum: EthereumReader | None,
         max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S,
+        drop_timeout_s: int = DEFAULT_DROP_TIMEOUT_S,
         clock: Clock = utc_now,
         progress: Progress = no_progress,
     ) -> None:
@@ -89,13 +91,14 @@ class Reconciler:
         self._bitcoin = bitcoin
         self._ethereum = ethereum
         self._max_age = timedelta(seconds=max_cursor_age_s)
+        self._drop_timeout = timedelta(seconds=drop_timeout_s)
         self._clock = clock
         self._progress = progress
 
     def run(self) -> RunReport:
         """Reconcile every vault once (the caller holds the run lock)."""
         run_id = self._start()
-        booker = Booker(run_id, self._clock, self._progress)
+        booker = Booker(run_id, self._clock, self._progress, drop_timeout=self._drop_timeout)
         outcomes = [self._vault(booker, run_id, job) for job in self._jobs()]
         failed = [o for o in outcomes if not o.ok]
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
@@ -199,7 +202,10 @@ class Reconciler:
         def read(session: Session) -> Observation:
             if self._bitcoin is None:
                 raise NodeUnavailableError("No bitcoind is configured for the reconciler.")
-            return self._bitcoin.observe(scope, wallet, booked_state(session, scope, "bitcoin"))
+            state = booked_state(
+                session, scope, "bitcoin", now=self._clock(), drop_timeout=self._drop_timeout
+            )
+            return self._bitcoin.observe(scope, wallet, state)
 
         return read
 

@@ -17,6 +17,7 @@ from custody.ethereum.rpc import EvmRPC
 from custody.nodes import NodeEndpoints
 from treasury.db import make_engine, session_factory
 from treasury.reconcile.bitcoin import DEFAULT_MIN_CONFIRMATIONS_BTC, BitcoinReader
+from treasury.reconcile.drops import DEFAULT_DROP_TIMEOUT_S, DropPolicy
 from treasury.reconcile.errors import ReconcileConfigError
 from treasury.reconcile.ethereum import DEFAULT_MIN_CONFIRMATIONS_ETH, EthereumReader
 from treasury.reconcile.lock import run_lock
@@ -27,7 +28,8 @@ from treasury.reconcile.records import TrackedTokenRow
 
 @dataclass(frozen=True)
 class ReconcileSettings:
-    """How deep a block must be before it is booked, and how old a run may get.
+    """How deep a block must be before it is booked, how old a run may get, and what happens to
+    a spend the node dropped (``drops.py``).
 
     Read from ``TREASURY_RECONCILE_*`` by ``treasury.settings``.
     """
@@ -35,6 +37,8 @@ class ReconcileSettings:
     btc_min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_BTC
     eth_min_confirmations: int = DEFAULT_MIN_CONFIRMATIONS_ETH
     max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S
+    dropped_spend_timeout_s: int = DEFAULT_DROP_TIMEOUT_S
+    dropped_spend_policy: DropPolicy = DropPolicy.VOID
 
 
 def configured_nodes(endpoints: NodeEndpoints) -> tuple[BitcoinRPC | None, EvmRPC | None]:
@@ -65,7 +69,10 @@ def reconcile_now(
                 bitcoin=None
                 if bitcoin is None
                 else BitcoinReader(
-                    bitcoin, min_confirmations=settings.btc_min_confirmations, progress=progress
+                    bitcoin,
+                    min_confirmations=settings.btc_min_confirmations,
+                    progress=progress,
+                    drop_policy=settings.dropped_spend_policy,
                 ),
                 ethereum=None
                 if evm is None
@@ -73,6 +80,7 @@ def reconcile_now(
                     evm, min_confirmations=settings.eth_min_confirmations, progress=progress
                 ),
                 max_cursor_age_s=settings.max_cursor_age_s,
+                drop_timeout_s=settings.dropped_spend_timeout_s,
                 clock=clock,
                 progress=progress,
             )

@@ -85,7 +85,7 @@ from treasury.story.cast import (
 from treasury.story.clock import StoryClock
 from treasury.story.officer_keys import OfficerKeyring
 from treasury.story.proofs import attest_reserve, node_endpoints, publish_reserve, verify_reserve
-from treasury.story.roster import RosterSummary, found_roster
+from treasury.story.roster import AllowlistItem, RosterSummary, found_roster
 from treasury.wiring import configured_workflow
 from treasury.workflow_exceptions import ProposalTransitionError
 
@@ -317,7 +317,8 @@ class Reserve:
 
     def found_roster(self, echo: Echo) -> RosterSummary:
         """Each officer who approves, vetoes or administers gets a key file; the ceremonies sign
-        the genesis, each admin signs in its own officers, two admins sign the policy in force."""
+        the genesis, each admin signs in its own officers, two admins sign the policy in force,
+        the payees' destinations and the decree."""
         for name, _code, roles in OFFICERS:
             if KEY_HOLDING_ROLES.intersection(roles):
                 self.officer_keys.create(name)
@@ -334,6 +335,11 @@ class Reserve:
             shares_of=self.shares_of,
             policy_signers=POLICY_SIGNERS,
             clock=self.clock,
+            allowlist=[
+                AllowlistItem(asset, address, f"{asset} payee")
+                for asset, address in self.payees.items()
+            ],
+            decree=DECREE,
         )
         echo(
             f"   roster: genesis {summary.genesis_hash[:16]}... signed by the ceremony keys of "
@@ -345,6 +351,11 @@ class Reserve:
             f"institution's admin ({summary.officers} officers, {summary.keys} keys); policy "
             f"version {summary.policy_version} signed by the "
             f"{' and '.join(summary.policy_signers)} admins"
+        )
+        echo(
+            f"   roster: {summary.allowlist} allowlisted destinations and decree "
+            f"{summary.decree!r} signed in by the {' and '.join(summary.policy_signers)} admins "
+            "(the signers pay only chain-listed destinations, under a chain decree)"
         )
         return summary
 
