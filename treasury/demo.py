@@ -23,6 +23,7 @@ from treasury.authority.store import statements_for
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalView, SpendPosting
 from treasury.story import SATS_PER_BTC, WEI_PER_ETH, Reserve
+from treasury.story.proofs import TRUST_FILE_NAME
 
 Echo = Callable[[str], None]
 
@@ -107,6 +108,7 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
         echo(f"   FAILED {check.name}: {check.reason}")
     echo(
         f"   re-run it yourself: .venv/bin/reserve-verify {result.path} --offline "
+        f"--trust {reserve.workdir / TRUST_FILE_NAME} "
         "(the auditor's standalone verifier; `treasury verify` is the same; node checks need "
         "--bitcoin-rpc/--evm-rpc/--services-rpc, and the devnets stop at the end)"
     )

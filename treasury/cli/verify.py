@@ -2,7 +2,9 @@
 
 This command only parses arguments and prints: reading the files and every check live in the
 separately installable ``reserve_verifier`` (the auditor's ``reserve-verify`` runs the same
-code), which imports nothing from ``custody``, ``treasury`` or ``reporting``.
+code), which imports nothing from ``custody``, ``treasury`` or ``reporting``. ``--trust FILE``
+pins the keys and registry the auditor trusts; without it the report warns that they are
+self-declared by the bundle.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ def verify(
         Path | None,
         typer.Option(help="The previous bundle of the chain, to check this one follows it."),
     ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your trust file (JSON): the treasury's and audit office's public keys and the "
+            "registry you pin; without it keys and registry are self-declared by the bundle."
+        ),
+    ] = None,
     bitcoin_rpc: Annotated[
         str | None, typer.Option(help="Your bitcoind, as http://user:password@host:port.")
     ] = None,
@@ -50,6 +59,7 @@ def verify(
         salt=salt,
         proof=proof,
         previous=previous,
+        trust=trust,
         nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc),
     )
     try:

@@ -6,17 +6,19 @@ and nodes explicitly (``treasury.story.reserve.Reserve`` calls them with its own
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reserve_verifier import Nodes, Report, verify_bundle
+from reserve_verifier.trust import RegistryPin, parse_trust, trust_document
 from sqlalchemy.orm import Session, sessionmaker
 
 from custody.clock import Clock
 from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum import EthChain
 from custody.ethereum.web3_client import web3_client
-from reporting.attestation import SignerRole
+from reporting.attestation import KeySigner, SignerRole
 from reporting.site import PublishedSite, load_bundles, load_export, publish_site
 from treasury.attest import (
     AttestNodes,
@@ -29,11 +31,21 @@ from treasury.attest import (
 from treasury.attest.keys import role_key
 from treasury.publication import EXPORT_FILE_NAME, write_export
 
-__all__ = ["attest_reserve", "node_endpoints", "publish_reserve", "verify_reserve"]
+__all__ = [
+    "TRUST_FILE_NAME",
+    "attest_reserve",
+    "node_endpoints",
+    "publish_reserve",
+    "verify_reserve",
+    "write_trust_file",
+]
 
 Echo = Callable[[str], None]
 DEVNET_GAS_WEI = 10**20
 """Test money for the treasury key that publishes anchors on the services devnet."""
+TRUST_FILE_NAME = "trust.json"
+"""The auditor's trust file, in the working folder (not in ``attestations/``, whose every
+``*.json`` is read as a bundle)."""
 
 
 def node_endpoints(bitcoin: BitcoinNode, evm: EvmNode, services: EvmNode) -> Nodes:
@@ -92,7 +104,32 @@ def attest_reserve(
             clock=clock,
             progress=lambda line: echo(f"   {line}"),
         )
+    trust = write_trust_file(workdir, result, treasury_key, auditor_key)
+    echo(f"   the trust file an auditor pins (keys, registry, genesis): {trust}")
     return result
+
+
+def write_trust_file(
+    workdir: Path, result: AttestResult, treasury: KeySigner, auditor: KeySigner
+) -> Path:
+    """Write ``trust.json``: what the treasury hands its auditor to pin, once, out of band.
+
+    The keys come from the treasury's own key files, the registry from the attestation; the
+    genesis digest is the first attestation's (kept from an earlier trust file if there is one).
+    """
+    path = workdir / TRUST_FILE_NAME
+    genesis = result.bundle.digest.hex() if result.bundle.sequence == 1 else None
+    if genesis is None and path.exists():
+        genesis = parse_trust(path.read_bytes()).genesis_digest
+    registry = result.bundle.body["registry"]
+    document = trust_document(
+        [treasury.identity()["public_key"]],
+        [auditor.identity()["public_key"]],
+        RegistryPin(registry["chain_id"], registry["address"], registry["publisher"]),
+        genesis_digest=genesis,
+    )
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def publish_reserve(
@@ -105,6 +142,8 @@ def publish_reserve(
     return publish_site(bundles, load_export(export), workdir / "site", published_at=clock())
 
 
-def verify_reserve(bundle_path: Path, nodes: Nodes) -> Report:
-    """What an auditor runs: the independent verifier against the live nodes."""
-    return verify_bundle(bundle_path.read_bytes(), nodes=nodes)
+def verify_reserve(bundle_path: Path, nodes: Nodes, trust: Path | None = None) -> Report:
+    """What an auditor runs: the independent verifier against the live nodes (and, if given,
+    the pins of the trust file)."""
+    anchors = parse_trust(trust.read_bytes()) if trust is not None else None
+    return verify_bundle(bundle_path.read_bytes(), nodes=nodes, anchors=anchors)

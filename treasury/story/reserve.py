@@ -84,7 +84,13 @@ from treasury.story.cast import (
 )
 from treasury.story.clock import StoryClock
 from treasury.story.officer_keys import OfficerKeyring
-from treasury.story.proofs import attest_reserve, node_endpoints, publish_reserve, verify_reserve
+from treasury.story.proofs import (
+    TRUST_FILE_NAME,
+    attest_reserve,
+    node_endpoints,
+    publish_reserve,
+    verify_reserve,
+)
 from treasury.story.roster import AllowlistItem, RosterSummary, found_roster
 from treasury.wiring import configured_workflow
 from treasury.workflow_exceptions import ProposalTransitionError
@@ -502,4 +508,9 @@ class Reserve:
 
     def verify(self, bundle_path: Path, services: EvmNode) -> Report:
         """What an auditor runs: the independent verifier against the live nodes."""
-        return verify_reserve(bundle_path, node_endpoints(self.bitcoin, self.evm, services))
+        trust = self.workdir / TRUST_FILE_NAME
+        return verify_reserve(
+            bundle_path,
+            node_endpoints(self.bitcoin, self.evm, services),
+            trust if trust.exists() else None,
+        )

@@ -22,7 +22,14 @@ from reserve_verifier.exceptions import (
 )
 from reserve_verifier.inputs import LeafQuery, Nodes
 from reserve_verifier.psbt import check_reserve_psbt
-from reserve_verifier.report import Check, CheckStatus, Report
+from reserve_verifier.report import Check, CheckStatus, Report, Scope
+from reserve_verifier.trust import (
+    RegistryPin,
+    TrustAnchors,
+    TrustFileError,
+    parse_trust,
+    trust_document,
+)
 from reserve_verifier.verifier import verify_bundle
 
 __all__ = [
@@ -34,13 +41,19 @@ __all__ = [
     "LeafQuery",
     "NodeError",
     "Nodes",
+    "RegistryPin",
     "Report",
+    "Scope",
     "TreeError",
     "TreeMismatchError",
+    "TrustAnchors",
+    "TrustFileError",
     "UsageError",
     "VerifierError",
     "body_digest",
     "canonical_json",
     "check_reserve_psbt",
+    "parse_trust",
+    "trust_document",
     "verify_bundle",
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from reserve_verifier.exceptions import BundleFormatError
+from reserve_verifier.grammar import check_grammar
 
 BUNDLE_FORMAT = "national-reserve-attestation"
 """The ``format`` field of every bundle body."""
@@ -97,10 +98,31 @@ def _no_fractions(text: str) -> NoReturn:
     raise BundleFormatError(f"The bundle holds the JSON number {text}; amounts are strings.")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON hook: refuse an object naming one key twice.
+
+    Readers disagree on which of two duplicates wins (first, last, error), so a bundle with one
+    could show the auditor one value while another reader, or the signer, saw the other.
+    """
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise BundleFormatError(
+                f"The bundle repeats the key {key!r} in one JSON object; every key must appear once."
+            )
+        found[key] = value
+    return found
+
+
 def parse_json(data: bytes | str) -> Any:
-    """Parse JSON text, refusing fractions and the constants NaN and Infinity."""
+    """Parse JSON text, refusing fractions, NaN and Infinity, and duplicate keys."""
     try:
-        return json.loads(data, parse_float=_no_fractions, parse_constant=_no_fractions)
+        return json.loads(
+            data,
+            parse_float=_no_fractions,
+            parse_constant=_no_fractions,
+            object_pairs_hook=_unique_keys,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleFormatError(f"The bundle is not valid UTF-8 JSON: {error}.") from error
 
@@ -143,16 +165,19 @@ class Bundle:
 
     @classmethod
     def from_dict(cls, data: Any, *, strict: bool = True) -> Bundle:
-        """Read a parsed bundle file, refusing missing parts and (if ``strict``) a wrong digest.
+        """Read a parsed bundle file strictly, refusing (if ``strict``) a wrong digest too.
 
-        The verifier reads with ``strict=False`` and reports a wrong stated digest as one failed
-        check among the others, so a tampered bundle is described, not just refused.
+        Every field's grammar is enforced here (``grammar.check_grammar``): unknown fields,
+        non-canonical values and offline-detectable inconsistencies refuse the file. The verifier
+        reads with ``strict=False`` and reports a wrong stated digest as one failed check among
+        the others, so a re-signed tamper is described, not just refused.
         """
         if not isinstance(data, Mapping):
             raise BundleFormatError("The bundle is not a JSON object.")
         for name in BUNDLE_PARTS:
             if name not in data:
                 raise BundleFormatError(f"The bundle has no {name!r} field.")
+        check_grammar(data)
         for name in ("body", "signatures", "proofs_of_control", "anchors"):
             if not isinstance(data[name], Mapping):
                 raise BundleFormatError(f"The bundle's {name!r} field must be a JSON object.")

@@ -1,6 +1,9 @@
 """``reserve-verify``: the auditor's command. Exit 0 only if every check holds (1 otherwise, 2 if a
 named file cannot be used); ``--offline`` accepts checks skipped for want of a node.
 
+``--trust FILE`` pins the signers' keys and the registry; without it the bundle is checked against
+its own claims, the report says so prominently, and a consistent bundle still exits 0.
+
 ``treasury verify`` offers the same options and reads them with :func:`run`, so both commands
 print the same report for the same files.
 """
@@ -18,6 +21,7 @@ from reserve_verifier.bundle import Bundle
 from reserve_verifier.exceptions import BundleFormatError, UsageError
 from reserve_verifier.inputs import LeafQuery, Nodes
 from reserve_verifier.report import Report
+from reserve_verifier.trust import TrustAnchors, TrustFileError, parse_trust
 from reserve_verifier.verifier import verify_bundle
 
 USAGE_EXIT_CODE = 2
@@ -34,6 +38,7 @@ class Invocation:
     proof: Path | None = None
     previous: Path | None = None
     nodes: Nodes = field(default_factory=Nodes)
+    trust: Path | None = None
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -69,9 +74,21 @@ def _query(invocation: Invocation) -> LeafQuery | None:
     return None
 
 
+def _anchors(invocation: Invocation) -> TrustAnchors | None:
+    """The trust file's pins, if one was named (a malformed file is a usage error naming it)."""
+    if invocation.trust is None:
+        return None
+    data = _read(invocation.trust, "trust file")
+    try:
+        return parse_trust(data)
+    except TrustFileError as error:
+        raise UsageError(f"the trust file {invocation.trust} is unusable: {error}") from None
+
+
 def run(invocation: Invocation) -> Report:
     """Read the named files and verify the bundle; raise :class:`UsageError` if a file is unusable."""
     query = _query(invocation)
+    anchors = _anchors(invocation)
     earlier = None
     if invocation.previous is not None:
         try:
@@ -83,6 +100,7 @@ def run(invocation: Invocation) -> Report:
         nodes=invocation.nodes,
         leaf=query,
         previous=earlier,
+        anchors=anchors,
     )
 
 
@@ -116,6 +134,14 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         help="The previous bundle of the chain, to check this one follows it.",
     )
+    command.add_argument(
+        "--trust",
+        type=Path,
+        help=(
+            "Your trust file (JSON): the treasury's and audit office's public keys and the "
+            "registry you pin; without it keys and registry are self-declared by the bundle."
+        ),
+    )
     command.add_argument("--bitcoin-rpc", help="Your bitcoind, as http://user:password@host:port.")
     command.add_argument("--evm-rpc", help="Your node of the Safes' chain.")
     command.add_argument(
@@ -138,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         salt=arguments.salt,
         proof=arguments.proof,
         previous=arguments.previous,
+        trust=arguments.trust,
         nodes=Nodes(
             bitcoin=arguments.bitcoin_rpc, evm=arguments.evm_rpc, services=arguments.services_rpc
         ),

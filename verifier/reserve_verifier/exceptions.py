@@ -8,6 +8,7 @@
     │   └── TreeMismatchError    a well-formed proof or listing does not lead to its root
     ├── NodeError                a node did not answer, or answered with an error
     └── UsageError               the command line names a file that cannot be used
+        └── TrustFileError       the auditor's trust file is unreadable or not valid (trust.py)
 
 Messages are full sentences naming the field at fault, as the report prints them.
 """

@@ -12,7 +12,7 @@ from eth_utils.exceptions import ValidationError
 from reserve_verifier.bundle import BUNDLE_FORMAT, GENESIS_DIGEST_HEX, Bundle, BundleLike
 from reserve_verifier.context import Context
 from reserve_verifier.exceptions import VerifierError
-from reserve_verifier.fields import hex_bytes
+from reserve_verifier.fields import signature_bytes
 
 ROLES = ("treasury", "auditor")
 """The two signers of every bundle, in report order."""
@@ -37,7 +37,7 @@ def check_signature(ctx: Context, role: str) -> str:
     if not text:
         raise VerifierError(f"The {role} signature is missing.")
     try:
-        signature = Signature(hex_bytes(text, f"{role} signature"))
+        signature = Signature(signature_bytes(text, f"{role} signature"))
         recovered = signature.recover_public_key_from_msg_hash(ctx.digest)
     except (BadSignature, ValidationError) as error:
         raise VerifierError(f"The {role} signature is malformed ({error}).") from None
@@ -69,7 +69,10 @@ def check_chain(ctx: Context, previous: BundleLike | None) -> str:
             f"Attestation chain gap: attestation {sequence} names previous digest {previous_digest}; only the first may name none."
         )
     if previous is None:
-        return f"attestation {sequence}, previous {previous_digest} (checked against the registry)"
+        return (
+            f"attestation {sequence}, previous {previous_digest}: not compared with a previous "
+            "bundle (pass --previous)"
+        )
     earlier = Bundle.of(previous)
     if earlier.digest.hex() != previous_digest:
         raise VerifierError(

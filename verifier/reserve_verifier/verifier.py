@@ -4,6 +4,10 @@ Every check yields one line: a name, ``ok``, ``failed`` or ``skipped``, and a re
 malformed or tampered bundle (or an unreachable node) raises inside a check fails that check only,
 so the report names it and the other checks still run. Checks that need a node the auditor did not
 name are skipped, and say so.
+
+With a trust file, the signers and the registry must be the ones the auditor pinned (each
+mismatch its own failed line); without one, the report's scope says the keys and registry are
+self-declared by the bundle, so a pass proves self-consistency only.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from web3.exceptions import Web3Exception
 
-from reserve_verifier import balance_checks, bitcoin_checks, evm_checks, integrity_checks
+from reserve_verifier import balance_checks, bitcoin_checks, evm_checks, integrity_checks, trust
 from reserve_verifier import tree_checks as trees
 from reserve_verifier.bitcoin_node import BitcoinNodeClient
 from reserve_verifier.bundle import Bundle, BundleLike
@@ -22,7 +26,8 @@ from reserve_verifier.context import Context
 from reserve_verifier.evm import web3_client
 from reserve_verifier.exceptions import BundleFormatError, VerifierError
 from reserve_verifier.inputs import LeafQuery, Nodes
-from reserve_verifier.report import Check, CheckStatus, Report
+from reserve_verifier.report import Check, CheckStatus, Report, Scope
+from reserve_verifier.trust import TrustAnchors
 
 EXPECTED_ERRORS = (
     VerifierError,
@@ -41,8 +46,9 @@ fails that check only, so the report names it and the other checks still run."""
 class _Run:
     """The report lines of one bundle, appended as each check runs."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, anchors: TrustAnchors | None) -> None:
         self.ctx = ctx
+        self.anchors = anchors
         self.checks: list[Check] = []
 
     def run(self, name: str, check: Callable[[], str]) -> bool:
@@ -71,16 +77,51 @@ class _Run:
         for role in integrity_checks.ROLES:
             self.run(f"signature {role}", partial(integrity_checks.check_signature, ctx, role))
         self.run("separate signing roles", partial(integrity_checks.check_roles, ctx))
+        self._pins(previous)
         self.run("holdings root", partial(trees.check_holdings_root, ctx))
         self.run("holdings totals", partial(trees.check_holdings_totals, ctx))
         if self.run("liability root", partial(trees.check_liability_root, ctx)):
             self._liabilities(leaf)
-        self.run("attestation chain", partial(integrity_checks.check_chain, ctx, previous))
+        self.run("attestation chain", partial(self._chain, previous))
         if ctx.body.get("snapshot", {}).get("bitcoin", {}).get("utxos"):
             self.run("reserve proof (BIP-127)", partial(bitcoin_checks.check_reserve_proof, ctx))
         self._live_bitcoin()
         self._live_evm()
         self._services()
+
+    def _pins(self, previous: BundleLike | None) -> None:
+        """The signers, registry and genesis against the auditor's trust file, if one was given."""
+        anchors, ctx = self.anchors, self.ctx
+        if anchors is None:
+            return
+        for role in integrity_checks.ROLES:
+            self.run(f"pinned {role} key", partial(trust.check_pinned_signer, ctx, anchors, role))
+        self.run("pinned registry", partial(trust.check_pinned_registry, ctx, anchors))
+        if anchors.genesis_digest is None:
+            return
+        if trust.genesis_checkable_offline(ctx, previous) or ctx.nodes.services:
+            self.run(
+                "pinned genesis",
+                partial(trust.check_pinned_genesis, ctx, anchors, previous, ctx.nodes.services),
+            )
+        else:
+            self.skip("pinned genesis", "no --services-rpc, and neither bundle is number 1")
+
+    def _chain(self, previous: BundleLike | None) -> str:
+        """The chain fields, and what they were (and were not) compared with."""
+        reason = integrity_checks.check_chain(self.ctx, previous)
+        if previous is not None:
+            return reason
+        body = self.ctx.body
+        registry = (
+            "the registry's record is checked under 'services anchor'"
+            if self.ctx.nodes.services
+            else "the registry was not consulted (no --services-rpc)"
+        )
+        return (
+            f"attestation {body['sequence']}, previous {body['previous_digest']}: consistent, "
+            f"not compared with a previous bundle (no --previous); {registry}"
+        )
 
     def _liabilities(self, leaf: LeafQuery | None) -> None:
         """Published accounts, the asked-for account, then reconciliation and coverage."""
@@ -168,14 +209,24 @@ def verify_bundle(
     nodes: Nodes = Nodes(),  # noqa: B008 - a frozen dataclass: an immutable default
     leaf: LeafQuery | None = None,
     previous: BundleLike | None = None,
+    anchors: TrustAnchors | None = None,
 ) -> Report:
     """Check everything an auditor can check about a bundle; return the itemised report.
 
     ``data`` is the bundle file's bytes (or text), or a bundle object whose parts are taken as
     they are; ``nodes`` names the RPC endpoints to check the snapshot and anchors against (checks
     that need a missing node are reported as skipped); ``leaf`` asks for one account's inclusion;
-    ``previous`` is the previous bundle of the chain, checked as its predecessor.
+    ``previous`` is the previous bundle of the chain, checked as its predecessor; ``anchors``
+    are the auditor's pinned keys and registry (without them the report says the keys and
+    registry are self-declared, and a pass proves self-consistency only).
     """
+    scope = Scope(
+        pinned=anchors.describe() if anchors is not None else None,
+        bitcoin_node=bool(nodes.bitcoin),
+        evm_node=bool(nodes.evm),
+        services_node=bool(nodes.services),
+        previous=previous is not None,
+    )
     try:
         bundle = (
             Bundle.from_bytes(data, strict=False)
@@ -183,9 +234,9 @@ def verify_bundle(
             else Bundle.of(data)
         )
     except BundleFormatError as error:
-        return Report("unknown", (Check("bundle format", CheckStatus.FAILED, str(error)),))
+        return Report("unknown", (Check("bundle format", CheckStatus.FAILED, str(error)),), scope)
     digest = bundle.digest
     bitcoin = BitcoinNodeClient(nodes.bitcoin) if nodes.bitcoin else None
-    run = _Run(Context(bundle, digest, nodes, bitcoin))
+    run = _Run(Context(bundle, digest, nodes, bitcoin), anchors)
     run.verify(leaf, previous)
-    return Report(digest.hex(), tuple(run.checks))
+    return Report(digest.hex(), tuple(run.checks), scope)
