@@ -227,3 +227,23 @@ def test_a_reason_with_control_characters_is_refused_in_the_console(
             path=str(screenshots / f"console-refused-control-character-{label}.png"), full_page=True
         )
     assert _state(world, console.proposal_id) == ProposalState.PROPOSED.value
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "label"), [(1366, 900, "desktop"), (390, 844, "phone")]
+)
+def test_the_login_page_states_the_session_limits_and_fits_the_screen(
+    browser: Browser, console: Console, screenshots: Path, width: int, height: int, label: str
+) -> None:
+    """The login page says how long a session lasts and how it ends, without sideways scrolling."""
+    with guarded_page(browser, console.url) as (page, _traffic):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{console.url}/console/login")
+        text = page.locator("main").inner_text()
+        assert "at most 8 hours" in text
+        assert "30 minutes without activity" in text
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+        page.screenshot(path=str(screenshots / f"console-login-{label}.png"), full_page=True)
