@@ -39,7 +39,7 @@ def _vault(row: SafeVaultRow) -> Vault:
     )
 
 
-def _safe_tx(row: SafeTxRow, vault: SafeVaultRow) -> SafeTx:
+def safe_tx_of(row: SafeTxRow, vault: SafeVaultRow) -> SafeTx:
     """The SafeTx a stored row describes (the inverse of :func:`_safe_tx_row`)."""
     return SafeTx(
         chain_id=vault.chain_id,
@@ -147,7 +147,7 @@ class VaultStore:
         with self._sessions() as session:
             row = _load(session, safe_tx_hash)
             vault_row = session.get_one(SafeVaultRow, row.vault_id)
-            safe_tx = _safe_tx(row, vault_row)
+            safe_tx = safe_tx_of(row, vault_row)
             signatures = tuple(
                 (s.institution, OwnerSignature.decode(safe_tx.hash, s.signature))
                 for s in row.signatures

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from treasury.db import make_engine, session_factory
 from treasury.exceptions import DatabaseConfigError
 from treasury.settings import Settings, SettingsError
 
@@ -94,3 +97,21 @@ __all__ = [
     "settings",
     "start",
 ]
+
+
+@contextlib.contextmanager
+def committed_session() -> Iterator[Session]:
+    """A session on the configured database that commits on success; database errors are one
+    line (custody's and the treasury's own errors are printed by the root command)."""
+    engine = make_engine(settings().database_url)
+    try:
+        with session_factory(engine)() as session, session.begin():
+            yield session
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(
+            f"the database refused the operation ({reason}); is its schema current "
+            "(`treasury db upgrade`)?"
+        ) from None
+    finally:
+        engine.dispose()

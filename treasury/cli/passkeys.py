@@ -14,14 +14,10 @@ library's replay of the whole chain accepts it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from custody.authority import RecordSignature, Secp256k1Signature, load_public_key, sign_digest
 from treasury.authority.passkeys import (
@@ -31,31 +27,12 @@ from treasury.authority.passkeys import (
     registrations,
 )
 from treasury.authority.store import append_record, require_roster_state
-from treasury.cli.context import fail, settings
-from treasury.db import make_engine, session_factory
+from treasury.cli.context import committed_session, fail
 
 app = typer.Typer(
     help="Officers' console passkeys: list them, and sign one into the roster as its admin.",
     no_args_is_help=True,
 )
-
-
-@contextlib.contextmanager
-def _session() -> Iterator[Session]:
-    """A session on the configured database that commits on success; database errors are one
-    line (custody's and the treasury's own errors are printed by the root command)."""
-    engine = make_engine(settings().database_url)
-    try:
-        with session_factory(engine)() as session, session.begin():
-            yield session
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise fail(
-            f"the database refused the operation ({reason}); is its schema current "
-            "(`treasury db upgrade`)?"
-        ) from None
-    finally:
-        engine.dispose()
 
 
 def _passphrase(path: Path | None) -> str:
@@ -85,7 +62,7 @@ def list_passkeys(
     ] = False,
 ) -> None:
     """Every registered passkey: number, key id, state (pending admin signature / active), officer."""
-    with _session() as session:
+    with committed_session() as session:
         found = registrations(session)
     shown = [r for r in found if not pending or r.state.name == "PENDING"]
     if not shown:
@@ -110,7 +87,7 @@ def approve(
 ) -> None:
     """As an admin of the officer's institution, sign the passkey into the roster (KEY_ROTATED)."""
     admin_key = load_public_key(key_file)
-    with _session() as session:
+    with committed_session() as session:
         registration, record = approval_record(session, registration_id)
         admin = approving_admin(require_roster_state(session), registration, admin_key.key_id)
     key = registration.key
@@ -128,7 +105,7 @@ def approve(
     signed = record.with_signature(
         RecordSignature(admin.officer_id, admin_key.key_id, Secp256k1Signature(signature))
     )
-    with _session() as session:
+    with committed_session() as session:
         append_record(session, signed)
     typer.echo(f"passkey #{registration.id} ({registration.key_id}) is active: roster record "
                f"#{signed.sequence} stored.")  # fmt: skip

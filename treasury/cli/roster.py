@@ -24,13 +24,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from custody.authority import (
@@ -56,8 +55,7 @@ from treasury.authority.genesis import (
 )
 from treasury.authority.store import load_records
 from treasury.authority.verify import RosterVerdict, verify_roster
-from treasury.cli.context import fail, settings
-from treasury.db import make_engine, session_factory
+from treasury.cli.context import committed_session, fail
 from treasury.exceptions import TreasuryError
 from treasury.officers import institution_by_code
 
@@ -90,24 +88,6 @@ app.add_typer(draft_app, name="draft")
 CEREMONY_KEY_FORMAT = "national-reserve/ceremony-key/1"
 """The ``format`` of the public file ``ceremony-key --out`` writes."""
 COMPRESSED_KEY_HEX_CHARS = 66
-
-
-@contextlib.contextmanager
-def _session() -> Iterator[Session]:
-    """A session on the configured database that commits on success; database errors are one line
-    (custody's and the treasury's own errors are printed by the root command)."""
-    engine = make_engine(settings().database_url)
-    try:
-        with session_factory(engine)() as session, session.begin():
-            yield session
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise fail(
-            f"the database refused the operation ({reason}); is its schema current "
-            "(`treasury db upgrade`)?"
-        ) from None
-    finally:
-        engine.dispose()
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -232,7 +212,7 @@ def ceremony_key(
     ] = None,
 ) -> None:
     """Recombine an institution's shares and print its ceremony public key (needed by `genesis`)."""
-    with _session() as session:
+    with committed_session() as session:
         transcript = transcript_of(session, institution_by_code(session, institution))
         if transcript is None:
             raise fail(f"institution {institution} has no key ceremony recorded under its name.")
@@ -313,7 +293,7 @@ def genesis(
         for code, value in _pairs(ceremony_key, "--ceremony-key").items()
     }
     rules = RosterRules(change_institutions, approval_institutions)
-    with _session() as session:
+    with committed_session() as session:
         record = build_genesis(session, admin_keys, ceremony_keys, name=name, rules=rules)
     _write_new(out, _record_text(record))
     _echo_genesis(record)
@@ -357,7 +337,7 @@ def sign_genesis_command(
     _echo_genesis(record)
     if not yes and not typer.confirm(f"Sign this genesis for {institution}?", default=False):
         raise fail("not signed: the share holders did not confirm.")
-    with _session() as session:
+    with committed_session() as session:
         transcript = transcript_of(session, institution_by_code(session, institution))
         if transcript is None:
             raise fail(f"institution {institution} has no key ceremony recorded under its name.")
@@ -389,7 +369,7 @@ def commit(
 ) -> None:
     """Store a signed record as the next link: replayed first, refused with nothing written unless its signatures meet the rules."""
     record = _load_record(record_file)
-    with _session() as session:
+    with committed_session() as session:
         changes.commit_record(session, record)
     if record.kind is RecordKind.GENESIS:
         typer.echo(f"roster genesis stored: #0 {record.record_hash().hex()}")
@@ -412,7 +392,7 @@ OfficerIdOption = Annotated[str, typer.Option(help="The roster officer id (`rost
 
 def _drafted(out: Path, build: Callable[[Session], RosterRecord]) -> None:
     """Draft with ``build``, write the record file, and show what it says and who must sign."""
-    with _session() as session:
+    with committed_session() as session:
         record = build(session)
         state = changes.chain_state(session)
         decimals = _decimals_of(session, record)
@@ -586,7 +566,7 @@ def sign(
 ) -> None:
     """Show a drafted change in human terms, then sign it with your officer key (an admin's)."""
     record = _load_record(record_file)
-    with _session() as session:
+    with committed_session() as session:
         state = changes.chain_state(session)
         decimals = _decimals_of(session, record)
     for line in changes.describe(record, state, decimals):
@@ -596,7 +576,7 @@ def sign(
     passphrase = _passphrase_file(passphrase_file)
     if passphrase is None:
         passphrase = str(typer.prompt("Passphrase of your key file", hide_input=True))
-    with _session() as session:
+    with committed_session() as session:
         signed = changes.sign_record(session, record, key_file, passphrase)
         after = changes.requirement(changes.chain_state(session), signed)
     _replace(record_file, _record_text(signed))
@@ -638,7 +618,7 @@ def echo_verdict(verdict: RosterVerdict) -> None:
 @app.command()
 def show() -> None:
     """Print the chain (sequence, kind, who signed) and the officers and keys it yields now."""
-    with _session() as session:
+    with committed_session() as session:
         records = load_records(session)
         verdict = verify_roster(session)
     if not records:
@@ -675,7 +655,7 @@ def verify(
     ] = None,
 ) -> None:
     """Replay the stored chain: exit 0 if intact, 1 naming the first bad record."""
-    with _session() as session:
+    with committed_session() as session:
         verdict = verify_roster(session, genesis_hash)
     echo_verdict(verdict)
     if verdict.state is None:

@@ -66,9 +66,9 @@ from custody.bitcoin import load_vault
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
 from custody.bitcoin.signer import spend_under_review as bitcoin_spend_under_review
 from custody.ethereum.records import SafeTxRow, SafeVaultRow
-from custody.ethereum.safe_tx import Operation, SafeTx
 from custody.ethereum.signer import SigningPolicy, decode_action
 from custody.ethereum.signer import spend_under_review as safe_spend_under_review
+from custody.ethereum.vault_store import safe_tx_of
 from custody.exceptions import CustodyError
 from custody.records import VaultRecord
 from treasury.authority.store import statements_for
@@ -292,20 +292,7 @@ class Authoriser:
         for row, vault in found:
             if f"eth:{vault.chain_id}:{vault.name}" != scope:
                 continue
-            safe_tx = SafeTx(
-                chain_id=vault.chain_id,
-                safe=vault.address,
-                to=row.to_address,
-                value=row.value,
-                data=row.data,
-                operation=Operation(row.operation),
-                nonce=row.nonce,
-                safe_tx_gas=row.safe_tx_gas,
-                base_gas=row.base_gas,
-                gas_price=row.gas_price,
-                gas_token=row.gas_token,
-                refund_receiver=row.refund_receiver,
-            )
+            safe_tx = safe_tx_of(row, vault)
             if safe_tx.hash_hex != str(event.evidence).lower():
                 raise _UnprovenError(
                     f"its stored SafeTx hashes to {safe_tx.hash_hex}, not the executed "
