@@ -399,7 +399,7 @@ def test_safe_break_glass_needs_every_owner_and_without_statements_signs_nothing
             alarms = [a for a in list_alarms(session) if a.kind is AlarmKind.BREAK_GLASS]
             assert len(alarms) == 3
             assert {(a.tx_ref, a.scope) for a in alarms} == {
-                (safe_tx_hash.lower(), f"eth:{chain.chain_id}:{safe}")
+                (safe_tx_hash.lower(), f"eth:{chain.chain_id}:{name}")  # the reconciler's scope
             }
     finally:
         engine.dispose()

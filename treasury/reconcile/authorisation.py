@@ -74,8 +74,10 @@ from custody.records import VaultRecord
 from treasury.authority.store import statements_for
 from treasury.authority.verify import verify_roster
 from treasury.proposals.tables import PreparedTxRow
+from treasury.reconcile.bitcoin import btc_scope
 from treasury.reconcile.break_glass import break_glass_signatures_for
 from treasury.reconcile.errors import ReconcileError
+from treasury.reconcile.ethereum import eth_scope
 from treasury.reconcile.observation import SpendEvent
 
 __all__ = [
@@ -197,7 +199,7 @@ class Authoriser:
         name = self._session.scalar(
             select(VaultRecord.name).where(VaultRecord.name == scope.removeprefix("btc:"))
         )
-        return name if name is not None and f"btc:{name}" == scope else None
+        return name if name is not None and btc_scope(name) == scope else None
 
     def _chain_name(self, scope: str, chain: str) -> str | None:
         """The chain as statements and break-glass records name it (``bitcoin:regtest``,
@@ -290,7 +292,7 @@ class Authoriser:
             .where(func.lower(SafeTxRow.safe_tx_hash) == str(event.evidence).lower())
         ).all()
         for row, vault in found:
-            if f"eth:{vault.chain_id}:{vault.name}" != scope:
+            if eth_scope(vault.chain_id, vault.name) != scope:
                 continue
             safe_tx = safe_tx_of(row, vault)
             if safe_tx.hash_hex != str(event.evidence).lower():

@@ -22,15 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, event, select
+from sqlalchemy import Index, Integer, String, event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from custody.clock import Clock
+from custody.ethereum.records import SafeVaultRow
 from treasury import audit
 from treasury.audit import AuditKind
 from treasury.db import Base, UtcDateTime
 from treasury.exceptions import ImmutableRecordError, TreasuryError
 from treasury.reconcile.alarms import raise_alarm
+from treasury.reconcile.bitcoin import btc_scope
+from treasury.reconcile.ethereum import eth_scope
 from treasury.reconcile.records import AlarmKind
 from treasury.text import unstorable_characters, unstorable_message
 
@@ -126,11 +129,18 @@ def _normal_hash(tx_hash: str) -> str:
     return tx_hash.strip().lower()
 
 
-def _scope(chain: str, vault: str) -> str:
-    """The reconciler's scope of a vault: ``btc:<vault>`` or ``eth:<chain id>:<vault>``."""
-    if chain.startswith("eip155:"):
-        return f"eth:{chain.removeprefix('eip155:')}:{vault}"
-    return f"btc:{vault}"
+def _scope(session: Session, chain: str, vault: str) -> str:
+    """The reconciler's own scope of the vault (``btc_scope``/``eth_scope``), so the alarm is
+    listed and cleared under the vault the reconciler reports; a Safe is found by its address."""
+    if not chain.startswith("eip155:"):
+        return btc_scope(vault)
+    chain_id = int(chain.removeprefix("eip155:"))
+    name = session.scalar(
+        select(SafeVaultRow.name).where(
+            SafeVaultRow.chain_id == chain_id, func.lower(SafeVaultRow.address) == vault.lower()
+        )
+    )
+    return eth_scope(chain_id, name if name is not None else vault)
 
 
 def record_break_glass(
@@ -183,7 +193,7 @@ def record_break_glass(
         session,
         AlarmKind.BREAK_GLASS,
         f"break_glass:{row.id}",
-        _scope(chain, vault),
+        _scope(session, chain, vault),
         f"{institution} signed transaction {tx_hash} of vault {vault} on {chain} under "
         f"break-glass, without the officers' approval statements. Reason: {reason}",
         tx_ref=tx_hash,
