@@ -26,8 +26,12 @@ browser:
 demo: nodes
 	$(BIN)/treasury demo
 
+# The suite runs on every core (pytest-xdist); each test file stays on one worker, so a file's
+# module-scoped chain world is built once. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
+
 test: lint nodes browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: setup
 	$(BIN)/pytest tests/unit

@@ -9,6 +9,8 @@ Services chain: ``publish(digest)`` on the attestation registry contract
 (``reporting/contracts/AttestationRegistry.vy``), sent by the treasury's publisher key. The
 registry numbers publications and chains them; :func:`anchor` refuses to publish a bundle whose
 sequence or previous digest does not follow the registry's latest entry, before anything is sent.
+The same publisher announces statements (key rotations, vault-set changes; ``announcement.py``)
+with ``announce(digest)`` (:func:`announce_digest`), which orders them among the attestations.
 """
 
 from __future__ import annotations
@@ -86,6 +88,18 @@ class ServicesAnchor:
     block_hash: str
     log_index: int
     sequence: int
+
+
+@dataclass(frozen=True)
+class ServicesAnnouncement:
+    """Where a statement's announcement landed, and the attestation it precedes."""
+
+    chain_id: int
+    registry: str
+    tx_hash: str
+    block_number: int
+    log_index: int
+    before_sequence: int
 
 
 class BitcoinWalletRPC:
@@ -187,30 +201,82 @@ def deploy_registry(w3: Web3, deployer: LocalAccount, publisher: str) -> str:
     return to_checksum_address(receipt["contractAddress"])
 
 
+def _registry_call(
+    w3: Web3,
+    registry: str,
+    publisher: LocalAccount,
+    function: str,
+    event: str,
+    digest: bytes,
+    what: str,
+) -> Any:
+    """Call ``function(digest)`` as the publisher (dry run first, so a refusal sends nothing)
+    and return the one ``event`` it logged for ``digest``."""
+    contract = registry_contract(w3, registry)
+    try:
+        contract.functions[function](digest).call({"from": publisher.address})
+    except ContractLogicError as error:
+        raise AnchorError(f"The registry refuses this {what}: {error}.") from None
+    data = contract.encode_abi(function, args=[digest])
+    receipt = _send(w3, publisher, {"to": contract.address, "data": data})
+    events = contract.events[event]().process_receipt(receipt)
+    if len(events) != 1 or bytes(events[0]["args"]["digest"]) != digest:
+        raise AnchorError(f"The {function} transaction did not log exactly one {event} event.")
+    return events[0]
+
+
 def publish_digest(
     w3: Web3, registry: str, publisher: LocalAccount, digest: bytes
 ) -> ServicesAnchor:
     """Call ``publish(digest)`` and return where the ``Published`` event landed."""
-    contract = registry_contract(w3, registry)
-    try:
-        contract.functions.publish(digest).call({"from": publisher.address})
-    except ContractLogicError as error:
-        raise AnchorError(f"The registry refuses this publication: {error}.") from None
-    data = contract.encode_abi("publish", args=[digest])
-    receipt = _send(w3, publisher, {"to": contract.address, "data": data})
-    events = contract.events.Published().process_receipt(receipt)
-    if len(events) != 1 or bytes(events[0]["args"]["digest"]) != digest:
-        raise AnchorError("The publish transaction did not log exactly one Published event.")
-    event = events[0]
+    event = _registry_call(w3, registry, publisher, "publish", "Published", digest, "publication")
     return ServicesAnchor(
         chain_id=w3.eth.chain_id,
-        registry=contract.address,
+        registry=to_checksum_address(registry),
         tx_hash="0x" + bytes(event["transactionHash"]).hex(),
         block_number=int(event["blockNumber"]),
         block_hash="0x" + bytes(event["blockHash"]).hex(),
         log_index=int(event["logIndex"]),
         sequence=int(event["args"]["sequence"]),
     )
+
+
+def announce_digest(
+    w3: Web3, registry: str, publisher: LocalAccount, digest: bytes
+) -> ServicesAnnouncement:
+    """Call ``announce(digest)`` and return where the ``Announced`` event landed.
+
+    The registry refuses (and nothing is sent) a caller other than its publisher, a zero digest
+    and a digest announced before; its message is in the :class:`AnchorError`.
+    """
+    if len(digest) != DIGEST_BYTES:
+        raise AnchorError(f"The statement digest to announce must be {DIGEST_BYTES} bytes.")
+    event = _registry_call(w3, registry, publisher, "announce", "Announced", digest, "announcement")
+    return ServicesAnnouncement(
+        chain_id=w3.eth.chain_id,
+        registry=to_checksum_address(registry),
+        tx_hash="0x" + bytes(event["transactionHash"]).hex(),
+        block_number=int(event["blockNumber"]),
+        log_index=int(event["logIndex"]),
+        before_sequence=int(event["args"]["before_sequence"]),
+    )
+
+
+def set_publisher(w3: Web3, registry: str, publisher: LocalAccount, new_publisher: str) -> str:
+    """Call ``set_publisher(new_publisher)`` as the registry's publisher; the transaction hash.
+
+    A dry run first, so a caller the registry refuses (not its publisher, the zero address) sends
+    nothing; its message is in the :class:`AnchorError`.
+    """
+    contract = registry_contract(w3, registry)
+    new = to_checksum_address(new_publisher)
+    try:
+        contract.functions.set_publisher(new).call({"from": publisher.address})
+    except ContractLogicError as error:
+        raise AnchorError(f"The registry refuses the publisher hand-over: {error}.") from None
+    data = contract.encode_abi("set_publisher", args=[new])
+    receipt = _send(w3, publisher, {"to": contract.address, "data": data})
+    return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
 def _check_publishable(bundle: Bundle, w3: Web3, registry: str, publisher: LocalAccount) -> None:

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any
 
 from eth_keys.datatypes import PrivateKey, PublicKey
+from eth_utils.address import to_checksum_address
 from eth_utils.exceptions import ValidationError
 
 from reporting.bundle import (
@@ -41,6 +42,18 @@ RESERVE_PROOF_MESSAGE_PREFIX = "national-reserve-attestation:"
 PERCENT_DECIMALS = 2
 """Decimals in the human-readable coverage percentage (truncated, never rounded up)."""
 
+BITCOIN_CHAIN_PREFIX = "bitcoin:"
+"""An asset's chain on Bitcoin: ``bitcoin:<network>`` (the snapshot's ``network``)."""
+
+EVM_CHAIN_PREFIX = "evm:"
+"""An asset's chain on an EVM chain: ``evm:<chain id>`` in decimal."""
+
+MAX_ASSET_DECIMALS = 255
+"""Most decimals an asset may state (ERC-20's ``decimals()`` is a ``uint8``)."""
+
+BITCOIN_ASSET = "BTC"
+"""The asset code of every vault UTXO (the holdings tree's, ``reporting.holdings``)."""
+
 
 class SignerRole(Enum):
     """The two separate keys that sign every attestation."""
@@ -56,6 +69,23 @@ class EncumbranceKind(Enum):
     """An approved spend (PSBT or Safe transaction) not yet broadcast or not yet confirmed."""
     LOCKED = "locked"
     """Held but committed elsewhere (a time lock, a pledge)."""
+
+
+class AssetKind(Enum):
+    """Whether an asset is a chain's own coin or an ERC-20 token contract on it."""
+
+    NATIVE = "native"
+    ERC20 = "erc20"
+
+
+def evm_chain(chain_id: int) -> str:
+    """The registry's name of EVM chain ``chain_id``."""
+    return f"{EVM_CHAIN_PREFIX}{chain_id}"
+
+
+def bitcoin_chain(network: str) -> str:
+    """The registry's name of the Bitcoin network ``network``."""
+    return f"{BITCOIN_CHAIN_PREFIX}{network}"
 
 
 def _check_hex(text: str, length: int, what: str) -> None:
@@ -139,6 +169,109 @@ class EvmSnapshot:
                 raise AttestationError(
                     f"The balance of {balance.asset} in Safe {balance.safe_address} is on chain {balance.chain_id}, not the snapshot's chain {self.chain_id}."
                 )
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """What an asset code means: the chain it lives on, its contract (tokens), decimals, symbol.
+
+    The body commits to one of these per asset code, so a token's balance cannot be relabelled
+    as another asset (ether, say) without the signed registry saying which contract the code is.
+    """
+
+    chain: str
+    kind: AssetKind
+    contract: str | None
+    decimals: int
+    symbol: str
+
+    def __post_init__(self) -> None:
+        """Refuse a chain name, contract, decimals or symbol the format cannot state."""
+        if self.chain.startswith(BITCOIN_CHAIN_PREFIX):
+            if self.kind is not AssetKind.NATIVE or not self.chain[len(BITCOIN_CHAIN_PREFIX) :]:
+                raise AttestationError(
+                    f"The asset on {self.chain!r} must be that network's native coin."
+                )
+        elif self.chain.startswith(EVM_CHAIN_PREFIX):
+            number = self.chain[len(EVM_CHAIN_PREFIX) :]
+            if not number.isascii() or not number.isdigit() or number != str(int(number)):
+                raise AttestationError(f"The chain {self.chain!r} is not evm:<chain id>.")
+        else:
+            raise AttestationError(
+                f"The asset chain {self.chain!r} is neither bitcoin:<network> nor evm:<chain id>."
+            )
+        if (self.kind is AssetKind.NATIVE) != (self.contract is None):
+            raise AttestationError(
+                f"A {self.kind.value} asset on {self.chain} must "
+                + ("have no contract." if self.kind is AssetKind.NATIVE else "name its contract.")
+            )
+        if self.contract is not None:
+            _address_checksum(self.contract, "token contract")
+        if (
+            isinstance(self.decimals, bool)
+            or not isinstance(self.decimals, int)
+            or not 0 <= self.decimals <= MAX_ASSET_DECIMALS
+        ):
+            raise AttestationError(f"The asset decimals {self.decimals!r} are not 0 to 255.")
+        if not isinstance(self.symbol, str) or not self.symbol:
+            raise AttestationError("The asset symbol must be a non-empty string.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body's entry: contract in EIP-55 form, ``None`` for a native coin."""
+        return {
+            "chain": self.chain,
+            "kind": self.kind.value,
+            "contract": None if self.contract is None else to_checksum_address(self.contract),
+            "decimals": self.decimals,
+            "symbol": self.symbol,
+        }
+
+
+@dataclass(frozen=True)
+class VaultSet:
+    """Every vault the treasury holds: Bitcoin vault scripts and (chain id, Safe) pairs.
+
+    The body commits to it so an auditor can tell a coin or Safe that is not a vault from one that
+    is, and (online) read every vault's balance of every registered asset, listed or not.
+    """
+
+    bitcoin_scripts: tuple[bytes, ...]
+    safes: tuple[tuple[int, str], ...]
+
+    def __post_init__(self) -> None:
+        """Refuse a script or Safe listed twice, or a malformed Safe address."""
+        if len(set(self.bitcoin_scripts)) != len(self.bitcoin_scripts):
+            raise AttestationError("The vault set lists one Bitcoin script twice.")
+        for chain_id, safe in self.safes:
+            _check_count(chain_id, "Safe chain id")
+            _address_checksum(safe, "Safe address")
+        keys = [(chain_id, safe.lower()) for chain_id, safe in self.safes]
+        if len(set(keys)) != len(keys):
+            raise AttestationError("The vault set lists one Safe twice.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body's ``vaults``: scripts sorted as hex, Safes sorted by chain id and address."""
+        return {
+            "bitcoin": sorted(script.hex() for script in self.bitcoin_scripts),
+            "evm": [
+                {"chain_id": chain_id, "safe_address": to_checksum_address(safe)}
+                for chain_id, safe in sorted(
+                    self.safes, key=lambda pair: (pair[0], pair[1].lower())
+                )
+            ],
+        }
+
+
+def _address_checksum(text: str, what: str) -> str:
+    """The EIP-55 form of a 20-byte ``0x`` address; refuses anything else."""
+    if (
+        not isinstance(text, str)
+        or len(text) != 42
+        or not text.startswith("0x")
+        or any(c not in "0123456789abcdefABCDEF" for c in text[2:])
+    ):
+        raise AttestationError(f"The {what} {text!r} is not a 0x-prefixed 20-byte address.")
+    return str(to_checksum_address(text))
 
 
 @dataclass(frozen=True)
@@ -230,6 +363,10 @@ class AttestationInputs:
     registry: RegistryRef
     treasury: KeySigner
     auditor: KeySigner
+    assets: Mapping[str, AssetInfo]
+    """The asset registry: every asset code the attestation names -> what it is."""
+    vaults: VaultSet
+    """Every vault: each UTXO's script and each balance's Safe must be one of them."""
     encumbrances: tuple[Encumbrance, ...] = ()
     public_accounts: tuple[str, ...] = ()
 
@@ -334,6 +471,12 @@ def _check_inputs(inputs: AttestationInputs) -> None:
         )
     if inputs.as_of.utcoffset() is None:
         raise AttestationError("The attestation time 'as_of' must carry a time zone (UTC).")
+    references = [(item.asset, item.reference) for item in inputs.encumbrances]
+    if len(set(references)) != len(references):
+        # SPEC-attestation R-ENC-1: the verifier refuses a reference of an asset listed twice.
+        raise AttestationError(
+            "Two encumbrances of one asset share a reference; each is listed once (R-ENC-1)."
+        )
     if (
         inputs.treasury.role is not SignerRole.TREASURY
         or inputs.auditor.role is not SignerRole.AUDITOR
@@ -350,6 +493,55 @@ def _check_inputs(inputs: AttestationInputs) -> None:
             raise AttestationError(
                 f"The ledger total of {asset} is {amount!r}; it must be zero or more base units."
             )
+
+
+def _check_registry(inputs: AttestationInputs, used: Iterable[str]) -> None:
+    """Refuse what the verifier refuses: an asset code, coin or Safe the registry does not vouch for.
+
+    Every asset code used must be registered; a UTXO must pay a vault script and be the Bitcoin
+    network's native coin; a Safe balance must be of a vault Safe, on its asset's chain, and
+    read from its asset's contract (none for the native coin).
+    """
+    for code, info in inputs.assets.items():
+        canonical_assets([code])
+        if not isinstance(info, AssetInfo):
+            raise AttestationError(f"The registry entry of {code} is not an AssetInfo.")
+    missing = sorted(set(used) - set(inputs.assets), key=str.encode)
+    if missing:
+        raise AttestationError(
+            f"The asset {missing[0]} is used but not in the asset registry; register it with its chain, contract and decimals."
+        )
+    scripts = set(inputs.vaults.bitcoin_scripts)
+    network = bitcoin_chain(inputs.bitcoin.network)
+    for utxo in inputs.bitcoin.utxos:
+        if utxo.script_pubkey not in scripts:
+            raise AttestationError(
+                f"The UTXO {utxo.txid}:{utxo.vout} pays a script that is not in the vault set."
+            )
+    if inputs.bitcoin.utxos:
+        info = inputs.assets[BITCOIN_ASSET]
+        if info.chain != network or info.kind is not AssetKind.NATIVE:
+            raise AttestationError(
+                f"The registry names {BITCOIN_ASSET} on {info.chain} ({info.kind.value}), not the native coin of {network}."
+            )
+    safes = {(chain_id, safe.lower()) for chain_id, safe in inputs.vaults.safes}
+    for snapshot in inputs.evm:
+        for balance in snapshot.balances:
+            if (snapshot.chain_id, balance.safe_address.lower()) not in safes:
+                raise AttestationError(
+                    f"The Safe {balance.safe_address} on chain {snapshot.chain_id} is not in the vault set."
+                )
+            info = inputs.assets[balance.asset]
+            if info.chain != evm_chain(snapshot.chain_id):
+                raise AttestationError(
+                    f"The balance of {balance.asset} is on chain {snapshot.chain_id}, but the registry puts {balance.asset} on {info.chain}."
+                )
+            token = None if balance.token_address is None else balance.token_address.lower()
+            contract = None if info.contract is None else info.contract.lower()
+            if token != contract:
+                raise AttestationError(
+                    f"The balance of {balance.asset} in Safe {balance.safe_address} is read from {balance.token_address or 'the native coin'}, but the registry's {balance.asset} is {info.contract or 'the native coin'}."
+                )
 
 
 def _sum_by_asset(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -386,9 +578,11 @@ def _snapshot_body(bitcoin: BitcoinSnapshot, evm: Sequence[EvmSnapshot]) -> dict
                 "block_hash": snapshot.block.block_hash,
                 "balances": [
                     {
-                        "safe_address": balance.safe_address,
+                        "safe_address": to_checksum_address(balance.safe_address),
                         "asset": balance.asset,
-                        "token_address": balance.token_address,
+                        "token_address": None
+                        if balance.token_address is None
+                        else to_checksum_address(balance.token_address),
                         "amount": str(balance.amount),
                     }
                     for balance in sorted(
@@ -420,6 +614,7 @@ def build_attestation(inputs: AttestationInputs) -> Bundle:
         {*holding_totals, *liability_totals, *inputs.ledger_totals, *encumbered},
         key=str.encode,
     )
+    _check_registry(inputs, assets)
     for asset in assets:
         if encumbered.get(asset, 0) > holding_totals.get(asset, 0):
             raise AttestationError(
@@ -446,10 +641,11 @@ def build_attestation(inputs: AttestationInputs) -> Bundle:
     listing = inputs.liabilities.public_listing(inputs.public_accounts)
     safes = sorted(
         {
-            (snapshot.chain_id, balance.safe_address, snapshot.block.height)
+            (snapshot.chain_id, to_checksum_address(balance.safe_address), snapshot.block.height)
             for snapshot in inputs.evm
             for balance in snapshot.balances
-        }
+        },
+        key=lambda slot: (slot[0], slot[1].lower(), slot[2]),
     )
     body: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
@@ -457,6 +653,10 @@ def build_attestation(inputs: AttestationInputs) -> Bundle:
         "sequence": inputs.sequence,
         "previous_digest": inputs.previous_digest,
         "as_of": inputs.as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "assets": {
+            code: inputs.assets[code].to_dict() for code in sorted(inputs.assets, key=str.encode)
+        },
+        "vaults": inputs.vaults.to_dict(),
         "snapshot": _snapshot_body(inputs.bitcoin, inputs.evm),
         "holdings": {"root": holdings.root.to_dict(), "totals": _amounts(holding_totals)},
         "liabilities": {
@@ -500,8 +700,8 @@ def build_attestation(inputs: AttestationInputs) -> Bundle:
         },
         "registry": {
             "chain_id": inputs.registry.chain_id,
-            "address": inputs.registry.address,
-            "publisher": inputs.registry.publisher,
+            "address": to_checksum_address(inputs.registry.address),
+            "publisher": to_checksum_address(inputs.registry.publisher),
         },
     }
     return Bundle(body=body)

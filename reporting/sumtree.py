@@ -136,23 +136,7 @@ class LiabilityTree:
         del hashes
         level[:count, HASH_BYTES:] = amount_bytes[order]
         del words, amount_bytes
-        levels = [level]
-        real = count
-        while real > 1:
-            if real % 2:
-                _write_padding(levels[-1][real])
-            levels.append(_parent_level(levels[-1], len(assets)))
-            real = (real + 1) // 2
-        top = levels[-1][0] if count else None
-        root = TreeRoot(
-            kind=TreeKind.LIABILITIES,
-            assets=assets,
-            leaf_count=count,
-            node_hash=top[:HASH_BYTES].tobytes()
-            if top is not None
-            else empty_hash(TreeKind.LIABILITIES),
-            sums=_record_sums(top, len(assets)) if top is not None else (0,) * len(assets),
-        )
+        root, levels = _hash_up(assets, level, count)
         return cls(root, levels, keys, order.astype(np.int64), nonce)
 
     @classmethod
@@ -170,6 +154,53 @@ class LiabilityTree:
                     f"Account {account_id!r} has {len(amounts)} amounts for {len(assets)} assets."
                 )
         return cls.build(assets, [account_id for account_id, _ in materialised], columns, nonce)
+
+    @classmethod
+    def from_leaf_records(
+        cls, assets: Sequence[str], leaf_records: bytes, salt_keys: bytes, nonce: bytes
+    ) -> LiabilityTree:
+        """Rebuild a tree from what :meth:`leaf_records` and :meth:`salt_keys` returned.
+
+        The leaf level (each leaf's hash and amounts, in leaf order) fixes every node above it,
+        so only the upper levels are hashed again; with the snapshot ``nonce`` an account is
+        found again by its salt, and its proof is the one the original tree gave. The caller
+        compares the rebuilt root with the published one: a changed byte changes the root.
+        """
+        assets = canonical_assets(assets)
+        if not assets:
+            raise AssetListError("A liability tree needs at least one asset.")
+        check_nonce(nonce)
+        width = record_width(len(assets))
+        if len(leaf_records) % width or len(salt_keys) != 8 * (len(leaf_records) // width):
+            raise LeafError(
+                f"The stored leaf level ({len(leaf_records)} bytes) and salt keys "
+                f"({len(salt_keys)} bytes) do not describe whole records of {width} bytes "
+                "and one 8-byte key per leaf."
+            )
+        count = len(leaf_records) // width
+        keys = np.frombuffer(salt_keys, dtype=">u8").astype(np.uint64)
+        if count > 1 and bool(np.any(keys[1:] < keys[:-1])):
+            raise LeafError("The stored salt keys are not in ascending leaf order.")
+        level = np.empty((count + (count % 2 if count > 1 else 0), width), dtype=np.uint8)
+        level[:count] = np.frombuffer(leaf_records, dtype=np.uint8).reshape(count, width)
+        root, levels = _hash_up(assets, level, count)
+        return cls(root, levels, keys, np.arange(count, dtype=np.int64), nonce)
+
+    def leaf_records(self) -> bytes:
+        """The leaf level as bytes: each leaf's ``hash || sums`` record, in leaf order.
+
+        Secret: it holds every account's amounts. With :meth:`salt_keys` and the nonce it is
+        all :meth:`from_leaf_records` needs to issue any account's proof again later.
+        """
+        return self._levels[0][: self.root.leaf_count].tobytes()
+
+    def snapshot_nonce(self) -> bytes:
+        """The secret nonce every salt derives from: only for storing it where secrets are kept."""
+        return self._nonce
+
+    def salt_keys(self) -> bytes:
+        """The first 64 bits of every leaf's salt, big-endian, in leaf order (the lookup index)."""
+        return self._keys.astype(">u8").tobytes()
 
     @property
     def depth(self) -> int:
@@ -251,10 +282,17 @@ class LiabilityTree:
             for offset, row in enumerate(rows):
                 yield row, blob[offset * size : (offset + 1) * size]
 
-    def package(self, account_id: str) -> dict[str, Any]:
-        """Return what ``account_id`` receives: root, own leaf with salt, and proof."""
+    def package(
+        self, account_id: str, *, attestation: tuple[int, str] | None = None
+    ) -> dict[str, Any]:
+        """Return what ``account_id`` receives: root, own leaf with salt, and proof.
+
+        ``attestation`` (sequence, bundle digest hex) labels the package with its bundle.
+        """
         leaf = self.leaf(account_id)
-        return liability_package(self.root, leaf, self.proof(self.index_of(account_id)))
+        return liability_package(
+            self.root, leaf, self.proof(self.index_of(account_id)), attestation=attestation
+        )
 
     def public_listing(self, account_ids: Iterable[str]) -> dict[str, Any]:
         """Return a listing of public accounts (budget lines) in full, with their proofs.
@@ -412,6 +450,30 @@ def _salt_order(
             )
         first = words[order, 0]
     return order, first
+
+
+def _hash_up(
+    assets: tuple[str, ...], leaves: Bytes2D, count: int
+) -> tuple[TreeRoot, list[Bytes2D]]:
+    """Hash every level above the leaf level (``count`` real records) and return the root."""
+    levels = [leaves]
+    real = count
+    while real > 1:
+        if real % 2:
+            _write_padding(levels[-1][real])
+        levels.append(_parent_level(levels[-1], len(assets)))
+        real = (real + 1) // 2
+    top = levels[-1][0] if count else None
+    root = TreeRoot(
+        kind=TreeKind.LIABILITIES,
+        assets=assets,
+        leaf_count=count,
+        node_hash=top[:HASH_BYTES].tobytes()
+        if top is not None
+        else empty_hash(TreeKind.LIABILITIES),
+        sums=_record_sums(top, len(assets)) if top is not None else (0,) * len(assets),
+    )
+    return root, levels
 
 
 def _write_padding(record: Bytes2D) -> None:

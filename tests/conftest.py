@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,8 +44,24 @@ PG_CONNECT_TIMEOUT_S = 3
 
 def pytest_configure(config: pytest.Config) -> None:
     install_signal_handlers()
-    seed = os.environ.get("TREASURY_TEST_SEED") or str(random.SystemRandom().randrange(2**32))
+    handed = getattr(config, "workerinput", {}).get(_SEED_INPUT)
+    seed = (
+        handed
+        or os.environ.get("TREASURY_TEST_SEED")
+        or str(random.SystemRandom().randrange(2**32))
+    )
     config.stash[_SEED_KEY] = int(seed)
+
+
+_SEED_INPUT = "treasury_test_seed"
+"""The key under which the controller hands its seed to each pytest-xdist worker."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Give every pytest-xdist worker the controller's seed, so the header's seed replays the
+    whole run (each worker would otherwise draw its own)."""
+    node.workerinput[_SEED_INPUT] = str(node.config.stash[_SEED_KEY])
 
 
 _SEED_KEY = pytest.StashKey[int]()

@@ -82,6 +82,7 @@ class AuditKind(enum.StrEnum):
     POLICY_CHANGE = "policy.change"
     BROADCAST = "spend.broadcast"
     RECONCILIATION = "reconciliation.result"
+    REGISTRY_PUBLISHER = "attestation.registry_publisher"
 
 
 # --- Model ------------------------------------------------------------------------------------

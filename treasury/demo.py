@@ -112,6 +112,19 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
         "(the auditor's standalone verifier; `treasury verify` is the same; node checks need "
         "--bitcoin-rpc/--evm-rpc/--services-rpc, and the devnets stop at the end)"
     )
+    account = "fund:national-reserve:BTC"
+    echo(
+        f"== 9b. An account holder's own proof: {account} in attestation 1, issued from what the "
+        "database kept (not this process's memory)"
+    )
+    held = reserve.holder_proof(result.path, 1, account)
+    inclusion = next(check for check in held.report.checks if check.name.startswith("inclusion"))
+    echo(f"   package: {held.path} (only this account's leaf and its proof path)")
+    echo(f"   verifier: {inclusion.status.value}: {inclusion.reason}")
+    echo(
+        f"   the holder's code for the site's check page: {held.code} "
+        f"(also: treasury proofs issue {account} --attestation 1)"
+    )
     echo("== 10. The parliament site (static, no network needed, Kyrgyz / Russian / English)")
     site = reserve.publish(stack.services)
     echo(

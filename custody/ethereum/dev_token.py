@@ -28,12 +28,30 @@ def dev_token_init_code() -> bytes:
     return bytes.fromhex(str(compiled["bytecode"])[2:])
 
 
-def deploy_dev_token(chain: EthChain, deployer: str, supply: int) -> str:
-    """Deploy the token with ``supply`` base units credited to ``deployer``; return its address."""
+DEFAULT_NAME = "Test som token"
+DEFAULT_SYMBOL = "KGST"
+DEFAULT_DECIMALS = 18
+
+
+def deploy_dev_token(
+    chain: EthChain,
+    deployer: str,
+    supply: int,
+    *,
+    name: str = DEFAULT_NAME,
+    symbol: str = DEFAULT_SYMBOL,
+    decimals: int = DEFAULT_DECIMALS,
+) -> str:
+    """Deploy the token with ``supply`` base units credited to ``deployer``; return its address.
+
+    ``name``, ``symbol`` and ``decimals`` are what the token answers on chain (ERC-20's optional
+    metadata), so a test can deploy two tokens that an attestation tells apart.
+    """
     receipt = chain.transact(
         deployer,
         None,
-        dev_token_init_code() + encode(["uint256"], [supply]),
+        dev_token_init_code()
+        + encode(["uint256", "string", "string", "uint8"], [supply, name, symbol, decimals]),
         action="deploy the test ERC-20",
     )
     raw = chain.rpc.call("eth_getTransactionReceipt", receipt.tx_hash)

@@ -6,12 +6,21 @@
         (a designated key, later the treasury's Safe). Publications are numbered from 1 and
         chained: each event names the digest published just before it, so an auditor sees any
         gap or fork in the chain of attestations. A digest can be published only once.
+        The publisher also announces statements (a key rotation, a change of the vault set;
+        format in reporting/SPEC-announcements.md) by their digest: each announcement records
+        the sequence of the next attestation, so an auditor sees that a statement was public
+        before the first attestation it governs.
 """
 
 event Published:
     digest: indexed(bytes32)
     previous: bytes32
     sequence: indexed(uint256)
+    publisher: indexed(address)
+
+event Announced:
+    digest: indexed(bytes32)
+    before_sequence: uint256
     publisher: indexed(address)
 
 event PublisherChanged:
@@ -23,6 +32,7 @@ latest: public(bytes32)
 count: public(uint256)
 digest_at: public(HashMap[uint256, bytes32])
 sequence_of: public(HashMap[bytes32, uint256])
+announced_before: public(HashMap[bytes32, uint256])
 
 
 @deploy
@@ -48,6 +58,23 @@ def publish(digest: bytes32) -> uint256:
     self.sequence_of[digest] = sequence
     log Published(digest=digest, previous=previous, sequence=sequence, publisher=msg.sender)
     return sequence
+
+
+@external
+def announce(statement_digest: bytes32) -> uint256:
+    """
+    @notice Record that the statement with this digest was announced before attestation
+            `count + 1` was published; only the publisher may call, once per digest.
+    @return The sequence of the next attestation (1 if none is published yet): the statement
+            was public before that attestation, so it can govern it and every later one.
+    """
+    assert msg.sender == self.publisher, "registry: only the publisher may announce"
+    assert statement_digest != empty(bytes32), "registry: the digest is zero"
+    assert self.announced_before[statement_digest] == 0, "registry: this statement is already announced"
+    before_sequence: uint256 = self.count + 1
+    self.announced_before[statement_digest] = before_sequence
+    log Announced(digest=statement_digest, before_sequence=before_sequence, publisher=msg.sender)
+    return before_sequence
 
 
 @external

@@ -21,6 +21,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from embit.networks import NETWORKS
 from embit.script import Script
@@ -146,8 +147,10 @@ class _Pages:
         bundles: Sequence[PublishedBundle],
         records: TreasuryRecords,
         published_at: datetime,
+        proofs_api_url: str | None = None,
     ) -> None:
         self.env = env
+        self.proofs_api_url = proofs_api_url
         self.t = catalogue
         self.bundles = bundles
         self.records = records
@@ -314,7 +317,12 @@ class _Pages:
             for key, text in self.t.messages.items()
             if key.startswith("js.")
         }
-        return {"verifier_data": data, "verifier_messages": messages}
+        return {
+            "verifier_data": data,
+            "verifier_messages": messages,
+            "proofs_api": self.proofs_api_url,
+            "proofs_api_host": urlsplit(self.proofs_api_url).netloc if self.proofs_api_url else "",
+        }
 
     def render(self, page: str) -> str:
         """The HTML of ``page`` in this language."""
@@ -327,6 +335,28 @@ class _Pages:
         if page in extras:
             context.update(extras[page]())
         return self.env.get_template(f"{page}.html").render(context)
+
+
+def check_proofs_api_url(url: str | None) -> None:
+    """Refuse a proofs address a browser should not send a holder's code to."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if (
+        parts.scheme not in {"https", "http"}
+        or (parts.scheme == "http" and not local)
+        or not parts.netloc
+        or parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+        or any(c in url for c in '"<> \n')
+    ):
+        raise SiteError(
+            f"The proofs address {url!r} must be an https:// URL without credentials, query or "
+            "fragment (http:// only on this machine), e.g. https://treasury.example/holders/proof."
+        )
 
 
 def _environment() -> Environment:
@@ -436,14 +466,19 @@ def publish_site(
     out: Path,
     *,
     published_at: datetime,
+    proofs_api_url: str | None = None,
 ) -> PublishedSite:
     """Write the site for ``bundles`` (in chain order) and ``records`` to the folder ``out``.
 
     ``out`` must be absent, empty, or a folder an earlier publish wrote (it carries
     ``MARKER_FILE``); it is replaced whole only once the new site is complete.
+    ``proofs_api_url`` is the treasury's ``POST /holders/proof`` address (``https://…``): with
+    it, the check page lets a holder fetch their proof with account id and code (the answer is
+    verified in the browser like a file); without it, that form is shown disabled.
     """
     if not bundles:
         raise SiteError("There is no attestation to publish; the site needs at least one.")
+    check_proofs_api_url(proofs_api_url)
     out = out.resolve()
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / MARKER_FILE).is_file())
@@ -459,7 +494,7 @@ def publish_site(
     try:
         pages = []
         for code in LANGUAGES:
-            renderer = _Pages(env, catalogues[code], bundles, records, published_at)
+            renderer = _Pages(env, catalogues[code], bundles, records, published_at, proofs_api_url)
             (staging / code).mkdir()
             for page in PAGES:
                 path = staging / code / f"{page}.html"

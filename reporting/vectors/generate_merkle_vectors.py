@@ -11,6 +11,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from eth_utils.address import to_checksum_address
+
 from reporting.holdings import (
     Holding,
     HoldingsTree,
@@ -105,9 +107,13 @@ def _liability_case(
 
 
 def _holdings(rng: random.Random) -> list[Holding]:
-    """Draw a small reserve: three vault UTXOs and four Safe balances on two chains."""
-    safe = "0x" + rng.randbytes(20).hex()
-    token = "0x" + rng.randbytes(20).hex()
+    """Draw a small reserve: three vault UTXOs and four Safe balances on two chains.
+
+    Addresses are written in EIP-55 form, the only spelling a bundle may carry (SPEC-attestation
+    R-GRAM-4); a leaf encodes the address's 20 bytes, so its case does not change any hash.
+    """
+    safe = str(to_checksum_address("0x" + rng.randbytes(20).hex()))
+    token = str(to_checksum_address("0x" + rng.randbytes(20).hex()))
     holdings: list[Holding] = [
         UtxoHolding(
             txid=rng.randbytes(32).hex(),

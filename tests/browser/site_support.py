@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bundle_support import liabilities
 from live_reserve_support import bitcoin_snapshot, fund_reserve, open_live_reserve, produce
 from playwright.sync_api import Browser, Playwright, sync_playwright
+from registry_support import asset_registry, snapshot_vaults
 from reserve_verifier import Nodes
 
 from custody.devnet import BitcoinNode, EvmNode
@@ -29,6 +30,7 @@ from reporting.attestation import (
     KeySigner,
     RegistryRef,
     SignerRole,
+    VaultSet,
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle
 from reporting.holdings import SafeBalanceHolding
@@ -125,8 +127,11 @@ def build_attestations(
             registry=RegistryRef(live.services.eth.chain_id, live.registry, live.publisher.address),
             treasury=KeySigner(SignerRole.TREASURY, TREASURY_KEY),
             auditor=KeySigner(SignerRole.AUDITOR, AUDITOR_KEY),
+            assets=asset_registry(chain_id),
+            vaults=VaultSet((), ()),
             public_accounts=(PUBLIC_ACCOUNT,),
         )
+        inputs = replace(inputs, vaults=snapshot_vaults(inputs.bitcoin, inputs.evm))
         bundles.append(produce(live, inputs))
     assert tree is not None
     return Attestations(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from live_reserve_support import live_nodes
+from registry_support import METADATA_TOKEN_DECIMALS, deploy_metadata_token
 from reserve_verifier import Nodes
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +33,6 @@ from custody.ceremony import (
 )
 from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum import EthChain, SafeVaults, VaultOwner, deploy_safe_contracts
-from custody.ethereum.dev_token import deploy_dev_token
 from custody.ethereum.erc20 import transfer_calldata
 from custody.ethereum.vault import Vault as SafeVault
 from custody.shamir import ShareMnemonic, parse_shares
@@ -218,7 +218,7 @@ def build_reserve(
             for i in INSTITUTIONS
         ]
     safe = safes.create(f"safe-{name}", owners, 2, payer=payer)
-    token = deploy_dev_token(chain, payer, TOKEN_SUPPLY)
+    token = deploy_metadata_token(chain, payer, TOKEN_SUPPLY)
     chain.transact(payer, safe.address, b"", action="fund the Safe", value=SAFE_ETHER_WEI)
     chain.transact(payer, token, transfer_calldata(safe.address, SAFE_TOKEN_UNITS), action="fund")
 
@@ -231,7 +231,7 @@ def build_reserve(
     publisher = Account.from_key(treasury.private_key).address
     services.provider.make_request("anvil_setBalance", [publisher, hex(10**21)])  # type: ignore[arg-type]
 
-    token_asset = ledger.erc20_asset(token, 18)
+    token_asset = ledger.erc20_asset(token, METADATA_TOKEN_DECIMALS)
     with sessions.begin() as session:
         for spec in (ledger.BTC, ledger.ETH, token_asset):
             ledger.register_asset(session, spec, actor=ACTOR)

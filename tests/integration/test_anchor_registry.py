@@ -1,4 +1,7 @@
-"""The attestation registry on the services chain, and the Bitcoin OP_RETURN anchor, on live nodes."""
+"""The attestation registry on the services chain, and the Bitcoin OP_RETURN anchor, on live nodes.
+
+The registry's ``announce`` too: only the publisher may call it, once per digest, and it orders a
+statement among the attestations without touching their numbering."""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import hashlib
 
 import pytest
 from eth_account import Account
+from eth_typing import HexStr
 from web3 import Web3
 
 from custody.devnet import BitcoinNode, EvmNode
 from reporting.anchor import (
     BitcoinWalletRPC,
     anchor_script,
+    announce_digest,
     broadcast_bitcoin_anchor,
     deploy_registry,
     locate_bitcoin_anchor,
@@ -99,3 +104,58 @@ def test_op_return_anchor_relays_and_is_located(bitcoin_node: BitcoinNode) -> No
     assert raw["vout"][found.vout]["scriptPubKey"]["hex"] == anchor_script(digest).hex()
     with pytest.raises(AnchorError, match="no OP_RETURN output carrying this digest"):
         locate_bitcoin_anchor(wallet, txid, _digest("another"))
+
+
+def test_announcement_records_the_next_attestation_and_logs_it(w3: Web3, registry: str) -> None:
+    """An announcement records the sequence of the next attestation (1 before any, then count+1)
+    and logs Announced(digest, before_sequence, publisher); the publication chain is untouched."""
+    contract = registry_contract(w3, registry)
+    first = announce_digest(w3, registry, PUBLISHER, _digest("rotation"))
+    assert first.before_sequence == 1
+    publish_digest(w3, registry, PUBLISHER, _digest("attestation 1"))
+    second = announce_digest(w3, registry, PUBLISHER, _digest("vaults"))
+    assert second.before_sequence == 2
+    assert contract.functions.announced_before(_digest("rotation")).call() == 1
+    assert contract.functions.announced_before(_digest("vaults")).call() == 2
+    assert contract.functions.announced_before(_digest("never")).call() == 0
+    assert contract.functions.count().call() == 1
+    assert bytes(contract.functions.latest().call()) == _digest("attestation 1")
+    receipt = w3.eth.get_transaction_receipt(HexStr(second.tx_hash))
+    (event,) = contract.events.Announced().process_receipt(receipt)
+    assert bytes(event["args"]["digest"]) == _digest("vaults")
+    assert event["args"]["publisher"] == PUBLISHER.address
+    assert event["logIndex"] == second.log_index
+    assert publish_digest(w3, registry, PUBLISHER, _digest("attestation 2")).sequence == 2
+
+
+def test_only_the_publisher_may_announce(w3: Web3, registry: str) -> None:
+    """An outsider's announcement is refused and records nothing."""
+    with pytest.raises(AnchorError, match="only the publisher may announce"):
+        announce_digest(w3, registry, OUTSIDER, _digest("forged rotation"))
+    contract = registry_contract(w3, registry)
+    assert contract.functions.announced_before(_digest("forged rotation")).call() == 0
+
+
+def test_a_statement_is_announced_once_and_never_zero(w3: Web3, registry: str) -> None:
+    """Re-announcing a digest (to move it after a later attestation) and the zero digest are refused."""
+    announce_digest(w3, registry, PUBLISHER, _digest("once"))
+    publish_digest(w3, registry, PUBLISHER, _digest("attestation 1"))
+    with pytest.raises(AnchorError, match="already announced"):
+        announce_digest(w3, registry, PUBLISHER, _digest("once"))
+    assert registry_contract(w3, registry).functions.announced_before(_digest("once")).call() == 1
+    with pytest.raises(AnchorError, match="digest is zero"):
+        announce_digest(w3, registry, PUBLISHER, bytes(32))
+
+
+def test_after_a_hand_over_only_the_new_publisher_announces(w3: Web3, registry: str) -> None:
+    """``set_publisher`` moves announcing with publishing: the old key can no longer announce."""
+    contract = registry_contract(w3, registry)
+    call = contract.functions.set_publisher(SAFE_LATER.address).build_transaction(
+        {"from": PUBLISHER.address, "nonce": w3.eth.get_transaction_count(PUBLISHER.address),
+         "gasPrice": w3.eth.gas_price}
+    )  # fmt: skip
+    signed = PUBLISHER.sign_transaction(call)
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    with pytest.raises(AnchorError, match="only the publisher may announce"):
+        announce_digest(w3, registry, PUBLISHER, _digest("old key"))
+    assert announce_digest(w3, registry, SAFE_LATER, _digest("new key")).before_sequence == 1

@@ -13,6 +13,7 @@ from attest_support import INSTITUTIONS, PASSPHRASES, Reserve, reserve_fixture
 from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import TransactionInput, TransactionOutput
+from registry_support import asset_registry, snapshot_vaults
 from reserve_verifier import VerifierError, check_reserve_psbt
 from reserve_verifier.evm import EIP1271_MAGIC, eip1271_call
 from sqlalchemy.orm import sessionmaker
@@ -57,6 +58,7 @@ def unsigned(reserve: Reserve) -> tuple[Bundle, list[VaultCoin], dict[str, Any],
             ledger_totals={"BTC": 1}, audit_head=AuditHead(0, "00" * 32),
             registry=RegistryRef(1, "0x" + "11" * 20, "0x" + "22" * 20),
             treasury=reserve.treasury, auditor=reserve.auditor,
+            assets=asset_registry(evm.chain_id), vaults=snapshot_vaults(snapshot, (evm,)),
         )
     )  # fmt: skip
     vaults = {reserve.vault.name: reserve.vault.descriptor}

@@ -17,13 +17,14 @@ import sys
 import venv
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from bundle_support import liabilities
 from live_reserve_support import bitcoin_snapshot, fund_reserve, open_live_reserve, produce
+from registry_support import asset_registry, snapshot_vaults
 
 from custody.devnet import BitcoinNode, EvmNode
 from reporting.attestation import (
@@ -34,6 +35,7 @@ from reporting.attestation import (
     KeySigner,
     RegistryRef,
     SignerRole,
+    VaultSet,
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle
 from reporting.holdings import SafeBalanceHolding
@@ -146,8 +148,11 @@ def published(
             registry=RegistryRef(live.services.eth.chain_id, live.registry, live.publisher.address),
             treasury=KeySigner(SignerRole.TREASURY, TREASURY_KEY),
             auditor=KeySigner(SignerRole.AUDITOR, AUDITOR_KEY),
+            assets=asset_registry(chain_id),
+            vaults=VaultSet((), ()),
             public_accounts=(PUBLIC_ACCOUNT,),
         )
+        inputs = replace(inputs, vaults=snapshot_vaults(inputs.bitcoin, inputs.evm))
         bundles.append(produce(live, inputs))
     folder = tmp_path_factory.mktemp("published")
     first, second, package = folder / "first.json", folder / "second.json", folder / "proof.json"

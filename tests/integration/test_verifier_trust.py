@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from bundle_support import failed, liabilities
 from eth_utils.address import to_checksum_address
+from registry_support import asset_registry, snapshot_vaults, with_offline_safe_signatures
 from reserve_verifier import CheckStatus, verify_bundle
 from reserve_verifier.cli import main as verify_command
 from reserve_verifier.report import SELF_DECLARED_WARNING
@@ -73,14 +74,17 @@ def inputs(**changes: Any) -> AttestationInputs:
         registry=REGISTRY,
         treasury=TREASURY,
         auditor=AUDITOR,
+        assets=asset_registry(31337),
+        vaults=snapshot_vaults(BitcoinSnapshot("regtest", BlockRef(110, "66" * 32), ()), (evm,)),
         public_accounts=("budget:health",),
     )
     return replace(base, **changes)
 
 
 def signed(attestation: AttestationInputs) -> Bundle:
-    """The bundle of ``attestation``, signed by both keys it lists."""
-    bundle = build_attestation(attestation)
+    """The bundle of ``attestation`` (its Safe's proof of control a placeholder, offline), signed
+    by both keys it lists."""
+    bundle = with_offline_safe_signatures(build_attestation(attestation))
     return sign_bundle(sign_bundle(bundle, attestation.treasury), attestation.auditor)
 
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from eth_utils.address import to_checksum_address
 
 from reporting.holdings import (
     HoldingsTree,
@@ -97,3 +98,17 @@ def test_committed_holdings_vectors_verify_independently(vectors: dict[str, Any]
     rebuilt = HoldingsTree.build(holdings)
     assert rebuilt.root == root
     assert {asset: str(total) for asset, total in rebuilt.totals().items()} == case["totals"]
+
+
+def test_holdings_vector_addresses_are_eip55(vectors: dict[str, Any]) -> None:
+    """Every Safe and token address in the vectors is spelt in EIP-55 form, the only spelling a
+    bundle may carry (SPEC-attestation R-GRAM-4), while the leaf bytes hold the raw 20 bytes."""
+    addresses = [
+        item["fields"][name]
+        for item in vectors["holdings"][0]["holdings"]
+        for name in ("safe_address", "token_address")
+        if item["fields"].get(name)
+    ]
+    assert addresses
+    for address in addresses:
+        assert address == to_checksum_address(address) != address.lower()

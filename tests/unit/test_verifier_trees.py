@@ -84,7 +84,7 @@ def test_every_liability_vector_checks_with_the_verifiers_code(vectors: dict[str
             package = {
                 "version": 1,
                 "root": case["root"],
-                "leaf": account,
+                "leaf": {name: account[name] for name in ("account_id", "amounts", "salt")},
                 "proof": account["proof"],
             }
             assert verify_liability_package(package, root_digest=root.digest()) == leaf

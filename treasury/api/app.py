@@ -25,6 +25,7 @@ from custody.clock import Clock, utc_now
 from treasury import audit, ledger
 from treasury.api.console import console_router
 from treasury.api.errors import DOMAIN_ERRORS, status_of
+from treasury.api.holder_proofs import holder_proofs_router
 from treasury.api.input_refusals import record_input_refusal
 from treasury.api.limits import RequestLimits, restore_recursion_limit
 from treasury.api.officer_admin import officer_admin_router
@@ -295,4 +296,5 @@ def create_app(
 
     app.include_router(officer_admin_router(workflow, sessions, _officer, clock=clock))
     app.include_router(console_router(workflow, sessions, clock=clock))
+    app.include_router(holder_proofs_router(sessions))
     return app

@@ -16,7 +16,8 @@ The steps, each reported through ``progress``:
 9. the bundle is recorded and written to its file.
 
 Nothing is anchored unless every earlier step succeeded. Keys and share words are never stored
-or logged; the liability tree's nonce stays in memory (the returned tree can still issue proofs).
+or logged; the liability tree's secret (nonce, leaf records) is kept in ``liability_secrets`` in the
+same transaction, so holders' proof packages can be issued later (``treasury proofs issue``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from custody.nodes import BitcoinEndpoint as BitcoinEndpoint  # re-exported: the
 from custody.records import VaultRecord
 from custody.shamir import ShareMnemonic
 from reporting.anchor import BitcoinWalletRPC, anchor, deploy_registry
+from reporting.announcement import registry_publisher
 from reporting.attestation import (
     AttestationInputs,
     AuditHead,
@@ -68,6 +70,8 @@ from reporting.attestation import (
 from reporting.bundle import GENESIS_DIGEST_HEX, Bundle, canonical_json
 from reporting.sumtree import LiabilityTree
 from treasury import audit
+from treasury.attest.account_proofs import keep_liability_tree
+from treasury.attest.assets import asset_registry, vault_set
 from treasury.attest.encumbrances import bitcoin_encumbrances, safe_encumbrances
 from treasury.attest.errors import AttestError
 from treasury.attest.liabilities import (
@@ -187,7 +191,14 @@ def previous_attestation(session: Session) -> AttestationRecord | None:
 def ensure_registry(
     session: Session, services: Web3, publisher: LocalAccount, *, clock: Clock = utc_now
 ) -> RegistryRef:
-    """The recorded registry of the services chain, deployed and recorded on first use."""
+    """The recorded registry of the services chain, deployed and recorded on first use.
+
+    Who may publish is the registry's own ``publisher()``, read each time: a treasury key
+    rotation hands it over on chain (``treasury announce key-rotation``) and then records it; if
+    that run stopped in between, the record is brought up to the chain here, so the new key
+    attests without the command being re-run. A key the registry does not accept is refused
+    before anything is built.
+    """
     chain_id = int(services.eth.chain_id)
     record = session.scalar(select(RegistryRecord).where(RegistryRecord.chain_id == chain_id))
     if record is None:
@@ -198,12 +209,48 @@ def ensure_registry(
         session.add(record)
         session.flush()
         log.info("attestation registry deployed: chain_id=%d address=%s", chain_id, address)
-    if record.publisher != publisher.address:
+    on_chain = registry_publisher(services, record.address)
+    if on_chain != publisher.address:
+        recorded = "" if record.publisher == on_chain else f" (recorded: {record.publisher})"
         raise AttestError(
             f"The registry {record.address} on chain {chain_id} accepts only publisher "
-            f"{record.publisher}, but the treasury key is {publisher.address}."
+            f"{on_chain}{recorded}, but the treasury key is {publisher.address}; after a key "
+            "rotation, attest with the key in force."
         )
+    if record.publisher != on_chain:
+        log.warning(
+            "registry publisher handed over on chain but not recorded; recording it: "
+            "chain_id=%d registry=%s recorded=%s publisher=%s",
+            chain_id,
+            record.address,
+            record.publisher,
+            on_chain,
+        )
+        record_publisher(session, record, on_chain, actor="attest", clock=clock)
     return RegistryRef(chain_id, record.address, record.publisher)
+
+
+def record_publisher(
+    session: Session,
+    record: RegistryRecord,
+    publisher: str,
+    *,
+    actor: str,
+    clock: Clock = utc_now,
+) -> None:
+    """Record the registry's new publisher, as the chain already says, with its audit event in
+    the same transaction (who may publish the reserve's attestations is an audited fact)."""
+    previous = record.publisher
+    record.publisher = publisher
+    session.flush()
+    audit.append(
+        session,
+        kind=audit.AuditKind.REGISTRY_PUBLISHER,
+        actor=actor,
+        refs={"registry": record.address, "chain_id": record.chain_id},
+        payload={"previous_publisher": previous, "publisher": publisher},
+        clock=clock,
+    )
 
 
 def ledger_tokens(session: Session) -> dict[str, str]:
@@ -342,6 +389,12 @@ def attest(
         f"chain {evm.chain_id} snapshot at block {evm.block.height}: "
         f"{len(evm.balances)} balance(s) of {len(safes)} Safe(s)"
     )
+    assets = asset_registry(bitcoin.network, nodes.reserve, tokens, evm.block.height)
+    vaults = vault_set(btc_vaults, coins, safes)
+    progress(
+        f"asset registry: {', '.join(sorted(assets))}; vault set: "
+        f"{len(vaults.bitcoin_scripts)} Bitcoin script(s), {len(vaults.safes)} Safe(s)"
+    )
 
     funds = fund_balances(session)
     csv_rows = read_liabilities_csv(options.csv) if options.csv is not None else None
@@ -376,6 +429,8 @@ def attest(
         registry=registry,
         treasury=treasury,
         auditor=auditor,
+        assets=assets,
+        vaults=vaults,
         encumbrances=(
             *bitcoin_encumbrances(session),
             *safe_encumbrances(session, safes, tokens),
@@ -430,6 +485,7 @@ def attest(
     )
     session.add(record)
     session.flush()
+    keep_liability_tree(session, record, tree, clock=clock)
     if options.out is not None:
         write_bundle(bundle, options.out)
         progress(f"bundle written to {options.out}")

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from custody.exceptions import CustodyError
 from reporting.exceptions import ReportingError
 from treasury.cli import (
+    announce,
     api,
     attest,
     audit,
@@ -24,6 +25,7 @@ from treasury.cli import (
     ledger,
     officers,
     passkeys,
+    proofs,
     publish,
     reconcile,
     roster,
@@ -97,7 +99,9 @@ app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(audit.app, name="audit")
 app.command(name="attest")(attest.attest)
+app.add_typer(announce.app, name="announce")
 app.command(name="verify")(verify.verify)
+app.add_typer(proofs.app, name="proofs")
 app.command(name="publish")(publish.publish)
 app.command(name="serve")(publish.serve)
 app.add_typer(api.app, name="api")

@@ -52,6 +52,13 @@ def publish(
     services_rpc: Annotated[
         str | None, typer.Option(help="A node of the services chain holding the registry.")
     ] = None,
+    proofs_api: Annotated[
+        str | None,
+        typer.Option(
+            help="The treasury's POST /holders/proof URL (https://..., or http on localhost), for "
+            "the check page's account id + code form; without it that form is shown disabled."
+        ),
+    ] = None,
 ) -> None:
     """Publish the parliament site: every attestation verified now, charts, spends, funds, open data, in Kyrgyz, Russian and English."""
     try:
@@ -67,7 +74,9 @@ def publish(
         published = load_bundles(
             bundles, nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc)
         )
-        site = publish_site(published, records, out, published_at=utc_now())
+        site = publish_site(
+            published, records, out, published_at=utc_now(), proofs_api_url=proofs_api
+        )
     except (SiteError, TreasuryError) as error:
         raise _fail(str(error)) from None
     finally:

@@ -41,6 +41,13 @@ def verify(
             "registry you pin; without it keys and registry are self-declared by the bundle."
         ),
     ] = None,
+    announcements: Annotated[
+        Path | None,
+        typer.Option(
+            help="The treasury's announcements file (JSON): key rotations and vault-set changes "
+            "signed by the keys in force and announced in the registry; applied to --trust."
+        ),
+    ] = None,
     bitcoin_rpc: Annotated[
         str | None, typer.Option(help="Your bitcoind, as http://user:password@host:port.")
     ] = None,
@@ -60,6 +67,7 @@ def verify(
         proof=proof,
         previous=previous,
         trust=trust,
+        announcements=announcements,
         nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc),
     )
     try:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from reserve_verifier import Nodes, Report, verify_bundle
+from reserve_verifier import LeafQuery, Nodes, Report, verify_bundle
 from reserve_verifier.trust import RegistryPin, parse_trust, trust_document
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,12 +29,15 @@ from treasury.attest import (
     InstitutionShares,
     attest,
 )
+from treasury.attest.account_proofs import kept_tree
 from treasury.attest.keys import role_key
 from treasury.publication import EXPORT_FILE_NAME, write_export
 
 __all__ = [
     "TRUST_FILE_NAME",
+    "HolderProof",
     "attest_reserve",
+    "holder_proof",
     "node_endpoints",
     "publish_reserve",
     "verify_reserve",
@@ -105,7 +109,9 @@ def attest_reserve(
             progress=lambda line: echo(f"   {line}"),
         )
     trust = write_trust_file(workdir, result, treasury_key, auditor_key)
-    echo(f"   the trust file an auditor pins (keys, registry, genesis): {trust}")
+    echo(
+        f"   the trust file an auditor pins (keys, registry, genesis, asset registry, vault set): {trust}"
+    )
     return result
 
 
@@ -114,8 +120,8 @@ def write_trust_file(
 ) -> Path:
     """Write ``trust.json``: what the treasury hands its auditor to pin, once, out of band.
 
-    The keys come from the treasury's own key files, the registry from the attestation; the
-    genesis digest is the first attestation's (kept from an earlier trust file if there is one).
+    The keys come from the treasury's own key files, the registry, asset registry and vault set
+    from the attestation; the genesis digest is the first attestation's (kept from an earlier trust file if there is one).
     """
     path = workdir / TRUST_FILE_NAME
     genesis = result.bundle.digest.hex() if result.bundle.sequence == 1 else None
@@ -127,6 +133,8 @@ def write_trust_file(
         [auditor.identity()["public_key"]],
         RegistryPin(registry["chain_id"], registry["address"], registry["publisher"]),
         genesis_digest=genesis,
+        assets=result.bundle.body["assets"],
+        vaults=result.bundle.body["vaults"],
     )
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path
@@ -147,3 +155,32 @@ def verify_reserve(bundle_path: Path, nodes: Nodes, trust: Path | None = None) -
     the pins of the trust file)."""
     anchors = parse_trust(trust.read_bytes()) if trust is not None else None
     return verify_bundle(bundle_path.read_bytes(), nodes=nodes, anchors=anchors)
+
+
+@dataclass(frozen=True)
+class HolderProof:
+    """An account holder's proof package, the code that fetches it, and the verifier's verdict."""
+
+    account_id: str
+    path: Path
+    code: str
+    report: Report
+
+
+def holder_proof(
+    sessions: sessionmaker[Session], bundle_path: Path, sequence: int, account_id: str
+) -> HolderProof:
+    """Issue ``account_id``'s package for attestation ``sequence`` as ``treasury proofs issue``
+    does (the tree rebuilt from what the database kept, not from this process's memory), write
+    it to ``proofs/`` beside ``attestations/``, and check it with the auditor's verifier against the bundle's root."""
+    with sessions() as session:
+        tree = kept_tree(session, sequence)
+        package = tree.package(account_id)
+        code = tree.holder_code(account_id)
+    folder = bundle_path.parent.parent / "proofs"
+    folder.mkdir(exist_ok=True)
+    safe_name = "".join(char if char.isalnum() else "-" for char in account_id)
+    path = folder / f"attestation-{sequence:04d}-{safe_name}.json"
+    path.write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = verify_bundle(bundle_path.read_bytes(), leaf=LeafQuery(account_id, package=package))
+    return HolderProof(account_id, path, code, report)

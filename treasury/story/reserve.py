@@ -86,7 +86,9 @@ from treasury.story.clock import StoryClock
 from treasury.story.officer_keys import OfficerKeyring
 from treasury.story.proofs import (
     TRUST_FILE_NAME,
+    HolderProof,
     attest_reserve,
+    holder_proof,
     node_endpoints,
     publish_reserve,
     verify_reserve,
@@ -505,6 +507,10 @@ class Reserve:
             node_endpoints(self.bitcoin, self.evm, services),
             clock=self.clock,
         )
+
+    def holder_proof(self, bundle_path: Path, sequence: int, account_id: str) -> HolderProof:
+        """An account holder's proof package, issued from what the database kept."""
+        return holder_proof(self.sessions, bundle_path, sequence, account_id)
 
     def verify(self, bundle_path: Path, services: EvmNode) -> Report:
         """What an auditor runs: the independent verifier against the live nodes."""

@@ -40,13 +40,13 @@ def check_reserve_proof(ctx: Context) -> str:
         network,
     )
     if ctx.bitcoin is None:
-        return "the PSBT spends exactly the attested UTXOs plus the digest's commitment input and every input is signed"
+        return "the PSBT spends exactly the attested UTXOs plus the digest's commitment input, and every attested input is signed"
     verdict = ctx.bitcoin.call("testmempoolaccept", [final.hex()])[0]
     if verdict.get("allowed") or verdict.get("reject-reason") != "missing-inputs":
         raise VerifierError(
             f"The reserve proof is not unbroadcastable as it must be: the node says {verdict.get('reject-reason')!r}."
         )
-    return "the PSBT spends exactly the attested UTXOs plus the digest's commitment input, every input is signed, and the node refuses it (missing-inputs)"
+    return "the PSBT spends exactly the attested UTXOs plus the digest's commitment input, every attested input is signed, and the node refuses it (missing-inputs)"
 
 
 def check_bitcoin_block(ctx: Context) -> str:

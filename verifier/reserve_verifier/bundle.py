@@ -115,7 +115,21 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_json(data: bytes | str) -> Any:
-    """Parse JSON text, refusing fractions, NaN and Infinity, and duplicate keys."""
+    """Parse JSON text, refusing fractions, NaN and Infinity, and duplicate keys.
+
+    Bytes are read as UTF-8 only, and a byte-order mark is refused: Python's JSON reader would
+    otherwise detect UTF-16 and UTF-32 too, and a file that one reader decodes and another
+    refuses is two files (SPEC-attestation R-JSON-1).
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BundleFormatError(f"The bundle is not UTF-8 text: {error}.") from None
+    if data.startswith("\ufeff"):
+        raise BundleFormatError(
+            "The bundle starts with a byte-order mark; a bundle is UTF-8 JSON without one."
+        )
     try:
         return json.loads(
             data,

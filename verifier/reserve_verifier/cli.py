@@ -3,6 +3,7 @@ named file cannot be used); ``--offline`` accepts checks skipped for want of a n
 
 ``--trust FILE`` pins the signers' keys and the registry; without it the bundle is checked against
 its own claims, the report says so prominently, and a consistent bundle still exits 0.
+``--announcements FILE`` applies published key rotations and vault-set changes to those pins.
 
 ``treasury verify`` offers the same options and reads them with :func:`run`, so both commands
 print the same report for the same files.
@@ -17,6 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reserve_verifier.announcements import (
+    Announcement,
+    AnnouncementsFileError,
+    parse_announcements,
+)
 from reserve_verifier.bundle import Bundle
 from reserve_verifier.exceptions import BundleFormatError, UsageError
 from reserve_verifier.inputs import LeafQuery, Nodes
@@ -39,6 +45,7 @@ class Invocation:
     previous: Path | None = None
     nodes: Nodes = field(default_factory=Nodes)
     trust: Path | None = None
+    announcements: Path | None = None
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -85,10 +92,28 @@ def _anchors(invocation: Invocation) -> TrustAnchors | None:
         raise UsageError(f"the trust file {invocation.trust} is unusable: {error}") from None
 
 
+def _announced(invocation: Invocation) -> tuple[Announcement, ...] | None:
+    """The announcements file's statements, if one was named (they change pins, so need --trust)."""
+    if invocation.announcements is None:
+        return None
+    if invocation.trust is None:
+        raise UsageError(
+            "--announcements needs --trust: announced key rotations and vault changes are applied to the keys and vaults you pinned."
+        )
+    data = _read(invocation.announcements, "announcements file")
+    try:
+        return parse_announcements(data)
+    except AnnouncementsFileError as error:
+        raise UsageError(
+            f"the announcements file {invocation.announcements} is unusable: {error}"
+        ) from None
+
+
 def run(invocation: Invocation) -> Report:
     """Read the named files and verify the bundle; raise :class:`UsageError` if a file is unusable."""
     query = _query(invocation)
     anchors = _anchors(invocation)
+    announced = _announced(invocation)
     earlier = None
     if invocation.previous is not None:
         try:
@@ -101,6 +126,7 @@ def run(invocation: Invocation) -> Report:
         leaf=query,
         previous=earlier,
         anchors=anchors,
+        announced=announced,
     )
 
 
@@ -142,6 +168,14 @@ def parser() -> argparse.ArgumentParser:
             "registry you pin; without it keys and registry are self-declared by the bundle."
         ),
     )
+    command.add_argument(
+        "--announcements",
+        type=Path,
+        help=(
+            "The treasury's announcements file (JSON): key rotations and vault-set changes, "
+            "each signed by the keys in force and announced in the registry; applied to --trust."
+        ),
+    )
     command.add_argument("--bitcoin-rpc", help="Your bitcoind, as http://user:password@host:port.")
     command.add_argument("--evm-rpc", help="Your node of the Safes' chain.")
     command.add_argument(
@@ -165,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         proof=arguments.proof,
         previous=arguments.previous,
         trust=arguments.trust,
+        announcements=arguments.announcements,
         nodes=Nodes(
             bitcoin=arguments.bitcoin_rpc, evm=arguments.evm_rpc, services=arguments.services_rpc
         ),

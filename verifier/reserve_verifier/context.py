@@ -118,6 +118,24 @@ class Context:
             ledger.get(asset, 0),
         )
 
+    def asset_registry(self) -> Mapping[str, Mapping[str, Any]]:
+        """The body's asset registry: asset code -> chain, kind, contract, decimals, symbol."""
+        registry: Mapping[str, Mapping[str, Any]] = self.body["assets"]
+        if not isinstance(registry, Mapping):
+            raise VerifierError("The asset registry 'assets' is not a JSON object.")
+        return registry
+
+    def vault_scripts(self) -> set[str]:
+        """The vault set's Bitcoin scripts (hex)."""
+        return set(self.body["vaults"]["bitcoin"])
+
+    def vault_safes(self) -> list[tuple[int, str]]:
+        """The vault set's Safes, as (chain id, lowercase address)."""
+        return [
+            (safe["chain_id"], str(safe["safe_address"]).lower())
+            for safe in self.body["vaults"]["evm"]
+        ]
+
     def eip1271_slots(self) -> list[Mapping[str, Any]]:
         """The Safes the body asks an EIP-1271 signature of."""
         slots: list[Mapping[str, Any]] = self.body["proofs_of_control"]["eip1271"]

@@ -69,3 +69,27 @@ def evm_balance(w3: Any, holder: str, token: str | None, block: int) -> int:
     )
     (amount,) = decode(["uint256"], answer)
     return int(amount)
+
+
+def token_metadata(w3: Any, token: str, block: int) -> tuple[int, str]:
+    """An ERC-20's ``decimals()`` and ``symbol()`` at ``block``."""
+    from eth_abi.abi import decode
+
+    address = w3.to_checksum_address(token)
+    answers = []
+    for signature in ("decimals()", "symbol()"):
+        selector = bytes(w3.keccak(text=signature))[:4]
+        try:
+            answers.append(
+                bytes(w3.eth.call({"to": address, "data": "0x" + selector.hex()}, block))
+            )
+        except Exception as error:
+            raise VerifierError(f"{signature} on {token} reverted or failed ({error}).") from None
+    try:
+        (decimals,) = decode(["uint8"], answers[0])
+        (symbol,) = decode(["string"], answers[1])
+    except Exception as error:
+        raise VerifierError(
+            f"The contract {token} does not answer decimals() and symbol() as an ERC-20 ({error})."
+        ) from None
+    return int(decimals), str(symbol)

@@ -1,5 +1,11 @@
-"""EVM checks against the auditor's nodes: the snapshot block, each Safe balance, each Safe's
-EIP-1271 signature of the digest, and the registry publication on the services chain.
+"""EVM checks against the auditor's nodes: the snapshot block, each Safe balance, each registered
+token's decimals and symbol, every vault Safe's balance of every registered asset (listed or
+not), each Safe's EIP-1271 signature of the digest, and the registry publication on the services
+chain.
+
+Checking only the balances a bundle lists lets it hide one (leave it out) or relabel one (state a
+token's amount as ether, read from the token); reading every vault Safe's balance of every asset
+the registry puts on the chain, native coin included, leaves neither room.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from reserve_verifier.evm import (
     eip1271_call,
     evm_balance,
     registry_runtime_code,
+    token_metadata,
 )
 from reserve_verifier.exceptions import VerifierError
 from reserve_verifier.fields import amount, hex_bytes
@@ -41,6 +48,58 @@ def check_balance(w3: Any, snapshot: Mapping[str, Any], balance: Mapping[str, An
             f"The Safe {balance['safe_address']} held {found} {balance['asset']} base units at block {snapshot['block_number']}, not the attested {attested}."
         )
     return f"{found} base units at block {snapshot['block_number']}"
+
+
+def check_token_metadata(
+    w3: Any, snapshot: Mapping[str, Any], code: str, entry: Mapping[str, Any]
+) -> str:
+    """The registered token's ``decimals()`` and ``symbol()`` at the snapshot block are the
+    registry's."""
+    decimals, symbol = token_metadata(w3, entry["contract"], snapshot["block_number"])
+    if decimals != entry["decimals"] or symbol != entry["symbol"]:
+        raise VerifierError(
+            f"The contract {entry['contract']} of {code} answers decimals {decimals} and symbol {symbol!r} at block {snapshot['block_number']}, not the registry's {entry['decimals']} and {entry['symbol']!r}."
+        )
+    return f"{entry['contract']}: decimals {decimals}, symbol {symbol!r}"
+
+
+def check_vault_holdings(
+    w3: Any,
+    snapshot: Mapping[str, Any],
+    safe: str,
+    registry: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """The vault Safe holds, at the snapshot block, exactly the attested amount (0 if unlisted)
+    of every asset the registry puts on this chain, and no native coin that none attests."""
+    chain = f"evm:{snapshot['chain_id']}"
+    block = snapshot["block_number"]
+    attested: dict[str, int] = {}
+    for balance in snapshot["balances"]:
+        if str(balance["safe_address"]).lower() == safe.lower():
+            value = amount(balance["amount"], f"balance of {balance['asset']}")
+            attested[balance["asset"]] = attested.get(balance["asset"], 0) + value
+    mismatches: list[str] = []
+    native_registered = False
+    for code, entry in sorted(registry.items()):
+        if entry["chain"] != chain:
+            continue
+        native_registered |= entry["kind"] == "native"
+        token = None if entry["kind"] == "native" else entry["contract"]
+        found = evm_balance(w3, safe, token, block)
+        if found != attested.get(code, 0):
+            mismatches.append(
+                f"{found} {code} base units on chain, {attested.get(code, 0)} attested"
+            )
+    if not native_registered:
+        ether = evm_balance(w3, safe, None, block)
+        if ether:
+            mismatches.append(f"{ether} wei of the native coin, which no registered asset attests")
+    if mismatches:
+        raise VerifierError(
+            f"The vault Safe {safe} at block {block} holds other than attested: {'; '.join(mismatches)} (a hidden or relabelled balance)."
+        )
+    assets = [code for code, entry in registry.items() if entry["chain"] == chain]
+    return f"every registered asset of {chain} ({', '.join(sorted(assets)) or 'none'}) as attested at block {block}"
 
 
 def check_eip1271(ctx: Context, slot: Mapping[str, Any], w3: Any) -> str:

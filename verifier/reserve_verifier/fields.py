@@ -29,13 +29,12 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
-ACCEPT_LOWERCASE_ADDRESSES = True
-"""Transitional: an all-lowercase address (EIP-55's "no checksum" form) is still read.
+ACCEPT_LOWERCASE_ADDRESSES = False
+"""Whether an all-lowercase address (EIP-55's "no checksum" form) is read: no longer.
 
-The producer (``reporting/attestation.py``) writes Safe, token and registry addresses as it is
-given them, and its tests give lowercase ones; refusing those would refuse every bundle it
-makes today. A mixed-case or upper-case address must be the exact EIP-55 form. Set this to
-False once the producer writes ``to_checksum_address`` everywhere.
+The producer writes every address (Safe, token, registry, publisher, signers) in EIP-55 form,
+so a bundle's address has exactly one accepted spelling, and a lowercase one is refused as
+non-canonical. (Kept as a named switch so the rule is stated in one place.)
 """
 
 

@@ -31,6 +31,7 @@ from reserve_verifier.tree import (
     fold,
     hash_hex,
     json_field,
+    known_fields,
     parse_proof,
     parse_root,
     root_from,
@@ -39,6 +40,24 @@ from reserve_verifier.tree import (
 
 MAX_ACCOUNT_ID_BYTES = 1024
 """Longest account id, in UTF-8 bytes."""
+
+PACKAGE_FIELDS = frozenset({"version", "attestation", "root", "leaf", "proof"})
+"""The fields of an account's private package (SPEC-merkle, R-PKG-1); others are refused."""
+
+ROOT_FIELDS = frozenset({"version", "tree", "assets", "leaf_count", "node_hash", "sums", "digest"})
+"""The fields of a root's JSON form."""
+
+LEAF_FIELDS = frozenset({"account_id", "amounts", "salt"})
+"""The fields of a liability leaf's JSON form."""
+
+PROOF_FIELDS = frozenset({"version", "tree", "leaf_index", "siblings"})
+"""The fields of an inclusion proof's JSON form."""
+
+SIBLING_FIELDS = frozenset({"hash", "sums"})
+"""The fields of one sibling record in a proof."""
+
+LABEL_FIELDS = frozenset({"sequence", "digest"})
+"""The fields of a package's optional ``attestation`` label (which attestation it is for)."""
 
 
 def account_id_bytes(account_id: str) -> bytes:
@@ -136,6 +155,25 @@ def verify_liability_package(
 ) -> LiabilityLeaf:
     """Check an account's private package ``{version, root, leaf, proof}``; return its leaf."""
     check_version(package, "package")
+    known_fields(package, PACKAGE_FIELDS, "package")
+    known_fields(package.get("root"), ROOT_FIELDS, "package's root")
+    known_fields(package.get("leaf"), LEAF_FIELDS, "package's leaf")
+    known_fields(package.get("proof"), PROOF_FIELDS, "package's proof")
+    siblings = (
+        package.get("proof", {}).get("siblings")
+        if isinstance(package.get("proof"), Mapping)
+        else None
+    )
+    for sibling in siblings if isinstance(siblings, list) else []:
+        known_fields(sibling, SIBLING_FIELDS, "proof sibling")
+    if "attestation" in package:
+        label = json_field(package, "attestation", dict, "package")
+        known_fields(label, LABEL_FIELDS, "package's attestation label")
+        if json_field(label, "sequence", int, "package's attestation label") < 1:
+            raise TreeError("The package's attestation label names sequence 0; they start at 1.")
+        hash_hex(
+            json_field(label, "digest", str, "package's attestation label"), "attestation digest"
+        )
     root = parse_root(json_field(package, "root", dict, "package"))
     leaf = parse_leaf(json_field(package, "leaf", dict, "package"))
     proof = parse_proof(json_field(package, "proof", dict, "package"))

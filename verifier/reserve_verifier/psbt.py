@@ -81,9 +81,12 @@ def check_reserve_psbt(psbt: bytes, digest: bytes, utxos: Sequence[Utxo], networ
 
     The PSBT must spend, first, the commitment input ``SHA-256("Proof-of-Reserves: " ||
     message)`` index 0 with the digest's message, then exactly the attested ``(txid, vout,
-    amount, script)`` UTXOs; have a single output worth their sum (no fee); and carry, for every
-    attested input, a final witness whose key or script is the UTXO's and whose SIGHASH_ALL
-    signatures verify (bitcoinlib). Raises :class:`VerifierError` naming the first failure.
+    amount, script)`` UTXOs in any order, each listed once (a set comparison would let a
+    duplicated outpoint with another amount inflate the holdings); have a single output worth
+    their sum (no fee); leave the commitment input without witness or scriptSig; and carry, for
+    every attested input, a witness UTXO equal to the attested amount and script, no scriptSig,
+    and a final witness whose key or script is the UTXO's and whose SIGHASH_ALL signatures verify
+    (bitcoinlib). Raises :class:`VerifierError` naming the first failure.
     """
     library = transactions()
     network_name = bcl_network(network)
@@ -96,7 +99,19 @@ def check_reserve_psbt(psbt: bytes, digest: bytes, utxos: Sequence[Utxo], networ
     if len(inputs) != len(transaction.inputs) or not transaction.inputs:
         raise VerifierError("The reserve proof PSBT lacks an input map per input.")
     _check_commitment(transaction.inputs[0], inputs[0], digest)
-    attested = {(txid, vout): (value, script) for txid, vout, value, script in utxos}
+    if inputs[0].get(bytes((PSBT_IN_FINAL_SCRIPTWITNESS,))) or inputs[0].get(
+        bytes((PSBT_IN_FINAL_SCRIPTSIG,))
+    ):
+        raise VerifierError(
+            "The reserve proof's commitment input carries a witness or scriptSig; it spends nothing and is left unsigned."
+        )
+    attested: dict[tuple[str, int], tuple[int, bytes]] = {}
+    for txid, vout, value, script in utxos:
+        if (txid, vout) in attested:
+            raise VerifierError(
+                f"The attestation lists the outpoint {txid}:{vout} twice (with {attested[txid, vout][0]} and {value} sats); a UTXO is held once, so holdings would be counted twice."
+            )
+        attested[txid, vout] = (value, script)
     spent = [(bytes(item.prev_txid).hex(), item.output_n_int) for item in transaction.inputs[1:]]
     if sorted(spent) != sorted(attested) or len(set(spent)) != len(spent):
         missing = sorted(set(attested) - set(spent))
@@ -119,9 +134,11 @@ def check_reserve_psbt(psbt: bytes, digest: bytes, utxos: Sequence[Utxo], networ
         witnesses.append(witness)
         value, script = attested[outpoint]
         witness_utxo = fields.get(bytes((PSBT_IN_WITNESS_UTXO,)))
-        if witness_utxo is not None and witness_utxo != (
-            value.to_bytes(8, "little") + bytes((len(script),)) + script
-        ):
+        if witness_utxo is None:
+            raise VerifierError(
+                f"The reserve proof's input {position} has no witness UTXO (the spent amount and script it signs)."
+            )
+        if witness_utxo != value.to_bytes(8, "little") + bytes((len(script),)) + script:
             raise VerifierError(
                 f"The reserve proof states another amount or script for input {position} than attested."
             )

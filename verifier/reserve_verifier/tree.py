@@ -13,6 +13,7 @@ hash and the top sums.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -81,23 +82,38 @@ def check_version(data: Any, what: str) -> None:
         )
 
 
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
+
+
 def decimal(text: Any, what: str) -> int:
-    """A decimal string; a leading minus parses, so the checks can name a negative value."""
-    digits = text[1:] if isinstance(text, str) and text.startswith("-") else text
-    if not isinstance(digits, str) or not digits.isascii() or not digits.isdigit():
-        raise TreeError(f"The {what} must be a decimal string of base units, not {text!r}.")
+    """A decimal string in its one canonical spelling (no leading zeros, padding or plus sign);
+    a leading minus parses, so the checks can name a negative value rather than a bad spelling."""
+    if not isinstance(text, str) or _DECIMAL.fullmatch(text) is None or text == "-0":
+        raise TreeError(
+            f"The {what} is {text!r}, not a canonical decimal string of base units (digits only, no leading zeros)."
+        )
     return int(text)
 
 
 def hash_hex(text: str, what: str) -> bytes:
-    """Exactly 32 bytes of hex."""
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as error:
-        raise TreeError(f"The {what} is not hexadecimal.") from error
+    """Exactly 32 bytes of lowercase hex (one spelling per value, as in the bundle)."""
+    if not isinstance(text, str) or _LOWER_HEX.fullmatch(text) is None:
+        raise TreeError(f"The {what} is {text!r}, not lowercase hex.")
+    raw = bytes.fromhex(text)
     if len(raw) != HASH_BYTES:
         raise TreeError(f"The {what} must be {HASH_BYTES} bytes, not {len(raw)}.")
     return raw
+
+
+def known_fields(data: Any, allowed: frozenset[str], what: str) -> None:
+    """Refuse a field the format does not define: an unsigned note beside signed values (an
+    "issued_to" in a package, say) would be shown to a reader as if it were part of the proof."""
+    unknown = sorted(set(data) - allowed) if isinstance(data, Mapping) else []
+    if unknown:
+        raise TreeError(
+            f"The {what} holds the unknown field {unknown[0]!r}; it allows only {', '.join(sorted(allowed))}."
+        )
 
 
 def tree_named(text: str) -> Tree:

@@ -54,11 +54,20 @@ def check_liability_root(ctx: Context) -> str:
 
 
 def check_public_listing(ctx: Context) -> str:
-    """Every published account's proof leads to the liability root."""
+    """Every published account's proof leads to the liability root; a complete listing rebuilds it.
+
+    Proofs alone do not show the leaves are in the canonical order (by salt): a forger can build
+    a tree with two leaves swapped and give every leaf a valid proof of that tree. When every
+    account is published, the verifier rebuilds the root from the leaves in canonical order, so
+    only the honest tree verifies.
+    """
     root = ctx.liability_root()
     entries = ctx.body["liabilities"]["public_listing"]
-    verify_public_listing(root, entries)
-    return f"{len(entries)} published accounts verify against the liability root"
+    complete = isinstance(entries, list) and len(entries) == root.leaf_count
+    verify_public_listing(root, entries, complete=complete)
+    if complete:
+        return f"all {len(entries)} accounts are published; the root rebuilt from them in canonical order matches"
+    return f"{len(entries)} of {root.leaf_count} accounts are published and each proof leads to the liability root"
 
 
 def check_leaf(ctx: Context, query: LeafQuery) -> str:

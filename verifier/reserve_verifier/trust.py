@@ -3,8 +3,11 @@
 A bundle lists its own signers' public keys and names its own registry, so checking it against
 itself proves only self-consistency: whoever forges a bundle lists the keys it signs with. The
 trust file is the auditor's own record of the treasury's and audit office's public keys, the
-registry's chain id and address (and publisher), and optionally the genesis attestation's digest;
-the verifier refuses a bundle whose signers or registry differ from it, each with its own reason.
+registry's chain id and address (and publisher), optionally the genesis attestation's digest,
+and optionally the asset registry and vault set (the body's ``assets`` and ``vaults``, same
+shape); the verifier refuses a bundle whose signers, registry, assets or vaults differ from it,
+each with its own reason. Pinning the assets stops a forger from redefining a code (``ETH`` as a
+token contract); pinning the vaults stops one from dropping a Safe or script from the set.
 
 The file is read strictly (unknown or duplicate fields, wrong types and malformed hex are refused
 with a sentence naming the field), because a trust file that silently ignores a misspelt field
@@ -18,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.address import is_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 
 from reserve_verifier.bundle import Bundle, BundleLike
 from reserve_verifier.context import Context
@@ -47,8 +50,17 @@ DIGEST_HEX_CHARS = 64
 ADDRESS_HEX_CHARS = 40
 """An EVM address without its 0x prefix."""
 
-_TOP_FIELDS = frozenset({"format", "version", "signers", "registry", "genesis_digest"})
+MAX_ASSET_DECIMALS = 255
+"""Most decimals an asset may state (ERC-20's ``decimals()`` is a ``uint8``)."""
+
+_TOP_FIELDS = frozenset(
+    {"format", "version", "signers", "registry", "genesis_digest", "assets", "vaults"}
+)
 _REGISTRY_FIELDS = frozenset({"chain_id", "address", "publisher"})
+_ASSET_FIELDS = ("chain", "kind", "contract", "decimals", "symbol")
+_ASSET_KINDS = ("native", "erc20")
+_VAULT_FIELDS = ("bitcoin", "evm")
+_SAFE_FIELDS = ("chain_id", "safe_address")
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
@@ -72,6 +84,10 @@ class TrustAnchors:
     signers: Mapping[str, tuple[str, ...]]
     registry: RegistryPin
     genesis_digest: str | None = None
+    assets: Mapping[str, Mapping[str, Any]] | None = None
+    """The pinned asset registry, as the body states it (contracts in EIP-55 form)."""
+    vaults: Mapping[str, Any] | None = None
+    """The pinned vault set, as the body states it (scripts and Safes sorted, EIP-55 Safes)."""
 
     def describe(self) -> str:
         """One line saying what is pinned, for the report's scope."""
@@ -80,6 +96,10 @@ class TrustAnchors:
             pinned += " and publisher"
         if self.genesis_digest is not None:
             pinned += ", genesis digest"
+        if self.assets is not None:
+            pinned += ", asset registry"
+        if self.vaults is not None:
+            pinned += ", vault set"
         return pinned
 
 
@@ -176,6 +196,77 @@ def _registry(value: Any) -> RegistryPin:
     )
 
 
+def _count(value: Any, what: str, top: int | None = None) -> int:
+    """A non-negative JSON integer (at most ``top``)."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < 0
+        or (top is not None and value > top)
+    ):
+        bound = f" up to {top}" if top is not None else ""
+        raise TrustFileError(f"The trust file's {what} must be a non-negative integer{bound}.")
+    return value
+
+
+def _assets(value: Any) -> dict[str, dict[str, Any]]:
+    """``{code: {chain, kind, contract, decimals, symbol}}``, as the body's ``assets``."""
+    if not isinstance(value, dict):
+        raise TrustFileError("The trust file's 'assets' is not a JSON object.")
+    pins: dict[str, dict[str, Any]] = {}
+    for code, entry in value.items():
+        where = f"assets.{code}"
+        _fields(entry, frozenset(_ASSET_FIELDS), _ASSET_FIELDS, f"'{where}'")
+        if not isinstance(entry["chain"], str) or not isinstance(entry["symbol"], str):
+            raise TrustFileError(f"The trust file's {where} chain and symbol must be strings.")
+        if entry["kind"] not in _ASSET_KINDS:
+            raise TrustFileError(f"The trust file's {where}.kind must be 'native' or 'erc20'.")
+        contract = entry["contract"]
+        if (entry["kind"] == "native") != (contract is None):
+            raise TrustFileError(
+                f"The trust file's {where}.contract must be null for a native coin and an address for a token."
+            )
+        pins[code] = {
+            "chain": entry["chain"],
+            "kind": entry["kind"],
+            "contract": None
+            if contract is None
+            else str(to_checksum_address(_address(contract, f"{where}.contract"))),
+            "decimals": _count(entry["decimals"], f"{where}.decimals", MAX_ASSET_DECIMALS),
+            "symbol": entry["symbol"],
+        }
+    return pins
+
+
+def _vaults(value: Any) -> dict[str, Any]:
+    """``{"bitcoin": [script hex], "evm": [{chain_id, safe_address}]}``, as the body's ``vaults``."""
+    _fields(value, frozenset(_VAULT_FIELDS), _VAULT_FIELDS, "'vaults'")
+    scripts, safes = value["bitcoin"], value["evm"]
+    if not isinstance(scripts, list) or not isinstance(safes, list):
+        raise TrustFileError("The trust file's vaults.bitcoin and vaults.evm must be lists.")
+    for index, script in enumerate(scripts):
+        if not isinstance(script, str) or not script or len(script) % 2:
+            raise TrustFileError(f"The trust file's vaults.bitcoin[{index}] is not a script's hex.")
+        _hex(script, len(script), f"vaults.bitcoin[{index}]")
+    if len(set(scripts)) != len(scripts):
+        raise TrustFileError("The trust file's vaults.bitcoin lists a script twice.")
+    pinned_safes = []
+    for index, safe in enumerate(safes):
+        where = f"vaults.evm[{index}]"
+        _fields(safe, frozenset(_SAFE_FIELDS), _SAFE_FIELDS, f"'{where}'")
+        address = _address(safe["safe_address"], f"{where}.safe_address")
+        pinned_safes.append((_count(safe["chain_id"], f"{where}.chain_id"), address))
+    if len(set(pinned_safes)) != len(pinned_safes):
+        raise TrustFileError("The trust file's vaults.evm lists a Safe twice.")
+    return {
+        "bitcoin": sorted(scripts),
+        "evm": [
+            {"chain_id": chain_id, "safe_address": str(to_checksum_address(address))}
+            for chain_id, address in sorted(pinned_safes)
+        ],
+    }
+
+
 def parse_trust(data: bytes | str) -> TrustAnchors:
     """Read a trust file's bytes; raise :class:`TrustFileError` naming the first fault."""
     try:
@@ -194,6 +285,8 @@ def parse_trust(data: bytes | str) -> TrustAnchors:
         genesis_digest=None
         if genesis is None
         else _hex(genesis, DIGEST_HEX_CHARS, "genesis_digest"),
+        assets=_assets(document["assets"]) if "assets" in document else None,
+        vaults=_vaults(document["vaults"]) if "vaults" in document else None,
     )
 
 
@@ -202,8 +295,14 @@ def trust_document(
     auditor_keys: Sequence[str],
     registry: RegistryPin,
     genesis_digest: str | None = None,
+    *,
+    assets: Mapping[str, Any] | None = None,
+    vaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The trust file's JSON object for these pins (what a treasury hands its auditor to check)."""
+    """The trust file's JSON object for these pins (what a treasury hands its auditor to check).
+
+    ``assets`` and ``vaults`` are pinned as given: the body's ``assets`` and ``vaults``.
+    """
     document: dict[str, Any] = {
         "format": TRUST_FORMAT,
         "version": TRUST_VERSION,
@@ -214,6 +313,10 @@ def trust_document(
         document["registry"]["publisher"] = registry.publisher
     if genesis_digest is not None:
         document["genesis_digest"] = genesis_digest
+    if assets is not None:
+        document["assets"] = {code: dict(entry) for code, entry in assets.items()}
+    if vaults is not None:
+        document["vaults"] = {"bitcoin": list(vaults["bitcoin"]), "evm": list(vaults["evm"])}
     return document
 
 
@@ -247,6 +350,54 @@ def check_pinned_registry(ctx: Context, trust: TrustAnchors) -> str:
             f"The bundle names the registry publisher {registry['publisher']}, but the trust file pins {pin.publisher}."
         )
     return f"registry {pin.address} on chain {pin.chain_id} is pinned"
+
+
+def check_pinned_assets(ctx: Context, trust: TrustAnchors) -> str:
+    """The body's asset registry is the pinned one, code by code."""
+    pinned = trust.assets
+    if pinned is None:
+        raise VerifierError("The trust file pins no asset registry.")
+    stated = ctx.asset_registry()
+    differences = []
+    for code in sorted(set(stated) | set(pinned), key=str.encode):
+        if code not in pinned:
+            differences.append(f"the bundle registers {code}, which the trust file does not pin")
+        elif code not in stated:
+            differences.append(f"the trust file pins {code}, which the bundle does not register")
+        elif dict(stated[code]) != dict(pinned[code]):
+            differences.append(
+                f"the bundle's {code} is {dict(stated[code])}, the trust file pins {dict(pinned[code])}"
+            )
+    if differences:
+        raise VerifierError(
+            f"The asset registry differs from the trust file's: {'; '.join(differences)}."
+        )
+    return f"the {len(pinned)} registered asset(s) are the pinned ones"
+
+
+def check_pinned_vaults(ctx: Context, trust: TrustAnchors) -> str:
+    """The body's vault set is the pinned one: the same scripts and the same Safes."""
+    pinned = trust.vaults
+    if pinned is None:
+        raise VerifierError("The trust file pins no vault set.")
+    body = ctx.body["vaults"]
+    differences = []
+    stated_scripts, pinned_scripts = set(body["bitcoin"]), set(pinned["bitcoin"])
+    for script in sorted(stated_scripts - pinned_scripts):
+        differences.append(f"the bundle lists the script {script}, which is not pinned")
+    for script in sorted(pinned_scripts - stated_scripts):
+        differences.append(f"the bundle omits the pinned script {script}")
+    stated_safes = {(s["chain_id"], str(s["safe_address"]).lower()) for s in body["evm"]}
+    pinned_safes = {(s["chain_id"], str(s["safe_address"]).lower()) for s in pinned["evm"]}
+    for chain_id, safe in sorted(stated_safes - pinned_safes):
+        differences.append(f"the bundle lists the Safe {safe} on chain {chain_id}, not pinned")
+    for chain_id, safe in sorted(pinned_safes - stated_safes):
+        differences.append(f"the bundle omits the pinned Safe {safe} on chain {chain_id}")
+    if differences:
+        raise VerifierError(
+            f"The vault set differs from the trust file's: {'; '.join(differences)}."
+        )
+    return f"the {len(pinned_scripts)} vault script(s) and {len(pinned_safes)} Safe(s) are the pinned ones"
 
 
 def genesis_checkable_offline(ctx: Context, previous: BundleLike | None) -> bool:

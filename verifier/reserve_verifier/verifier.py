@@ -12,19 +12,30 @@ self-declared by the bundle, so a pass proves self-consistency only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from web3.exceptions import Web3Exception
 
-from reserve_verifier import balance_checks, bitcoin_checks, evm_checks, integrity_checks, trust
+from reserve_verifier import (
+    announcements,
+    asset_checks,
+    balance_checks,
+    bitcoin_checks,
+    evm_checks,
+    integrity_checks,
+    trust,
+    vault_checks,
+)
 from reserve_verifier import tree_checks as trees
+from reserve_verifier.announcements import Announcement
 from reserve_verifier.bitcoin_node import BitcoinNodeClient
 from reserve_verifier.bundle import Bundle, BundleLike
 from reserve_verifier.context import Context
 from reserve_verifier.evm import web3_client
 from reserve_verifier.exceptions import BundleFormatError, VerifierError
+from reserve_verifier.grammar import check_grammar
 from reserve_verifier.inputs import LeafQuery, Nodes
 from reserve_verifier.report import Check, CheckStatus, Report, Scope
 from reserve_verifier.trust import TrustAnchors
@@ -46,9 +57,15 @@ fails that check only, so the report names it and the other checks still run."""
 class _Run:
     """The report lines of one bundle, appended as each check runs."""
 
-    def __init__(self, ctx: Context, anchors: TrustAnchors | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        anchors: TrustAnchors | None,
+        announced: Sequence[Announcement] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.anchors = anchors
+        self.announced = announced
         self.checks: list[Check] = []
 
     def run(self, name: str, check: Callable[[], str]) -> bool:
@@ -78,6 +95,7 @@ class _Run:
             self.run(f"signature {role}", partial(integrity_checks.check_signature, ctx, role))
         self.run("separate signing roles", partial(integrity_checks.check_roles, ctx))
         self._pins(previous)
+        self._registry()
         self.run("holdings root", partial(trees.check_holdings_root, ctx))
         self.run("holdings totals", partial(trees.check_holdings_totals, ctx))
         if self.run("liability root", partial(trees.check_liability_root, ctx)):
@@ -94,9 +112,15 @@ class _Run:
         anchors, ctx = self.anchors, self.ctx
         if anchors is None:
             return
+        if self.announced is not None:
+            anchors = self._announcements(anchors)
         for role in integrity_checks.ROLES:
             self.run(f"pinned {role} key", partial(trust.check_pinned_signer, ctx, anchors, role))
         self.run("pinned registry", partial(trust.check_pinned_registry, ctx, anchors))
+        if anchors.assets is not None:
+            self.run("pinned assets", partial(trust.check_pinned_assets, ctx, anchors))
+        if anchors.vaults is not None:
+            self.run("pinned vaults", partial(trust.check_pinned_vaults, ctx, anchors))
         if anchors.genesis_digest is None:
             return
         if trust.genesis_checkable_offline(ctx, previous) or ctx.nodes.services:
@@ -106,6 +130,35 @@ class _Run:
             )
         else:
             self.skip("pinned genesis", "no --services-rpc, and neither bundle is number 1")
+
+    def _announcements(self, pinned: TrustAnchors) -> TrustAnchors:
+        """The pins with the announced key rotations and vault-set changes in force for this
+        attestation; if the announcements do not hold, the plain pins (so the pinned-key check
+        then fails with its own reason)."""
+        found: list[TrustAnchors] = []
+
+        def check() -> str:
+            effective = announcements.effective_trust(
+                pinned,
+                self.announced or (),
+                int(self.ctx.body["sequence"]),
+                self.ctx.nodes.services,
+            )
+            found.append(effective.anchors(pinned))
+            return effective.describe()
+
+        self.run("announcements", check)
+        return found[0] if found else pinned
+
+    def _registry(self) -> None:
+        """The asset registry and the vault set: every holding is a registered asset's and a
+        vault's, and every funded Safe proves control."""
+        ctx = self.ctx
+        self.run("asset registry", partial(asset_checks.check_registry, ctx))
+        self.run("balance assets", partial(asset_checks.check_balance_assets, ctx))
+        self.run("vault UTXOs", partial(vault_checks.check_utxo_vaults, ctx))
+        self.run("vault Safes", partial(vault_checks.check_safe_vaults, ctx))
+        self.run("Safe proofs of control", partial(vault_checks.check_safe_proofs, ctx))
 
     def _chain(self, previous: BundleLike | None) -> str:
         """The chain fields, and what they were (and were not) compared with."""
@@ -129,6 +182,8 @@ class _Run:
         self.run("published liabilities", partial(trees.check_public_listing, ctx))
         if leaf is not None:
             self.run(f"inclusion of {leaf.account_id!r}", partial(trees.check_leaf, ctx, leaf))
+        self.run("reconciliation assets", partial(asset_checks.check_reconciliation_assets, ctx))
+        self.run("coverage assets", partial(asset_checks.check_coverage_assets, ctx))
         try:
             assets = ctx.assets()
         except EXPECTED_ERRORS as error:
@@ -193,6 +248,27 @@ class _Run:
                 f"balance {balance['asset']} of {balance['safe_address']}",
                 partial(evm_checks.check_balance, w3, snapshot, balance),
             )
+        try:
+            registry = self.ctx.asset_registry()
+            safes = [
+                str(safe["safe_address"])
+                for safe in self.ctx.body["vaults"]["evm"]
+                if safe["chain_id"] == chain_id
+            ]
+        except EXPECTED_ERRORS as error:
+            self.checks.append(Check("vault holdings", CheckStatus.FAILED, str(error)))
+            return
+        for code, entry in sorted(registry.items()):
+            if entry.get("kind") == "erc20" and entry.get("chain") == f"evm:{chain_id}":
+                self.run(
+                    f"token {code}",
+                    partial(evm_checks.check_token_metadata, w3, snapshot, code, entry),
+                )
+        for safe in safes:
+            self.run(
+                f"vault holdings of {safe}",
+                partial(evm_checks.check_vault_holdings, w3, snapshot, safe, registry),
+            )
 
     def _services(self) -> None:
         """The registry publication on the services chain."""
@@ -203,6 +279,21 @@ class _Run:
         self.run("services anchor", partial(evm_checks.check_services_anchor, self.ctx, w3))
 
 
+def _checked_object(bundle: Bundle) -> Bundle:
+    """``bundle`` after the file grammar's check of its parts (a missing stated digest is taken
+    as the body's own, which the digest check compares anyway)."""
+    check_grammar(
+        {
+            "body": bundle.body,
+            "digest": bundle.stated_digest or bundle.digest.hex(),
+            "signatures": bundle.signatures,
+            "proofs_of_control": bundle.proofs_of_control,
+            "anchors": bundle.anchors,
+        }
+    )
+    return bundle
+
+
 def verify_bundle(
     data: bytes | str | BundleLike,
     *,
@@ -210,6 +301,7 @@ def verify_bundle(
     leaf: LeafQuery | None = None,
     previous: BundleLike | None = None,
     anchors: TrustAnchors | None = None,
+    announced: Sequence[Announcement] | None = None,
 ) -> Report:
     """Check everything an auditor can check about a bundle; return the itemised report.
 
@@ -218,7 +310,12 @@ def verify_bundle(
     that need a missing node are reported as skipped); ``leaf`` asks for one account's inclusion;
     ``previous`` is the previous bundle of the chain, checked as its predecessor; ``anchors``
     are the auditor's pinned keys and registry (without them the report says the keys and
-    registry are self-declared, and a pass proves self-consistency only).
+    registry are self-declared, and a pass proves self-consistency only); ``announced`` are
+    the published key rotations and vault-set changes (``SPEC-announcements.md``) applied to the
+    pins, checked against the registry when a services node is named.
+
+    A bundle object is held to the same grammar as a file (its parts as a file would hold them),
+    so a caller handing over objects gets no laxer check than one handing over bytes.
     """
     scope = Scope(
         pinned=anchors.describe() if anchors is not None else None,
@@ -231,12 +328,12 @@ def verify_bundle(
         bundle = (
             Bundle.from_bytes(data, strict=False)
             if isinstance(data, bytes | str)
-            else Bundle.of(data)
+            else _checked_object(Bundle.of(data))
         )
     except BundleFormatError as error:
         return Report("unknown", (Check("bundle format", CheckStatus.FAILED, str(error)),), scope)
     digest = bundle.digest
     bitcoin = BitcoinNodeClient(nodes.bitcoin) if nodes.bitcoin else None
-    run = _Run(Context(bundle, digest, nodes, bitcoin), anchors)
+    run = _Run(Context(bundle, digest, nodes, bitcoin), anchors, announced)
     run.verify(leaf, previous)
     return Report(digest.hex(), tuple(run.checks), scope)
