@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +62,23 @@ def short_asset(asset: str) -> str:
     if len(asset) <= ASSET_LABEL_MAX_CHARS:
         return asset
     return f"{asset[:8]}\u2026{asset[-4:]}"
+
+
+def registry_symbols(bundles: Sequence[PublishedBundle]) -> dict[str, str]:
+    """Each long asset code's symbol from the newest attestation's signed asset registry, where
+    that symbol names one asset only (a reader sees ``KGST``, not ``ERC20:0x…F6C9``; two tokens
+    both calling themselves ``USDT`` keep their codes)."""
+    registry = bundles[-1].bundle.body.get("assets", {}) if bundles else {}
+    symbols = {code: str(entry.get("symbol", "")) for code, entry in registry.items()}
+    counts = Counter(symbols.values())
+    return {
+        code: symbol
+        for code, symbol in symbols.items()
+        if len(code) > ASSET_LABEL_MAX_CHARS
+        and symbol
+        and counts[symbol] == 1
+        and symbol not in registry
+    }
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,7 @@ class _Pages:
         self.records = records
         self.published_at = published_at
         self.assets = assets_of(bundles)
+        self.symbols = registry_symbols(bundles)
 
     def amount(self, asset: str, value: int | str) -> str:
         """An amount in whole units with its asset code (base units if the scale is unknown)."""
@@ -163,7 +182,11 @@ class _Pages:
         text = self.t.amount(int(value), decimals)
         if decimals is None:
             return f"{text} {self.t.text('unit.base_units', asset=asset)}"
-        return f"{text}\u00a0{short_asset(asset)}"
+        return f"{text}\u00a0{self.asset_label(asset)}"
+
+    def asset_label(self, asset: str) -> str:
+        """The registry's symbol of a long token code, else the code (shortened if long)."""
+        return self.symbols.get(asset) or short_asset(asset)
 
     def when(self, moment: str | datetime | None) -> str:
         """A UTC time as ``YYYY-MM-DD HH:MM UTC``."""
@@ -183,7 +206,7 @@ class _Pages:
             "t": self.t.text,
             "num": self.t.integer,
             "amount": self.amount,
-            "asset_label": short_asset,
+            "asset_label": self.asset_label,
             "when": self.when,
             "status_of": _status,
             "published_at": self.when(self.published_at),

@@ -22,6 +22,7 @@ from reporting.anchor import (
     locate_bitcoin_anchor,
     publish_digest,
     registry_contract,
+    set_publisher,
 )
 from reporting.bundle import AnchorError
 
@@ -75,13 +76,9 @@ def test_non_publisher_and_duplicate_are_refused(w3: Web3, registry: str) -> Non
 
 def test_publisher_can_hand_over_to_a_safe(w3: Web3, registry: str) -> None:
     """The publisher may name a successor (e.g. the Safe); the old key then can no longer publish."""
-    contract = registry_contract(w3, registry)
-    call = contract.functions.set_publisher(SAFE_LATER.address).build_transaction(
-        {"from": PUBLISHER.address, "nonce": w3.eth.get_transaction_count(PUBLISHER.address),
-         "gasPrice": w3.eth.gas_price}
-    )  # fmt: skip
-    signed = PUBLISHER.sign_transaction(call)
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    with pytest.raises(AnchorError, match="only the publisher"):
+        set_publisher(w3, registry, OUTSIDER, OUTSIDER.address)
+    set_publisher(w3, registry, PUBLISHER, SAFE_LATER.address)
     with pytest.raises(AnchorError, match="only the publisher"):
         publish_digest(w3, registry, PUBLISHER, _digest("old key"))
     assert publish_digest(w3, registry, SAFE_LATER, _digest("new key")).sequence == 1
@@ -149,13 +146,7 @@ def test_a_statement_is_announced_once_and_never_zero(w3: Web3, registry: str) -
 
 def test_after_a_hand_over_only_the_new_publisher_announces(w3: Web3, registry: str) -> None:
     """``set_publisher`` moves announcing with publishing: the old key can no longer announce."""
-    contract = registry_contract(w3, registry)
-    call = contract.functions.set_publisher(SAFE_LATER.address).build_transaction(
-        {"from": PUBLISHER.address, "nonce": w3.eth.get_transaction_count(PUBLISHER.address),
-         "gasPrice": w3.eth.gas_price}
-    )  # fmt: skip
-    signed = PUBLISHER.sign_transaction(call)
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    set_publisher(w3, registry, PUBLISHER, SAFE_LATER.address)
     with pytest.raises(AnchorError, match="only the publisher may announce"):
         announce_digest(w3, registry, PUBLISHER, _digest("old key"))
     assert announce_digest(w3, registry, SAFE_LATER, _digest("new key")).before_sequence == 1

@@ -21,16 +21,16 @@ from typing import Any
 
 import pytest
 from bundle_support import failed, liabilities
-from eth_abi.abi import decode, encode
-from eth_utils.crypto import keccak
 from live_reserve_support import (
     LiveReserve,
     bitcoin_snapshot,
     eip1271_signature,
     fund_reserve,
+    fund_safe,
     open_live_reserve,
     produce,
     reserve_psbt,
+    safe_snapshot,
 )
 from registry_support import (
     METADATA_TOKEN_DECIMALS,
@@ -49,7 +49,6 @@ from reporting.anchor import anchor, registry_contract
 from reporting.attestation import (
     AttestationInputs,
     AuditHead,
-    BlockRef,
     EvmSnapshot,
     KeySigner,
     RegistryRef,
@@ -94,38 +93,16 @@ def world(bitcoin_node: BitcoinNode, evm_node: EvmNode, services_node: EvmNode) 
         bitcoin_node, evm_node, services_node, owner_keys=OWNER_KEYS,
         safe_salt_nonce=SAFE_SALT_NONCE, publisher_key=PUBLISHER_KEY, wallet_prefix="registry",
     )  # fmt: skip
-    w3, payer = live.w3, live.payer
+    payer = live.payer
     token = deploy_metadata_token(EthChain(evm_node.rpc), payer, TOKEN_SUPPLY)
-    w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": payer, "to": live.safe, "value": SAFE_ETH_WEI})
-    )
-    transfer = keccak(text="transfer(address,uint256)")[:4] + encode(
-        ["address", "uint256"], [live.safe, SAFE_TOKEN_UNITS]
-    )
-    w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": payer, "to": token, "data": "0x" + transfer.hex()})  # type: ignore[typeddict-item]
-    )
+    fund_safe(live, token, SAFE_ETH_WEI, SAFE_TOKEN_UNITS)
     fund_reserve(live, ("0.9", "0.4"))
     return World(**vars(live), token=token)
 
 
 def evm_snapshot(w: World) -> EvmSnapshot:
     """The Safe's ether and token balances at the latest block, as the treasury reads them."""
-    block = w.w3.eth.get_block("latest")
-    number = block["number"]
-    data = keccak(text="balanceOf(address)")[:4] + encode(["address"], [w.safe])
-    (tokens,) = decode(
-        ["uint256"], w.w3.eth.call({"to": w.token, "data": "0x" + data.hex()}, number)
-    )  # type: ignore[typeddict-item]
-    chain_id = w.w3.eth.chain_id
-    return EvmSnapshot(
-        chain_id,
-        BlockRef(number, "0x" + bytes(block["hash"]).hex()),
-        (
-            SafeBalanceHolding(chain_id, w.safe, "ETH", None, w.w3.eth.get_balance(w.safe, number)),
-            SafeBalanceHolding(chain_id, w.safe, "USDX", w.token, int(tokens)),
-        ),
-    )
+    return safe_snapshot(w, w.token, "USDX")
 
 
 def make_inputs(w: World, **changes: Any) -> AttestationInputs:

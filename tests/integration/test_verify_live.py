@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 from bundle_support import failed, liabilities
-from eth_abi.abi import decode, encode
-from eth_utils.crypto import keccak
 from live_reserve_support import (
     LiveReserve,
     bitcoin_snapshot,
     eip1271_signature,
     fund_reserve,
+    fund_safe,
     open_live_reserve,
     produce,
+    safe_snapshot,
 )
 from registry_support import (
     METADATA_TOKEN_DECIMALS,
@@ -39,7 +39,6 @@ from reporting.attestation import (
     AssetInfo,
     AttestationInputs,
     AuditHead,
-    BlockRef,
     Encumbrance,
     EncumbranceKind,
     EvmSnapshot,
@@ -49,7 +48,6 @@ from reporting.attestation import (
     VaultSet,
 )
 from reporting.bundle import GENESIS_DIGEST_HEX, AnchorError, Bundle
-from reporting.holdings import SafeBalanceHolding
 from treasury.cli import app
 
 log = logging.getLogger(__name__)
@@ -79,37 +77,15 @@ def scenario(bitcoin_node: BitcoinNode, evm_node: EvmNode, services_node: EvmNod
         bitcoin_node, evm_node, services_node, owner_keys=OWNER_KEYS,
         safe_salt_nonce=SAFE_SALT_NONCE, publisher_key=PUBLISHER_KEY, wallet_prefix="reserve",
     )  # fmt: skip
-    w3, payer, safe = live.w3, live.payer, live.safe
+    payer = live.payer
     token = deploy_metadata_token(EthChain(evm_node.rpc), payer, TOKEN_SUPPLY)
-    w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": payer, "to": safe, "value": SAFE_ETH_WEI})
-    )
-    transfer = keccak(text="transfer(address,uint256)")[:4] + encode(
-        ["address", "uint256"], [safe, SAFE_TOKEN_UNITS]
-    )
-    w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": payer, "to": token, "data": "0x" + transfer.hex()})  # type: ignore[typeddict-item]
-    )
+    fund_safe(live, token, SAFE_ETH_WEI, SAFE_TOKEN_UNITS)
     return Scenario(**vars(live), token=token)
 
 
 def evm_snapshot(s: Scenario) -> EvmSnapshot:
-    """The Safe's ether and token balances at the latest block."""
-    block = s.w3.eth.get_block("latest")
-    number = block["number"]
-    data = keccak(text="balanceOf(address)")[:4] + encode(["address"], [s.safe])
-    (tokens,) = decode(
-        ["uint256"], s.w3.eth.call({"to": s.token, "data": "0x" + data.hex()}, number)
-    )  # type: ignore[typeddict-item]
-    chain_id = s.w3.eth.chain_id
-    return EvmSnapshot(
-        chain_id,
-        BlockRef(number, "0x" + bytes(block["hash"]).hex()),
-        (
-            SafeBalanceHolding(chain_id, s.safe, "ETH", None, s.w3.eth.get_balance(s.safe, number)),
-            SafeBalanceHolding(chain_id, s.safe, "USDX", s.token, int(tokens)),
-        ),
-    )
+    """The Safe's ether and token balances at the latest block, as the treasury reads them."""
+    return safe_snapshot(s, s.token, "USDX")
 
 
 def registry_head(s: Scenario) -> tuple[int, str]:

@@ -36,12 +36,14 @@ from reporting.attestation import (
     AttestationInputs,
     BitcoinSnapshot,
     BlockRef,
+    EvmSnapshot,
     SnapshotUtxo,
     build_attestation,
     reserve_commitment_txid,
     sign_bundle,
 )
 from reporting.bundle import Bundle
+from reporting.holdings import SafeBalanceHolding
 
 PUBLISHER_GAS_WEI = 10**20
 """Devnet ether given to the registry publisher for its deployment and anchors."""
@@ -137,6 +139,39 @@ def fund_reserve(s: LiveReserve, amounts_btc: tuple[str, ...]) -> None:
     for amount in amounts_btc:
         s.miner.call("sendtoaddress", s.reserve.call("getnewaddress"), amount)
     s.bitcoin_node.mine(1)
+
+
+def fund_safe(s: LiveReserve, token: str, wei: int, token_units: int) -> None:
+    """The payer sends the Safe ``wei`` of ether and ``token_units`` of ``token``."""
+    s.w3.eth.wait_for_transaction_receipt(
+        s.w3.eth.send_transaction({"from": s.payer, "to": s.safe, "value": wei})  # type: ignore[typeddict-item]
+    )
+    transfer = keccak(text="transfer(address,uint256)")[:4] + encode(
+        ["address", "uint256"], [s.safe, token_units]
+    )
+    s.w3.eth.wait_for_transaction_receipt(
+        s.w3.eth.send_transaction({"from": s.payer, "to": token, "data": "0x" + transfer.hex()})  # type: ignore[typeddict-item]
+    )
+
+
+def safe_snapshot(s: LiveReserve, token: str, token_code: str) -> EvmSnapshot:
+    """The Safe's ether and ``token`` balances at the latest block, as the treasury reads them."""
+    block = s.w3.eth.get_block("latest")
+    number = block["number"]
+    data = keccak(text="balanceOf(address)")[:4] + encode(["address"], [s.safe])
+    (units,) = decode(
+        ["uint256"],
+        s.w3.eth.call({"to": token, "data": "0x" + data.hex()}, number),  # type: ignore[typeddict-item]
+    )
+    chain_id = s.w3.eth.chain_id
+    return EvmSnapshot(
+        chain_id,
+        BlockRef(number, "0x" + bytes(block["hash"]).hex()),
+        (
+            SafeBalanceHolding(chain_id, s.safe, "ETH", None, s.w3.eth.get_balance(s.safe, number)),
+            SafeBalanceHolding(chain_id, s.safe, token_code, token, int(units)),
+        ),
+    )
 
 
 def bitcoin_snapshot(s: LiveReserve) -> BitcoinSnapshot:
