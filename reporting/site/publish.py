@@ -265,10 +265,10 @@ class _Pages:
 
             chart = charts.Chart(
                 chart_id=f"chart-reserves-{asset.lower()}",
-                title=self.t.text("history.reserves_chart_title", asset=asset),
+                title=self.t.text("history.reserves_chart_title", asset=self.asset_label(asset)),
                 description=self.t.text(
                     "history.reserves_chart_desc",
-                    asset=asset,
+                    asset=self.asset_label(asset),
                     count=str(len(self.bundles)),
                     latest=self.amount(asset, int((holdings[-1] or 0) * scale)),
                 ),
@@ -287,7 +287,7 @@ class _Pages:
             for item in self.bundles:
                 cover = item.bundle.body["coverage"].get(asset)
                 values.append(None if cover is None else _ratio(cover))
-            coverage_series.append(charts.Series(asset, tuple(values)))
+            coverage_series.append(charts.Series(self.asset_label(asset), tuple(values)))
         coverage = charts.Chart(
             chart_id="chart-coverage",
             title=self.t.text("history.coverage_chart_title"),
