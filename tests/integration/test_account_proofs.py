@@ -272,3 +272,36 @@ def test_the_api_answers_holders_and_refuses_everyone_else(
     reference = LiabilityTree.from_rows(ASSETS, list(ROWS.items()), NONCE)
     for secret in (code, NONCE.hex(), reference.leaf(HOLDER).salt.hex()):
         assert secret not in logged
+
+
+def test_wrong_codes_never_make_the_api_rebuild_a_tree(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An anonymous client cycling wrong codes over more attestations than the API caches gets
+    403s without a single tree rebuild (each rebuild hashes the whole tree): the code is checked
+    against the kept nonce first. The holder's own code then rebuilds once."""
+    world = build_world(db_url)
+    nonces = [bytes([n]) * 32 for n in range(1, 5)]
+    for sequence, nonce in enumerate(nonces, start=1):
+        _record(
+            world.sessions, sequence, LiabilityTree.from_rows(ASSETS, list(ROWS.items()), nonce)
+        )
+    client = TestClient(create_app(world.workflow(), world.sessions, clock=world.clock))
+    rebuilds: list[int] = []
+    original = LiabilityTree.from_leaf_records
+
+    def counted(*args: object, **kwargs: object) -> LiabilityTree:
+        rebuilds.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LiabilityTree, "from_leaf_records", staticmethod(counted))
+    for _ in range(3):
+        for sequence in range(1, len(nonces) + 1):
+            body = {"attestation": sequence, "account_id": HOLDER, "code": "AAAAA-AAAAA"}
+            assert client.post("/holders/proof", json=body).status_code == 403
+    assert rebuilds == []
+    right = {"attestation": 4, "account_id": HOLDER, "code": holder_code(nonces[3], HOLDER)}
+    assert client.post("/holders/proof", json=right).status_code == 200
+    assert client.post("/holders/proof", json=right).status_code == 200
+    assert len(rebuilds) == 1
+    world.engine.dispose()

@@ -25,7 +25,7 @@ from reserve_verifier.announcements import Announcement, effective_trust, parse_
 from reserve_verifier.exceptions import VerifierError
 from reserve_verifier.trust import RegistryPin, TrustAnchors, parse_trust, trust_document
 from sqlalchemy import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 from web3 import Web3
 
 from custody.devnet import EvmNode
@@ -399,28 +399,23 @@ def test_cli_announces_a_rotation_and_a_vault_set(
     vaults_file.write_text(
         json.dumps({"evm": [{"chain_id": 31337, "safe_address": SAFE.lower()}], "bitcoin": []})
     )
-    refused = runner.invoke(
-        app,
-        ["announce", "vaults", "--vaults", str(vaults_file), "--treasury-key", str(old),
-         "--auditor-key", str(auditor), "--publisher-key", str(old),
-         "--announcements", str(announcements)],
-    )  # fmt: skip
+
+    def announce_vaults(treasury_key: Path, publisher_key: Path) -> Result:
+        """`treasury announce vaults` signed by ``treasury_key``, sent by ``publisher_key``."""
+        return runner.invoke(
+            app,
+            ["announce", "vaults", "--vaults", str(vaults_file), "--treasury-key", str(treasury_key),
+             "--auditor-key", str(auditor), "--publisher-key", str(publisher_key),
+             "--announcements", str(announcements)],
+        )  # fmt: skip
+
+    refused = announce_vaults(old, old)
     assert refused.exit_code == 1
     assert "a key an earlier rotation retired" in refused.output
-    by_old_publisher = runner.invoke(
-        app,
-        ["announce", "vaults", "--vaults", str(vaults_file), "--treasury-key", str(new),
-         "--auditor-key", str(auditor), "--publisher-key", str(old),
-         "--announcements", str(announcements)],
-    )  # fmt: skip
+    by_old_publisher = announce_vaults(new, old)
     assert by_old_publisher.exit_code == 1
     assert "only the publisher may announce" in by_old_publisher.output
-    changed = runner.invoke(
-        app,
-        ["announce", "vaults", "--vaults", str(vaults_file), "--treasury-key", str(new),
-         "--auditor-key", str(auditor), "--publisher-key", str(new),
-         "--announcements", str(announcements)],
-    )  # fmt: skip
+    changed = announce_vaults(new, new)
     assert changed.exit_code == 0, changed.output
     registry = RegistryRef(w3.eth.chain_id, address, PUBLISHER.address)
     effective = effective_trust(

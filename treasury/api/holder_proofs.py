@@ -46,6 +46,8 @@ from treasury.attest.account_proofs import (
     KeptTree,
     KeptTreeMismatchError,
     TreeNotKeptError,
+    check_holder_code,
+    kept_nonce,
     kept_tree,
     normalise_code,
     open_package,
@@ -86,6 +88,19 @@ class _KeptTrees:
         self._sessions = sessions
         self._trees: OrderedDict[int, KeptTree] = OrderedDict()
         self._lock = threading.Lock()
+
+    def check_code(self, sequence: int, account_id: str, code: str) -> None:
+        """Check the holder's code against the kept nonce alone, before any tree is rebuilt (a
+        cached tree's own nonce, else one small read): wrong codes for many attestations would
+        otherwise each force a whole-tree rebuild."""
+        with self._lock:
+            cached = self._trees.get(sequence)
+        if cached is not None:
+            nonce = cached.nonce
+        else:
+            with self._sessions() as session:
+                nonce = kept_nonce(session, sequence)
+        check_holder_code(nonce, sequence, account_id, code)
 
     def get(self, sequence: int) -> KeptTree:
         with self._lock:
@@ -170,6 +185,7 @@ def holder_proofs_router(sessions: sessionmaker[Session]) -> APIRouter:
             return parsed
         sequence, account_id, code = parsed
         try:
+            await run_in_threadpool(trees.check_code, sequence, account_id, code)
             tree = await run_in_threadpool(trees.get, sequence)
             package = await run_in_threadpool(open_package, tree, account_id, code)
         except (AttestationNotFoundError, TreeNotKeptError) as exc:

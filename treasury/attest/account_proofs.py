@@ -185,23 +185,60 @@ def keep_liability_tree(
     return secret
 
 
+def _recorded(session: Session, sequence: int) -> AttestationRecord:
+    """The recorded attestation ``sequence``, or ``AttestationNotFoundError``."""
+    record = session.scalar(select(AttestationRecord).where(AttestationRecord.sequence == sequence))
+    if record is None:
+        raise AttestationNotFoundError(f"No attestation number {sequence} is recorded.")
+    return record
+
+
+def _not_kept(sequence: int) -> TreeNotKeptError:
+    return TreeNotKeptError(
+        f"Attestation {sequence}'s liability tree was not kept (it predates kept trees), "
+        "so its proof packages cannot be issued again."
+    )
+
+
+def kept_nonce(session: Session, sequence: int) -> bytes:
+    """Attestation ``sequence``'s kept nonce alone (one small read): enough to check a holder's
+    code before the whole tree is read and rebuilt, so a wrong code costs no rebuild."""
+    record = _recorded(session, sequence)
+    nonce = session.scalar(
+        select(LiabilitySecretRecord.nonce).where(LiabilitySecretRecord.attestation_id == record.id)
+    )
+    if nonce is None:
+        raise _not_kept(sequence)
+    return bytes(nonce)
+
+
+def check_holder_code(nonce: bytes, sequence: int, account_id: str, code: str) -> None:
+    """Raise ``HolderCodeError`` unless ``code`` is ``account_id``'s code for the tree of
+    ``nonce``. A malformed or wrong code and a text that is not a valid account id get the same
+    error; the code is compared in constant time."""
+    typed = normalise_code(code)
+    try:
+        expected: str | None = holder_code(nonce, account_id)
+    except MerkleError:
+        expected = None
+    if typed is None or expected is None or not hmac.compare_digest(typed, expected):
+        raise HolderCodeError(
+            f"The account id and code do not open a proof package of attestation {sequence}."
+        )
+
+
 def kept_tree(session: Session, sequence: int) -> KeptTree:
     """Rebuild attestation ``sequence``'s liability tree from the database, checked.
 
     Raises ``AttestationNotFoundError``, ``TreeNotKeptError``, or ``KeptTreeMismatchError`` if
     the rebuilt root is not the one the recorded bundle states (nothing is issued then).
     """
-    record = session.scalar(select(AttestationRecord).where(AttestationRecord.sequence == sequence))
-    if record is None:
-        raise AttestationNotFoundError(f"No attestation number {sequence} is recorded.")
+    record = _recorded(session, sequence)
     secret = session.scalar(
         select(LiabilitySecretRecord).where(LiabilitySecretRecord.attestation_id == record.id)
     )
     if secret is None:
-        raise TreeNotKeptError(
-            f"Attestation {sequence}'s liability tree was not kept (it predates kept trees), "
-            "so its proof packages cannot be issued again."
-        )
+        raise _not_kept(sequence)
     if secret.format_version != SECRET_FORMAT_VERSION:
         raise KeptTreeMismatchError(
             f"Attestation {sequence}'s kept tree has format {secret.format_version}; this "
@@ -247,15 +284,7 @@ def open_package(tree: KeptTree, account_id: str, code: str) -> dict[str, Any]:
     A malformed or wrong code, and a text that is not a valid account id, are refused with the
     same ``HolderCodeError``; the code is compared in constant time.
     """
-    typed = normalise_code(code)
-    try:
-        expected = tree.holder_code(account_id)
-    except MerkleError:
-        expected = None
-    if typed is None or expected is None or not hmac.compare_digest(typed, expected):
-        raise HolderCodeError(
-            f"The account id and code do not open a proof package of attestation {tree.sequence}."
-        )
+    check_holder_code(tree.nonce, tree.sequence, account_id, code)
     return tree.package(account_id)
 
 
@@ -268,10 +297,12 @@ __all__ = [
     "KeptTree",
     "KeptTreeMismatchError",
     "TreeNotKeptError",
+    "check_holder_code",
     "holder_code",
     "holder_package",
     "issue_package",
     "keep_liability_tree",
+    "kept_nonce",
     "kept_tree",
     "normalise_code",
     "open_package",

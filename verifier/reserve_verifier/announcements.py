@@ -121,12 +121,8 @@ class EffectiveTrust:
     treasury rotation's ``new_publisher``; None if the trust file pins none."""
 
     def anchors(self, pinned: TrustAnchors) -> TrustAnchors:
-        """``pinned`` with these keys, this publisher (if pinned) and this vault set (if the
-        trust file reads one) in force."""
-        names = {item.name for item in dataclasses.fields(pinned)}
-        changes: dict[str, Any] = {"signers": self.signers}
-        if "vaults" in names:
-            changes["vaults"] = self.vaults
+        """``pinned`` with these keys, this publisher (if pinned) and this vault set in force."""
+        changes: dict[str, Any] = {"signers": self.signers, "vaults": self.vaults}
         if pinned.registry.publisher is not None and self.publisher is not None:
             changes["registry"] = dataclasses.replace(pinned.registry, publisher=self.publisher)
         return dataclasses.replace(pinned, **changes)
