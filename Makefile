@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup nodes browser demo test unit lint bench clean
+.PHONY: setup nodes browser demo demo-serve test unit lint bench clean
 
 $(STAMP): pyproject.toml verifier/pyproject.toml requirements.lock
 	@echo "== Creating $(VENV) and installing pinned packages (requirements.lock)"
@@ -22,9 +22,16 @@ nodes: setup
 
 browser:
 	bash scripts/install-browser.sh
+	bash scripts/install-console-js.sh
 
 demo: nodes
 	$(BIN)/treasury demo
+
+# The same story, then left running: the officers' console and the site on loopback, spends
+# waiting for approval, and a login for each officer printed; Ctrl-C stops it all.
+demo-serve: nodes
+	bash scripts/install-console-js.sh
+	$(BIN)/treasury demo --serve
 
 # The suite runs on every core (pytest-xdist); each test file stays on one worker, so a file's
 # module-scoped chain world is built once. TEST_WORKERS=0 runs it in one process.

@@ -31,6 +31,7 @@ Callers catch ``CustodyError`` to handle all of them; the tree::
     │   ├── NotACosignerError    the institution holds no key of this vault
     │   ├── UnknownSpendError    no spend with that id
     │   ├── SpendStateError      the spend is not in a state that allows the step
+    │   ├── SighashError         a BIP-143 digest asked for a missing input or a non-standard type
     │   └── ReserveProofError    a BIP-127 reserve proof the signer will not build, sign or finalise
     │       ├── BroadcastableReserveProofError  its first input is not the commitment input
     │       └── ReserveProofMismatchError       other coins or outputs than the snapshot's
@@ -192,6 +193,11 @@ class UnknownSpendError(SpendError, LookupError):
 
 class SpendStateError(SpendError):
     """The spend's state does not allow this step (e.g. signing after broadcast)."""
+
+
+class SighashError(SpendError, ValueError):
+    """A BIP-143 digest was asked for an input the transaction lacks or for a non-standard
+    sighash type (``custody.bitcoin.sighash``)."""
 
 
 class ProvisioningError(CustodyError):

@@ -2,16 +2,22 @@
 
 Each level is one C-contiguous ``uint8`` array of v1 records ``hash || sums`` (SPEC-merkle.md),
 so a node's preimage is its two adjacent child records read straight out of memory; 128-bit sums
-are added as two big-endian ``uint64`` limbs with a carry; every proof is a gather of one record
-per level. Proofs are checked by ``reporting.merkle``, whose encoders this module does not use,
+are added as two big-endian ``uint64`` limbs with a carry; every proof is a copy of one record
+per level. Large trees are hashed by several forked processes (``reporting.forked_workers``):
+the salts by ranges of accounts, then the leaves and nodes by ranges of subtrees, the parent
+hashing the few top levels; every process writes into the same shared arrays, so the result is
+the one-process result byte for byte. Proofs are checked by ``reporting.merkle``, whose encoders this module does not use,
 so the tests that verify these proofs cross-check two independent implementations of the spec.
 """
 
 from __future__ import annotations
 
 import hashlib
-import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from operator import methodcaller
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -25,9 +31,17 @@ from reporting.exceptions import (
     NegativeAmountError,
     UnknownLeafError,
 )
+from reporting.forked_workers import (
+    MAX_WORKERS,
+    available_cores,
+    can_fork,
+    run_tasks,
+    shared_array,
+)
 from reporting.merkle.account_package import liability_package
 from reporting.merkle.assets import canonical_assets
 from reporting.merkle.encoding import (
+    FORMAT_VERSION,
     HASH_BYTES,
     MAX_AMOUNT_BASE_UNITS,
     SALT_TAG,
@@ -36,6 +50,7 @@ from reporting.merkle.encoding import (
     TreeKind,
     domain_prefix,
     empty_hash,
+    level_size,
     record_width,
     tree_depth,
 )
@@ -57,6 +72,13 @@ Bytes2D: TypeAlias = npt.NDArray[np.uint8]
 CHUNK_NODES = 1 << 16
 """Leaves or nodes hashed per batch: bounds temporary digest lists while keeping loops tight."""
 
+PARALLEL_MIN_LEAVES = 1 << 16
+"""Fewest leaves hashed by more than one process by default: below, forking costs more."""
+
+PARENT_TOP_LEVELS = 8
+"""Levels the parent hashes above the workers' subtrees (at most 255 nodes), so that the
+workers' shares of the leaves differ by at most one subtree, 1/256 of the tree."""
+
 MAX_BUILD_LEAVES = (1 << 32) - 1
 """Most accounts this builder takes (its exact totals add 32-bit limbs in uint64 counters)."""
 
@@ -64,6 +86,7 @@ _LIMB_MASK = (1 << 64) - 1
 _HALF_MASK = np.uint64(0xFFFFFFFF)
 _HMAC_BLOCK_BYTES = 64
 _TAG = TAGS[TreeKind.LIABILITIES]
+_AMOUNT_BYTES = methodcaller("to_bytes", SUM_WIDTH_BYTES, "big")
 
 
 class LiabilityTree:
@@ -104,11 +127,16 @@ class LiabilityTree:
         account_ids: Sequence[str],
         amounts: Sequence[Column],
         nonce: bytes,
+        *,
+        workers: int | None = None,
     ) -> LiabilityTree:
         """Build the tree of ``account_ids`` with ``amounts[j]`` the column of ``assets[j]``.
 
-        Raises a :class:`~reporting.exceptions.LeafError` (negative, overflowing, duplicate or
-        badly spelled input) or :class:`~reporting.exceptions.AssetListError` before hashing.
+        ``workers`` is the number of processes that hash: by default every available core for
+        trees of :data:`PARALLEL_MIN_LEAVES` leaves or more and one process below; the tree is
+        the same byte for byte whatever the number. Raises a
+        :class:`~reporting.exceptions.LeafError` (negative, overflowing, duplicate or badly
+        spelled input) or :class:`~reporting.exceptions.AssetListError` before any leaf is hashed.
         """
         assets = canonical_assets(assets)
         if not assets:
@@ -123,20 +151,32 @@ class LiabilityTree:
             raise LeafError(
                 f"{len(amounts)} amount columns were given for the {len(assets)} assets {list(assets)}."
             )
-        words = np.empty((count, 2 * len(assets)), dtype=">u8")
+        processes = _process_count(count, workers)
+        shared = processes > 1
+        amount_bytes = shared_array((count, SUM_WIDTH_BYTES * len(assets)), shared=shared)
+        words = amount_bytes.view(">u8")
+        deferred: list[tuple[int, Sequence[int]]] = []
         for position, (asset, column) in enumerate(zip(assets, amounts, strict=True)):
-            words[:, 2 * position], words[:, 2 * position + 1] = _limbs(asset, account_ids, column)
-        amount_bytes = words.view(np.uint8)
-        salts, hashes = _salts_and_leaf_hashes(account_ids, amount_bytes, nonce)
+            limbs = _checked_limbs(asset, account_ids, column)
+            if limbs is None:
+                deferred.append((position, column))  # type: ignore[arg-type]
+            else:
+                words[:, 2 * position], words[:, 2 * position + 1] = limbs
+        messages = _SaltMessages.encode(account_ids)
+        salts = shared_array((count, HASH_BYTES), shared=shared)
+        run_tasks(
+            [
+                partial(_hash_salts, messages, nonce, salts, words, deferred, low, high)
+                for low, high in _split(count, processes)
+            ]
+        )
+        del deferred
         order, keys = _salt_order(salts, account_ids)
-        del salts
-        width = record_width(len(assets))
-        level = np.empty((count + (count % 2 if count > 1 else 0), width), dtype=np.uint8)
-        level[:count, :HASH_BYTES] = hashes[order]
-        del hashes
-        level[:count, HASH_BYTES:] = amount_bytes[order]
-        del words, amount_bytes
-        root, levels = _hash_up(assets, level, count)
+        leaves = _LeafInputs(messages, amount_bytes, salts, order)
+        levels = _allocate_levels(count, record_width(len(assets)), shared=shared)
+        root = _hash_tree(
+            assets, levels, count, processes, partial(_write_leaves, leaves, levels[0])
+        )
         return cls(root, levels, keys, order.astype(np.int64), nonce)
 
     @classmethod
@@ -157,7 +197,13 @@ class LiabilityTree:
 
     @classmethod
     def from_leaf_records(
-        cls, assets: Sequence[str], leaf_records: bytes, salt_keys: bytes, nonce: bytes
+        cls,
+        assets: Sequence[str],
+        leaf_records: bytes,
+        salt_keys: bytes,
+        nonce: bytes,
+        *,
+        workers: int | None = None,
     ) -> LiabilityTree:
         """Rebuild a tree from what :meth:`leaf_records` and :meth:`salt_keys` returned.
 
@@ -165,6 +211,7 @@ class LiabilityTree:
         so only the upper levels are hashed again; with the snapshot ``nonce`` an account is
         found again by its salt, and its proof is the one the original tree gave. The caller
         compares the rebuilt root with the published one: a changed byte changes the root.
+        ``workers`` is as for :meth:`build`.
         """
         assets = canonical_assets(assets)
         if not assets:
@@ -181,9 +228,10 @@ class LiabilityTree:
         keys = np.frombuffer(salt_keys, dtype=">u8").astype(np.uint64)
         if count > 1 and bool(np.any(keys[1:] < keys[:-1])):
             raise LeafError("The stored salt keys are not in ascending leaf order.")
-        level = np.empty((count + (count % 2 if count > 1 else 0), width), dtype=np.uint8)
-        level[:count] = np.frombuffer(leaf_records, dtype=np.uint8).reshape(count, width)
-        root, levels = _hash_up(assets, level, count)
+        processes = _process_count(count, workers)
+        levels = _allocate_levels(count, width, shared=processes > 1)
+        levels[0][:count] = np.frombuffer(leaf_records, dtype=np.uint8).reshape(count, width)
+        root = _hash_tree(assets, levels, count, processes, None)
         return cls(root, levels, keys, np.arange(count, dtype=np.int64), nonce)
 
     def leaf_records(self) -> bytes:
@@ -256,31 +304,93 @@ class LiabilityTree:
             raise UnknownLeafError(
                 f"The leaf index {leaf_index} is outside the tree of {self.root.leaf_count} leaves."
             )
-        data = self.proofs_bytes(np.array([leaf_index], dtype=np.int64)).tobytes()
+        siblings = b"".join(
+            self._levels[level][(leaf_index >> level) ^ 1].tobytes() for level in range(self.depth)
+        )
+        data = (
+            domain_prefix(_TAG.proof)
+            + leaf_index.to_bytes(8, "big")
+            + self.depth.to_bytes(1, "big")
+            + siblings
+        )
         return InclusionProof.from_bytes(data, len(self.root.assets))
 
     def proofs_bytes(self, leaf_indexes: npt.NDArray[np.int64]) -> Bytes2D:
         """Return one serialised proof per row, for many leaves at once (one gather per level)."""
         width = record_width(len(self.root.assets))
         out = np.empty((len(leaf_indexes), self.proof_size_bytes), dtype=np.uint8)
-        out[:, 0] = domain_prefix(_TAG.proof)[0]
-        out[:, 1] = _TAG.proof
-        out[:, 2:10] = leaf_indexes.astype(">u8").view(np.uint8).reshape(-1, 8)
-        out[:, 10] = self.depth
+        self._write_proof_headers(out, leaf_indexes)
         for level in range(self.depth):
             start = 11 + level * width
-            out[:, start : start + width] = self._levels[level][(leaf_indexes >> level) ^ 1]
+            out[:, start : start + width] = np.take(
+                self._levels[level], (leaf_indexes >> level) ^ 1, axis=0
+            )
         return out
+
+    def iter_proof_batches(
+        self, batch_leaves: int = CHUNK_NODES
+    ) -> Iterator[tuple[npt.NDArray[np.int64], Bytes2D]]:
+        """Yield ``(input rows, proofs)`` for consecutive leaves, every leaf once, in leaf order.
+
+        ``proofs`` has one serialised proof per row. It is one buffer, **overwritten by the
+        next batch**: write it out or copy it before asking for the next. Batches are
+        ``batch_leaves`` rounded down to a power of two, so each level's sibling is the same
+        for whole aligned groups of leaves and is copied once per group, without an index.
+        """
+        count = self.root.leaf_count
+        batch = 1 << (max(batch_leaves, 2).bit_length() - 1)
+        width = record_width(len(self.root.assets))
+        buffer = np.empty((min(batch, count), self.proof_size_bytes), dtype=np.uint8)
+        for start in range(0, count, batch):
+            stop = min(start + batch, count)
+            out = buffer[: stop - start]
+            self._write_proof_headers(out, np.arange(start, stop, dtype=np.int64))
+            for level in range(self.depth):
+                column = 11 + level * width
+                self._copy_siblings(out[:, column : column + width], level, start, stop)
+            yield self._rows[start:stop], out
 
     def iter_proof_bytes(self, batch_leaves: int = CHUNK_NODES) -> Iterator[tuple[int, bytes]]:
         """Yield ``(input row, serialised proof)`` for every leaf, in leaf order."""
         size = self.proof_size_bytes
-        for start in range(0, self.root.leaf_count, batch_leaves):
-            stop = min(start + batch_leaves, self.root.leaf_count)
-            blob = self.proofs_bytes(np.arange(start, stop, dtype=np.int64)).tobytes()
-            rows = self._rows[start:stop].tolist()
-            for offset, row in enumerate(rows):
+        for rows, proofs in self.iter_proof_batches(batch_leaves):
+            blob = proofs.tobytes()
+            for offset, row in enumerate(rows.tolist()):
                 yield row, blob[offset * size : (offset + 1) * size]
+
+    def _write_proof_headers(self, out: Bytes2D, leaf_indexes: npt.NDArray[np.int64]) -> None:
+        """Write each proof's ``v || proof tag || u64 leaf index || u8 depth``."""
+        out[:, :2] = np.frombuffer(domain_prefix(_TAG.proof), dtype=np.uint8)
+        out[:, 2:10] = leaf_indexes.astype(">u8").view(np.uint8).reshape(-1, 8)
+        out[:, 10] = self.depth
+
+    def _copy_siblings(self, out: Bytes2D, level: int, start: int, stop: int) -> None:
+        """Write the level-``level`` sibling of leaves ``start..stop`` (``start`` aligned).
+
+        The leaves under one node of level ``level`` share that node's sibling, so each group
+        of ``2**level`` rows gets one record by broadcasting.
+        """
+        records = self._levels[level]
+        first = start >> level
+        last = (stop - 1) >> level
+        if first == last:
+            out[:] = records[first ^ 1]
+            return
+        group = 1 << level
+        if level == 0:
+            out[0::2] = records[start + 1 : stop + 1 : 2][: (stop - start + 1) // 2]
+            out[1::2] = records[start:stop:2][: (stop - start) // 2]
+            return
+        # Here ``first`` is even (``start`` is aligned to the batch, a larger power of two),
+        # so group ``first + i`` has the sibling ``records[first + (i ^ 1)]``.
+        whole = (stop - start) >> level
+        siblings = np.empty((whole, records.shape[1]), dtype=np.uint8)
+        siblings[0::2] = records[first + 1 : first + 1 + 2 * ((whole + 1) // 2) : 2]
+        siblings[1::2] = records[first : first + 2 * (whole // 2) : 2]
+        full = whole << level
+        out[:full].reshape(whole, group, records.shape[1])[:] = siblings[:, None, :]
+        if full < stop - start:
+            out[full:] = records[(first + whole) ^ 1]
 
     def package(
         self, account_id: str, *, attestation: tuple[int, str] | None = None
@@ -309,16 +419,36 @@ class LiabilityTree:
         return {"version": 1, "root": self.root.to_dict(), "leaves": entries}
 
 
-def _limbs(
+def _process_count(count: int, workers: int | None) -> int:
+    """Return how many processes hash a tree of ``count`` leaves (``workers`` if given)."""
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"A tree is hashed by at least one process, not {workers}.")
+        return min(workers, MAX_WORKERS) if can_fork() else 1
+    if count < PARALLEL_MIN_LEAVES or not can_fork():
+        return 1
+    return max(1, min(available_cores(), MAX_WORKERS))
+
+
+def _split(total: int, parts: int) -> list[tuple[int, int]]:
+    """Cut ``range(total)`` into at most ``parts`` consecutive non-empty ranges of near-equal size."""
+    bounds = [total * part // parts for part in range(parts + 1)]
+    return [(low, high) for low, high in itertools.pairwise(bounds) if high > low]
+
+
+def _checked_limbs(
     asset: str, account_ids: Sequence[str], column: Column
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    """Split one asset's amounts into high and low 64-bit limbs, refusing bad amounts."""
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None:
+    """Refuse bad amounts of one asset; return a numpy column's high and low 64-bit limbs.
+
+    A column of Python ints is only checked here (types, signs, total) and returns ``None``:
+    the hashing workers split it into limbs, each for its own rows.
+    """
     count = len(account_ids)
     if len(column) != count:
         raise LeafError(
             f"The amounts of asset {asset} number {len(column)}, not one per account ({count})."
         )
-    high = np.zeros(count, dtype=np.uint64)
     if isinstance(column, np.ndarray):
         if column.dtype.kind not in "iu":
             raise LeafError(
@@ -327,36 +457,35 @@ def _limbs(
         if column.dtype.kind == "i" and count and int(column.min()) < 0:
             _raise_negative(asset, account_ids, column.tolist(), int(np.argmin(column)))
         low = column.astype(np.uint64)
-    else:
-        if not {type(amount) for amount in column} <= {int}:
-            bad = next(amount for amount in column if type(amount) is not int)
-            raise LeafError(
-                f"The amounts of asset {asset} must be integers of base units, not {bad!r}."
-            )
-        if count and min(column) < 0:
-            _raise_negative(asset, account_ids, column, min(range(count), key=column.__getitem__))
-        try:
-            low = np.fromiter(column, dtype=np.uint64, count=count)
-        except OverflowError:
-            if max(column) > MAX_AMOUNT_BASE_UNITS:
-                index = max(range(count), key=column.__getitem__)
-                raise AmountOverflowError(
-                    f"The amount of asset {asset} for account {account_ids[index]!r} is above the 128-bit limit of the v1 encoding."
-                ) from None
-            high = np.fromiter((amount >> 64 for amount in column), dtype=np.uint64, count=count)
-            low = np.fromiter(
-                (amount & _LIMB_MASK for amount in column), dtype=np.uint64, count=count
-            )
-    total = sum(
-        int(((limb >> shift) & _HALF_MASK).sum(dtype=np.uint64)) << (weight + shift)
-        for limb, weight in ((high, 64), (low, 0))
-        for shift in (0, 32)
-    )
+        high = np.zeros(count, dtype=np.uint64)
+        total = sum(
+            int(((low >> shift) & _HALF_MASK).sum(dtype=np.uint64)) << shift for shift in (0, 32)
+        )
+        _check_total(asset, total)
+        return high, low
+    if not set(map(type, column)) <= {int}:
+        bad = next(amount for amount in column if type(amount) is not int)
+        raise LeafError(
+            f"The amounts of asset {asset} must be integers of base units, not {bad!r}."
+        )
+    if count and min(column) < 0:
+        _raise_negative(asset, account_ids, column, min(range(count), key=column.__getitem__))
+    total = sum(column)
+    if total > MAX_AMOUNT_BASE_UNITS and max(column) > MAX_AMOUNT_BASE_UNITS:
+        index = max(range(count), key=column.__getitem__)
+        raise AmountOverflowError(
+            f"The amount of asset {asset} for account {account_ids[index]!r} is above the 128-bit limit of the v1 encoding."
+        )
+    _check_total(asset, total)
+    return None
+
+
+def _check_total(asset: str, total: int) -> None:
+    """Refuse a column whose total does not fit the top node's 128-bit sum."""
     if total > MAX_AMOUNT_BASE_UNITS:
         raise AmountOverflowError(
             f"The total of asset {asset} is {total}, above the 128-bit limit of the v1 encoding."
         )
-    return high, low
 
 
 def _raise_negative(
@@ -377,55 +506,171 @@ def _hmac_states(nonce: bytes) -> tuple[Any, Any]:
     return inner, outer
 
 
-def _salts_and_leaf_hashes(
-    account_ids: Sequence[str], amount_bytes: Bytes2D, nonce: bytes
-) -> tuple[Bytes2D, Bytes2D]:
-    """Return each account's salt and leaf hash, in input order, as ``(n, 32)`` arrays."""
-    count = len(account_ids)
-    salts = np.empty((count, HASH_BYTES), dtype=np.uint8)
-    hashes = np.empty((count, HASH_BYTES), dtype=np.uint8)
+@dataclass(frozen=True)
+class _SaltMessages:
+    """Every account's salt message ``v || salt tag || id``, back to back in input order.
+
+    Message ``i`` is ``data[offsets[i]:offsets[i + 1]]``; its account id is the same bytes
+    without the two-byte prefix. One flat buffer is read by every worker without copying.
+    """
+
+    data: bytes
+    offsets: npt.NDArray[np.int64]
+
+    def same_length(self) -> int:
+        """Return the length every message shares, or 0 if their lengths differ."""
+        if len(self.offsets) < 2:
+            return 0
+        lengths = np.diff(self.offsets)
+        return int(lengths[0]) if bool(np.all(lengths == lengths[0])) else 0
+
+    @classmethod
+    def encode(cls, account_ids: Sequence[str]) -> _SaltMessages:
+        """Check and encode every account id (R-LEAF-1), refusing the first bad one in order."""
+        prefix = domain_prefix(SALT_TAG).decode("ascii")
+        count = len(account_ids)
+        lengths = np.empty(count + 1, dtype=np.int64)
+        lengths[0] = 0
+        try:
+            text = prefix + prefix.join(account_ids) if count else ""
+        except TypeError:
+            text = None
+        if text is not None and text.isascii():
+            lengths[1:] = np.fromiter(map(len, account_ids), dtype=np.int64, count=count)
+            if not count or (lengths[1:].min() >= 1 and lengths[1:].max() <= MAX_ACCOUNT_ID_BYTES):
+                data = text.encode("ascii")
+                lengths[1:] += len(prefix)
+                return cls(data=data, offsets=np.cumsum(lengths))
+        del text
+        raw = [account_id_bytes(account_id) for account_id in account_ids]
+        lengths[1:] = np.fromiter(map(len, raw), dtype=np.int64, count=count) + len(prefix)
+        data = (prefix.encode("ascii") + prefix.encode("ascii").join(raw)) if count else b""
+        return cls(data=data, offsets=np.cumsum(lengths))
+
+
+def _hash_salts(
+    messages: _SaltMessages,
+    nonce: bytes,
+    salts: Bytes2D,
+    words: npt.NDArray[np.uint64],
+    deferred: Sequence[tuple[int, Sequence[int]]],
+    low: int,
+    high: int,
+) -> None:
+    """Write the salts of accounts ``low..high`` and their Python-int amounts' limbs."""
     inner, outer = _hmac_states(nonce)
-    salt_prefix = domain_prefix(SALT_TAG)
-    leaf_prefix = domain_prefix(_TAG.leaf)
-    sha256 = hashlib.sha256
-    amounts = amount_bytes.reshape(-1).data
-    width = amount_bytes.shape[1] if count else 0
-    for start in range(0, count, CHUNK_NODES):
-        stop = min(start + CHUNK_NODES, count)
-        salt_list = []
-        hash_list = []
-        offset = start * width
-        for account_id in account_ids[start:stop]:
-            raw = account_id.encode() if isinstance(account_id, str) else b""
-            if (
-                not raw
-                or len(raw) > MAX_ACCOUNT_ID_BYTES
-                or not (raw.isascii() or unicodedata.is_normalized("NFC", account_id))
-            ):
-                account_id_bytes(account_id)
-            state = inner.copy()
-            state.update(salt_prefix + raw)
-            keyed = outer.copy()
+    inner_copy = inner.copy
+    outer_copy = outer.copy
+    data = memoryview(messages.data)
+    for start in range(low, high, CHUNK_NODES):
+        stop = min(start + CHUNK_NODES, high)
+        bounds = messages.offsets[start : stop + 1].tolist()
+        digests: list[bytes] = []
+        append = digests.append
+        for begin, end in itertools.pairwise(bounds):
+            state = inner_copy()
+            state.update(data[begin:end])
+            keyed = outer_copy()
             keyed.update(state.digest())
-            salt = keyed.digest()
-            salt_list.append(salt)
-            hash_list.append(
-                sha256(
-                    leaf_prefix
-                    + salt
-                    + len(raw).to_bytes(2, "big")
-                    + raw
-                    + amounts[offset : offset + width]
-                ).digest()
-            )
-            offset += width
-        salts[start:stop] = np.frombuffer(b"".join(salt_list), dtype=np.uint8).reshape(
+            append(keyed.digest())
+        salts[start:stop] = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, HASH_BYTES)
+        for position, column in deferred:
+            encoded = b"".join(map(_AMOUNT_BYTES, column[start:stop]))
+            words[start:stop, 2 * position : 2 * position + 2] = np.frombuffer(
+                encoded, dtype=">u8"
+            ).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class _LeafInputs:
+    """What a leaf's hash is made of, and the leaf order (ascending salt) to write it in."""
+
+    messages: _SaltMessages
+    amount_bytes: Bytes2D
+    salts: Bytes2D
+    order: npt.NDArray[np.intp]
+
+
+def _write_leaves(inputs: _LeafInputs, level: Bytes2D, low: int, high: int) -> None:
+    """Write the leaf records ``hash || amounts`` of leaf positions ``low..high`` into ``level``.
+
+    Each batch's leaf bodies are laid out back to back in one buffer by numpy (SPEC-merkle
+    *Liability leaves*), so each hash is one ``sha256`` call over a slice of it.
+    """
+    sha256 = hashlib.sha256
+    message_bytes = np.frombuffer(inputs.messages.data, dtype=np.uint8)
+    offsets = inputs.messages.offsets
+    same_length = inputs.messages.same_length()
+    for start in range(low, high, CHUNK_NODES):
+        stop = min(start + CHUNK_NODES, high)
+        rows = inputs.order[start:stop]
+        amounts = np.take(inputs.amount_bytes, rows, axis=0)
+        salts = np.take(inputs.salts, rows, axis=0)
+        if same_length:
+            body, begins, ends = _uniform_bodies(message_bytes, same_length, rows, salts, amounts)
+        else:
+            body, begins, ends = _varying_bodies(message_bytes, offsets, rows, salts, amounts)
+        flat = body.reshape(-1).data
+        digests = b"".join(
+            [
+                sha256(flat[begin:end]).digest()
+                for begin, end in zip(begins.tolist(), ends.tolist(), strict=True)
+            ]
+        )
+        level[start:stop, :HASH_BYTES] = np.frombuffer(digests, dtype=np.uint8).reshape(
             -1, HASH_BYTES
         )
-        hashes[start:stop] = np.frombuffer(b"".join(hash_list), dtype=np.uint8).reshape(
-            -1, HASH_BYTES
-        )
-    return salts, hashes
+        level[start:stop, HASH_BYTES:] = amounts
+
+
+def _uniform_bodies(
+    message_bytes: npt.NDArray[np.uint8],
+    message_length: int,
+    rows: npt.NDArray[np.intp],
+    salts: Bytes2D,
+    amounts: Bytes2D,
+) -> tuple[Bytes2D, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Lay out ``v || leaf tag || salt || u16 len || id || amounts`` when every id has one length."""
+    id_length = message_length - 2
+    size = 2 + HASH_BYTES + 2 + id_length + amounts.shape[1]
+    body = np.empty((len(rows), size), dtype=np.uint8)
+    body[:, :2] = np.frombuffer(domain_prefix(_TAG.leaf), dtype=np.uint8)
+    body[:, 2:34] = salts
+    body[:, 34:36] = np.frombuffer(id_length.to_bytes(2, "big"), dtype=np.uint8)
+    messages = message_bytes.reshape(-1, message_length)
+    body[:, 36 : 36 + id_length] = np.take(messages, rows, axis=0)[:, 2:]
+    body[:, 36 + id_length :] = amounts
+    begins = np.arange(0, len(rows) * size, size, dtype=np.int64)
+    return body, begins, begins + size
+
+
+def _varying_bodies(
+    message_bytes: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.intp],
+    salts: Bytes2D,
+    amounts: Bytes2D,
+) -> tuple[Bytes2D, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Lay out the same leaf bodies back to back when the ids' lengths differ."""
+    message_starts = offsets[rows]
+    id_lengths = offsets[rows + 1] - message_starts - 2
+    sizes = 2 + HASH_BYTES + 2 + id_lengths + amounts.shape[1]
+    ends = np.cumsum(sizes)
+    begins = ends - sizes
+    body = np.empty(int(ends[-1]), dtype=np.uint8)
+    body[begins] = FORMAT_VERSION
+    body[begins + 1] = _TAG.leaf
+    body[(begins + 2)[:, None] + np.arange(HASH_BYTES)] = salts
+    body[begins + 34] = id_lengths >> 8
+    body[begins + 35] = id_lengths & 0xFF
+    within = np.arange(int(id_lengths.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(id_lengths) - id_lengths, id_lengths
+    )
+    body[np.repeat(begins + 36, id_lengths) + within] = message_bytes[
+        np.repeat(message_starts + 2, id_lengths) + within
+    ]
+    body[(begins + 36 + id_lengths)[:, None] + np.arange(amounts.shape[1])] = amounts
+    return body.reshape(1, -1), begins, ends
 
 
 def _salt_order(
@@ -452,28 +697,97 @@ def _salt_order(
     return order, first
 
 
-def _hash_up(
-    assets: tuple[str, ...], leaves: Bytes2D, count: int
-) -> tuple[TreeRoot, list[Bytes2D]]:
-    """Hash every level above the leaf level (``count`` real records) and return the root."""
-    levels = [leaves]
+def _allocate_levels(count: int, width: int, *, shared: bool) -> list[Bytes2D]:
+    """Return one array per level, each with a spare row for its padding node where needed."""
+    rows = []
     real = count
-    while real > 1:
-        if real % 2:
-            _write_padding(levels[-1][real])
-        levels.append(_parent_level(levels[-1], len(assets)))
+    while True:
+        rows.append(real + (real % 2 if real > 1 else 0))
+        if real <= 1:
+            break
         real = (real + 1) // 2
+    arena = shared_array((sum(rows), width), shared=shared)
+    levels = []
+    offset = 0
+    for size in rows:
+        levels.append(arena[offset : offset + size])
+        offset += size
+    return levels
+
+
+def _hash_tree(
+    assets: tuple[str, ...],
+    levels: list[Bytes2D],
+    count: int,
+    processes: int,
+    write_leaves: Callable[[int, int], None] | None,
+) -> TreeRoot:
+    """Hash every level (the leaves first if ``write_leaves``) and return the root.
+
+    The workers each take consecutive subtrees below the top :data:`PARENT_TOP_LEVELS`
+    levels (their leaves and every node under them); the parent then hashes those top levels.
+    """
+    asset_count = len(assets)
+    depth = tree_depth(count)
+    split = max(depth - PARENT_TOP_LEVELS, 0)
+    subtrees = level_size(count, split) if count else 0
+    run_tasks(
+        [
+            partial(_hash_subtrees, levels, count, asset_count, split, low, high, write_leaves)
+            for low, high in _split(subtrees, processes)
+        ]
+    )
+    _hash_levels(levels, count, asset_count, split, depth, 0, 1)
     top = levels[-1][0] if count else None
-    root = TreeRoot(
+    return TreeRoot(
         kind=TreeKind.LIABILITIES,
         assets=assets,
         leaf_count=count,
         node_hash=top[:HASH_BYTES].tobytes()
         if top is not None
         else empty_hash(TreeKind.LIABILITIES),
-        sums=_record_sums(top, len(assets)) if top is not None else (0,) * len(assets),
+        sums=_record_sums(top, asset_count) if top is not None else (0,) * asset_count,
     )
-    return root, levels
+
+
+def _hash_subtrees(
+    levels: list[Bytes2D],
+    count: int,
+    asset_count: int,
+    split: int,
+    low: int,
+    high: int,
+    write_leaves: Callable[[int, int], None] | None,
+) -> None:
+    """Hash the subtrees under nodes ``low..high`` of level ``split``, leaves included."""
+    if write_leaves is not None:
+        write_leaves(low << split, min(high << split, count))
+    _hash_levels(levels, count, asset_count, 0, split, low, high)
+
+
+def _hash_levels(
+    levels: list[Bytes2D],
+    count: int,
+    asset_count: int,
+    lower: int,
+    upper: int,
+    low: int,
+    high: int,
+) -> None:
+    """Hash levels ``lower + 1..upper`` under nodes ``low..high`` of level ``upper``.
+
+    A level whose real node count is odd gets its padding node from whoever hashes its end.
+    """
+    for level in range(lower, upper):
+        real = level_size(count, level)
+        child_low = low << (upper - level)
+        child_high = min(high << (upper - level), real)
+        if child_high == real and real % 2 and real > 1:
+            _write_padding(levels[level][real])
+            child_high += 1
+        _parent_range(
+            levels[level], levels[level + 1], asset_count, child_low // 2, child_high // 2
+        )
 
 
 def _write_padding(record: Bytes2D) -> None:
@@ -482,39 +796,42 @@ def _write_padding(record: Bytes2D) -> None:
     record[HASH_BYTES:] = 0
 
 
-def _parent_level(child: Bytes2D, asset_count: int) -> Bytes2D:
-    """Hash the parent level of an even-length level: sums with carries, then node hashes.
+def _parent_range(child: Bytes2D, parent: Bytes2D, asset_count: int, low: int, high: int) -> None:
+    """Write parents ``low..high`` from children ``2 low..2 high``: sums with carries, then hashes.
 
-    The parent gets one spare row for its padding node when it has an odd count above one.
+    Each batch of child pairs is copied behind the node prefix in a scratch buffer, so each
+    node hash is one ``sha256`` call over a slice of it.
     """
-    pairs = len(child) // 2
+    if high <= low:
+        return
     width = child.shape[1]
-    parent = np.empty((pairs + (pairs % 2 if pairs > 1 else 0), width), dtype=np.uint8)
-    words = child.view(">u8")
-    parent_words = parent[:pairs].view(">u8")
+    words = child[2 * low : 2 * high].view(">u8")
+    parent_words = parent[low:high].view(">u8")
     for position in range(asset_count):
         high_column = HASH_BYTES // 8 + 2 * position
         left_low = words[0::2, high_column + 1].astype(np.uint64)
-        low = left_low + words[1::2, high_column + 1].astype(np.uint64)
-        carry = (low < left_low).astype(np.uint64)
+        low_limb = left_low + words[1::2, high_column + 1].astype(np.uint64)
+        carry = (low_limb < left_low).astype(np.uint64)
         parent_words[:, high_column] = words[0::2, high_column] + words[1::2, high_column] + carry
-        parent_words[:, high_column + 1] = low
-    flat = child.reshape(-1).data
-    prefix = domain_prefix(_TAG.node)
+        parent_words[:, high_column + 1] = low_limb
+    pairs = child[2 * low : 2 * high].reshape(high - low, 2 * width)
+    step = 2 + 2 * width
+    scratch = np.empty((min(CHUNK_NODES, high - low), step), dtype=np.uint8)
+    scratch[:, :2] = np.frombuffer(domain_prefix(_TAG.node), dtype=np.uint8)
+    flat = scratch.reshape(-1).data
     sha256 = hashlib.sha256
-    step = 2 * width
-    for start in range(0, pairs, CHUNK_NODES):
-        stop = min(start + CHUNK_NODES, pairs)
+    for start in range(0, high - low, CHUNK_NODES):
+        stop = min(start + CHUNK_NODES, high - low)
+        scratch[: stop - start, 2:] = pairs[start:stop]
         digests = b"".join(
             [
-                sha256(prefix + flat[offset : offset + step]).digest()
-                for offset in range(start * step, stop * step, step)
+                sha256(flat[offset : offset + step]).digest()
+                for offset in range(0, (stop - start) * step, step)
             ]
         )
-        parent[start:stop, :HASH_BYTES] = np.frombuffer(digests, dtype=np.uint8).reshape(
-            -1, HASH_BYTES
-        )
-    return parent
+        parent[low + start : low + stop, :HASH_BYTES] = np.frombuffer(
+            digests, dtype=np.uint8
+        ).reshape(-1, HASH_BYTES)
 
 
 def _record_sums(record: Bytes2D, asset_count: int) -> tuple[int, ...]:

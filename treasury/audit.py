@@ -83,6 +83,8 @@ class AuditKind(enum.StrEnum):
     BROADCAST = "spend.broadcast"
     RECONCILIATION = "reconciliation.result"
     REGISTRY_PUBLISHER = "attestation.registry_publisher"
+    TRANSLATION = "data.translation"
+    CUSTODY_HEALTH_CHECK = "custody.health_check"
 
 
 # --- Model ------------------------------------------------------------------------------------

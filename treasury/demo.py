@@ -1,7 +1,9 @@
 """``make demo``: the whole story on fresh local devnets, printed step by step.
 
 It runs on embedded defaults (a SQLite database in a fresh folder under ``var/demo/``), prints
-what happened, checks the books and the audit log at the end, and leaves no node behind. Every
+what happened, checks the books and the audit log at the end, says how to look at what it made,
+and leaves no node behind. ``treasury demo --serve`` instead keeps the devnets, the officers'
+console and the site running with spends waiting for approval (``treasury.story.explore``). Every
 approval is a statement signed with an officer's key file, and each spend shows whose signatures
 the custody signer itself verified before it signed.
 """
@@ -12,17 +14,18 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from custody.authority import SignedStatement, VerifiedAuthorization
 from custody.devnet import DevnetStack, find_binaries, install_signal_handlers
+from reporting.site import PublishedSite
 from treasury import audit, ledger
-from treasury.authority.statements import human_summary
+from treasury.authority.statements import coin_units, human_summary
 from treasury.authority.store import statements_for
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalView, SpendPosting
 from treasury.story import SATS_PER_BTC, WEI_PER_ETH, Reserve
+from treasury.story.explore import explore
 from treasury.story.proofs import TRUST_FILE_NAME
 
 Echo = Callable[[str], None]
@@ -41,11 +44,24 @@ SUMMARY_LINE_MAX_CHARS = 110
 ABRIDGED_MARK = " ... "
 
 
-def run_demo(echo: Echo) -> None:
-    """Run the story: ceremonies, vaults, deposits, a spend on each chain, an attestation."""
+def _forever() -> None:
+    """Wait until interrupted (Ctrl-C raises ``KeyboardInterrupt``; SIGTERM stops the nodes)."""
+    while True:
+        time.sleep(3600)
+
+
+def run_demo(
+    echo: Echo,
+    *,
+    serve: bool = False,
+    until: Callable[[], None] = _forever,
+    root: Path = DEMO_ROOT,
+) -> None:
+    """Run the story: ceremonies, vaults, deposits, a spend on each chain, an attestation;
+    with ``serve``, then leave it running to explore until ``until`` returns."""
     started = time.monotonic()
     install_signal_handlers()
-    workdir = DEMO_ROOT / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    workdir = root / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     echo(f"== National reserve demo; everything it writes is in {workdir}")
     echo("== 1. Devnets")
     binaries = find_binaries(install=True, log=echo)
@@ -61,12 +77,19 @@ def run_demo(echo: Echo) -> None:
             )
         pids = [pid for node in (stack.bitcoin, stack.reserve, stack.services) if (pid := node.pid)]
         reserve = Reserve(workdir, stack.bitcoin, stack.reserve)
-        _story(reserve, stack, echo)
+        site = _story(reserve, stack, echo)
+        echo(f"== Story told in {time.monotonic() - started:.1f} s")
+        if serve:
+            try:
+                explore(reserve, site, echo, until=until)
+            except KeyboardInterrupt:
+                echo("== Stopping")
         reserve.engine.dispose()
-    echo(f"== Done in {time.monotonic() - started:.1f} s; {_exited(pids)}")
+    echo(f"== Done; {_exited(pids)}")
+    _how_to_look(reserve, site, echo, served=serve)
 
 
-def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
+def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
     echo("== 2. Key ceremonies: each institution's seed split 2-of-3 (SLIP-39) among its officers")
     reserve.hold_ceremonies(echo)
     echo("== 3. Vaults: 2-of-3 across the three institutions on both chains")
@@ -126,6 +149,13 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
         f"(also: treasury proofs issue {account} --attestation 1)"
     )
     echo("== 10. The parliament site (static, no network needed, Kyrgyz / Russian / English)")
+    echo("   key health checks: each institution's holders show their shares still recombine")
+    reserve.check_key_health(echo)
+    translated = reserve.translate()
+    echo(
+        f"   {translated} records' names entered in Kyrgyz and Russian by the treasury admin "
+        "(treasury translations list), so the data reads in each language too"
+    )
     site = reserve.publish(stack.services)
     echo(
         f"   {site.attestations} attestation(s), {site.spends} spend(s) published to {site.folder}"
@@ -139,13 +169,28 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> None:
         f"== Books: trial balance {'zero per asset' if balanced else 'UNBALANCED'}; audit log "
         f"{'intact' if verdict.ok else 'BROKEN'} ({head.sequence} events, head {head.hash[:16]}...)"
     )
+    return site
+
+
+def _how_to_look(reserve: Reserve, site: PublishedSite, echo: Echo, *, served: bool) -> None:
+    """What a newcomer can open or run next, with the exact paths of this run."""
+    echo("== Look at what it made")
+    echo(f"   the parliament site: open {site.entry.resolve()} (or: treasury serve {site.folder})")
+    echo("   the books, with the CLI (the nodes have stopped; reading needs none):")
+    echo(f"     export TREASURY_DATABASE_URL=sqlite:///{reserve.database_path.resolve()}")
+    echo("     treasury ledger balances; treasury ledger entries; treasury audit verify")
+    if not served:
+        echo(
+            "   the officers' console with spends waiting for you: make demo-serve "
+            "(treasury demo --serve), which prints a login for each officer"
+        )
 
 
 def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) -> ProposalView:
     wf = reserve.workflow()
     view = reserve.propose_and_approve(wf, asset, amount, payee)
     echo(
-        f"   proposal {view.id}: {_amount(asset, amount)} to {payee}; approved by "
+        f"   proposal {view.id}: {coin_units(asset, amount)} to {payee}; approved by "
         f"{', '.join(sorted(a.institution for a in view.approvals))} for tx {view.tx_hash}"
     )
     with reserve.sessions() as session:
@@ -209,13 +254,6 @@ def _approvers(authorization: VerifiedAuthorization) -> str:
     if len(people) < 2:
         return "".join(people)
     return f"{', '.join(people[:-1])} and {people[-1]}"
-
-
-def _amount(asset: str, base_units: int) -> str:
-    """Exact base units with the whole-coin value beside them (display only)."""
-    unit, decimals = {"BTC": ("sat", 8), "ETH": ("wei", 18)}[asset]
-    whole = Decimal(base_units).scaleb(-decimals).normalize()
-    return f"{base_units} {unit} ({whole:f} {asset})"
 
 
 def _exited(pids: list[int]) -> str:

@@ -28,6 +28,8 @@ MODEL_MODULES = (
     "treasury.authority.tables",
     "treasury.authority.passkeys",
     "treasury.reconcile.break_glass",
+    "treasury.translations",
+    "treasury.custody_health",
 )
 """Every module that declares tables (on ``custody.schema.CustodyBase`` or ``treasury.db.Base``)."""
 

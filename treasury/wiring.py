@@ -13,6 +13,13 @@ broadcast and track the same transactions whichever interface they use. The edge
 * Bitcoin fees: ``TREASURY_BTC_FEE_RATE_SAT_VB`` (default 2) and ``TREASURY_BTC_MAX_FEE_SATS``
   (default 50000); confirmations: ``TREASURY_CONFIRMATIONS_BTC`` / ``_ETH`` (default 1).
 
+Tokens: an ERC-20 the reconciler tracks on the Safe's chain (``treasury.reconcile.track_token``)
+is spent from that Safe under its ledger code ``ERC20:<EIP-55 contract>`` (``token_registry``);
+``resolve_asset`` also accepts the token's registered symbol (``KGST``). The Safe's signer is
+given the tracked tokens that have code on the chain as its registry (``SigningPolicy``); that
+table only narrows what may be signed, since a token transfer is still signed only when a quorum
+of the officers' statements names its contract, recipient and amount.
+
 An asset whose vault or node is missing simply has no spender: proposing and approving still
 work, and preparing, signing or broadcasting it raises ``NotConfiguredError`` saying what to set.
 Spends book into the reconciler's own accounts (``treasury.reconcile.accounts``), so a spend
@@ -25,6 +32,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from eth_utils.address import is_address, to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,9 +42,11 @@ from custody.ethereum import EthChain, SafeVaults, SigningPolicy
 from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.relayer import node_gas_payer
 from custody.ethereum.rpc import EvmRPC
+from custody.ethereum.signer import ERC20_ASSET_PREFIX
 from custody.exceptions import CustodyError
 from custody.records import VaultRecord
 from treasury.officers import institution_by_code, list_institutions
+from treasury.policy import ReconciliationFacts
 from treasury.proposals import (
     ChainSpender,
     LedgerSpendHook,
@@ -46,6 +56,7 @@ from treasury.proposals import (
 )
 from treasury.reconcile import ReconcileGate, btc_scope, eth_scope
 from treasury.reconcile.accounts import approved_outflows_account, fees_account, holdings_account
+from treasury.reconcile.records import TrackedTokenRow
 from treasury.settings import (
     BTC_VAULT_ENV,
     ETH_RELAYER_ENV,
@@ -60,7 +71,8 @@ from treasury.workflow_exceptions import NotConfiguredError
 BTC = "BTC"
 ETH = "ETH"
 SPENDABLE_ASSETS = (BTC, ETH)
-"""Assets the CLI and API can move: bitcoin from a vault, ether from a Safe."""
+"""The native assets the CLI and API can move: bitcoin from a vault, ether from a Safe. Tokens
+tracked on the Safe's chain are spendable too (``spendable_assets``)."""
 
 
 # --- Gas payer ----------------------------------------------------------------------------------
@@ -137,10 +149,81 @@ def safe_vault(session: Session, settings: Settings) -> SafeRef:
     return SafeRef(name, next(row.chain_id for row in rows if row.name == name))
 
 
+# --- Tokens -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredToken:
+    """An ERC-20 the treasury holds in its Safe: ledger code, contract, symbol and decimals."""
+
+    code: str
+    """``ERC20:<EIP-55 contract>``: the asset code of proposals, ledger and statements."""
+    address: str
+    symbol: str
+    decimals: int
+
+
+def token_code(address: str) -> str:
+    """The asset code of the token at ``address`` (checksummed, as ledger and statements name it)."""
+    return ERC20_ASSET_PREFIX + to_checksum_address(address)
+
+
+def token_registry(session: Session, chain_id: int) -> dict[str, RegisteredToken]:
+    """Asset code -> token, for every token the reconciler tracks on chain ``chain_id``."""
+    rows = session.scalars(
+        select(TrackedTokenRow)
+        .where(TrackedTokenRow.chain_id == chain_id)
+        .order_by(TrackedTokenRow.id)
+    ).all()
+    tokens = (
+        RegisteredToken(
+            token_code(row.address), to_checksum_address(row.address), row.symbol, row.decimals
+        )
+        for row in rows
+    )
+    return {token.code: token for token in tokens}
+
+
+def _safe_tokens(session: Session, settings: Settings) -> dict[str, RegisteredToken]:
+    """The tokens of the configured Safe's chain (none while no Safe is chosen)."""
+    try:
+        safe = safe_vault(session, settings)
+    except NotConfiguredError:
+        return {}
+    return token_registry(session, safe.chain_id)
+
+
+def spendable_assets(session: Session, settings: Settings) -> tuple[str, ...]:
+    """BTC, ETH and the asset code of every token tracked on the configured Safe's chain."""
+    return (*SPENDABLE_ASSETS, *_safe_tokens(session, settings))
+
+
+def resolve_asset(session: Session, text: str, settings: Settings) -> str:
+    """The asset code an officer means: ``BTC``, ``ETH``, ``ERC20:<contract>`` in any letter
+    case (checksummed here), or a tracked token's symbol (``KGST``). Anything else is returned
+    as given, for the policy to refuse with its reason."""
+    if text in SPENDABLE_ASSETS:
+        return text
+    if text.upper().startswith(ERC20_ASSET_PREFIX):
+        address = text[len(ERC20_ASSET_PREFIX) :]
+        if is_address(address):
+            return token_code(address)
+        return text
+    found = [t.code for t in _safe_tokens(session, settings).values() if t.symbol == text]
+    if len(found) > 1:
+        raise NotConfiguredError(
+            f"The symbol {text!r} names {len(found)} tracked tokens ({', '.join(found)}); "
+            "name the token by its code ERC20:<contract>."
+        )
+    return found[0] if found else text
+
+
 def _no_spender(asset: str) -> NotConfiguredError:
     return NotConfiguredError(
         f"No chain spender exists for {asset}; the CLI and API spend "
-        f"{' and '.join(SPENDABLE_ASSETS)} only."
+        f"{' and '.join(SPENDABLE_ASSETS)}, and the tokens tracked on the Safe's chain as "
+        f"{ERC20_ASSET_PREFIX}<contract> (tokens the reconciler tracks; an untracked contract "
+        "cannot be spent)."
     )
 
 
@@ -148,13 +231,17 @@ def vault_of(session: Session, asset: str, settings: Settings) -> str:
     """The name of the vault that pays spends of ``asset``."""
     if asset == BTC:
         return btc_vault_name(session, settings)
-    if asset == ETH:
+    if asset == ETH or asset in _safe_tokens(session, settings):
         return safe_vault(session, settings).name
     raise _no_spender(asset)
 
 
 def spend_accounts(session: Session, settings: Settings) -> dict[str, SpendAccounts]:
-    """Ledger accounts per spendable asset whose vault is known (the reconciler's own codes)."""
+    """Ledger accounts per spendable asset whose vault is known (the reconciler's own codes).
+
+    A token's spends move its own asset's accounts (holdings of the Safe in ``ERC20:<contract>``);
+    the Safe's gas is the relayer's, so no fee is booked in the token.
+    """
     accounts: dict[str, SpendAccounts] = {}
     scopes: dict[str, str] = {}
     # An asset whose vault is not chosen gets no accounts; its spender says what to configure.
@@ -163,6 +250,8 @@ def spend_accounts(session: Session, settings: Settings) -> dict[str, SpendAccou
     with contextlib.suppress(NotConfiguredError):
         safe = safe_vault(session, settings)
         scopes[ETH] = eth_scope(safe.chain_id, safe.name)
+        for code in token_registry(session, safe.chain_id):
+            scopes[code] = scopes[ETH]
     for asset, scope in scopes.items():
         accounts[asset] = SpendAccounts(
             holdings=holdings_account(scope, asset),
@@ -170,6 +259,29 @@ def spend_accounts(session: Session, settings: Settings) -> dict[str, SpendAccou
             fees=fees_account(asset),
         )
     return accounts
+
+
+class TokenReconcileGate:
+    """The reconciler's gate for proposals that name a token by its code.
+
+    The reconciler records a token's results under its symbol (``ResultRow.gate_asset``), while
+    proposals, the policy and statements name it ``ERC20:<contract>``; this asks the reconciler's
+    gate under the symbol of the tracked token with that contract, and anything else as given.
+    """
+
+    def __init__(self, gate: ReconcileGate | None = None) -> None:
+        self._gate = gate or ReconcileGate()
+
+    def latest(self, session: Session, asset: str) -> ReconciliationFacts | None:
+        name = asset
+        if asset.startswith(ERC20_ASSET_PREFIX):
+            rows = session.scalars(select(TrackedTokenRow)).all()
+            symbols = {
+                r.symbol for r in rows if is_address(r.address) and token_code(r.address) == asset
+            }
+            if len(symbols) == 1:
+                name = symbols.pop()
+        return self._gate.latest(session, name)
 
 
 # --- Institutions -------------------------------------------------------------------------------
@@ -218,10 +330,31 @@ def _bitcoin_spender(sessions: sessionmaker[Session], settings: Settings) -> Bit
     )
 
 
-def _safe_spender(sessions: sessionmaker[Session], settings: Settings) -> SafeSpender:
+def _registry_on_chain(chain: EthChain, tokens: Mapping[str, RegisteredToken]) -> SigningPolicy:
+    """The signer's token registry: the tracked tokens that are contracts on ``chain``.
+
+    A tracked address without code (a typo, another chain's token) could only ever be a
+    transfer into the void, so it is left out and the signer refuses calls to it.
+    """
+    live = [
+        t.address
+        for t in tokens.values()
+        if chain.rpc.call("eth_getCode", t.address, "latest") not in (None, "0x")
+    ]
+    return SigningPolicy(frozenset(live))
+
+
+def _safe_spender(
+    sessions: sessionmaker[Session], settings: Settings, asset: str = ETH
+) -> SafeSpender:
+    """The Safe's spender of ether, or of the tracked token whose code is ``asset``."""
     with sessions() as session:
         safe = safe_vault(session, settings)
         institutions = custody_institutions(session)
+        tokens = token_registry(session, safe.chain_id)
+    token = tokens.get(asset)
+    if asset != ETH and token is None:
+        raise _no_spender(asset)
     try:
         chain = EthChain(EvmRPC(settings.reserve_rpc_url()))
         if chain.chain_id != safe.chain_id:
@@ -231,15 +364,22 @@ def _safe_spender(sessions: sessionmaker[Session], settings: Settings) -> SafeSp
                 "at the Safe's chain."
             )
         relayer = eth_relayer(chain, settings)
+        policy = _registry_on_chain(chain, tokens)
     except (CustodyError, NodeNotConfiguredError) as exc:
-        raise NotConfiguredError(f"Spends of {ETH} need the reserve's EVM node. {exc}") from None
+        raise NotConfiguredError(f"Spends of {asset} need the reserve's EVM node. {exc}") from None
+    if token is not None and token.address not in policy.allowed_tokens:
+        raise NotConfiguredError(
+            f"The tracked token {token.symbol} ({token.code}) has no contract code on chain "
+            f"{chain.chain_id}; it cannot be spent from the Safe."
+        )
     return SafeSpender(
         SafeVaults(chain, sessions),
         safe.name,
         institutions,
         sessions=sessions,
         relayer=relayer,
-        policy=SigningPolicy(),
+        token=None if token is None else token.address,
+        policy=policy,
     )
 
 
@@ -247,8 +387,8 @@ def spender_for(sessions: sessionmaker[Session], asset: str, settings: Settings)
     """The chain spender of ``asset``; ``NotConfiguredError`` says what to set when there is none."""
     if asset == BTC:
         return _bitcoin_spender(sessions, settings)
-    if asset == ETH:
-        return _safe_spender(sessions, settings)
+    if asset == ETH or asset.startswith(ERC20_ASSET_PREFIX):
+        return _safe_spender(sessions, settings, asset)
     raise _no_spender(asset)
 
 
@@ -266,7 +406,7 @@ def spender_for_proposal(
         with sessions() as session:
             configured = vault_of(session, view.asset, settings)
         if prepared_from != configured:
-            env = BTC_VAULT_ENV if view.asset == BTC else SAFE_VAULT_ENV
+            env = BTC_VAULT_ENV if view.asset == BTC else SAFE_VAULT_ENV  # tokens: the Safe
             raise NotConfiguredError(
                 f"Proposal {view.id}'s transaction spends from vault {prepared_from!r}, but the "
                 f"configured {view.asset} vault is {configured!r}; set {env}={prepared_from}."
@@ -286,7 +426,9 @@ def spender_setup(sessions: sessionmaker[Session], settings: Settings) -> Spende
     """Try every spendable asset; a missing vault or node leaves that asset out, with the reason."""
     spenders: dict[str, ChainSpender] = {}
     problems: dict[str, str] = {}
-    for asset in SPENDABLE_ASSETS:
+    with sessions() as session:
+        assets = spendable_assets(session, settings)
+    for asset in assets:
         try:
             spenders[asset] = spender_for(sessions, asset, settings)
         except NotConfiguredError as exc:
@@ -315,25 +457,31 @@ def configured_workflow(
         sessions,
         LedgerSpendHook(accounts, clock=clock),
         clock=clock,
-        reconciliation=ReconcileGate(),
+        reconciliation=TokenReconcileGate(),
         confirmations_required=settings.spends.confirmations_required(),
     )
 
 
 __all__ = [
     "SPENDABLE_ASSETS",
+    "RegisteredToken",
     "SafeRef",
     "SpenderSetup",
+    "TokenReconcileGate",
     "btc_vault_name",
     "configured_spenders",
     "configured_workflow",
     "custody_institutions",
     "eth_relayer",
     "institution_transcript",
+    "resolve_asset",
     "safe_vault",
     "spend_accounts",
+    "spendable_assets",
     "spender_for",
     "spender_for_proposal",
     "spender_setup",
+    "token_code",
+    "token_registry",
     "vault_of",
 ]

@@ -29,7 +29,8 @@ from embit import compact
 from embit.base import EmbitError
 from embit.ec import PublicKey, Signature
 from embit.psbt import PSBT, InputScope, OutputScope
-from embit.transaction import SIGHASH
+from embit.script import p2pkh_from_p2wpkh
+from embit.transaction import SIGHASH, Transaction
 
 from custody.authority.errors import StatementMismatchError
 from custody.authority.gate import (
@@ -43,7 +44,9 @@ from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
 from custody.authority.statement import BITCOIN_CHAIN_PREFIX
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy
 from custody.bitcoin.descriptor import Branch, VaultDescriptor
+from custody.bitcoin.multisig_signing import sign_multisig_inputs
 from custody.bitcoin.psbt import estimate_vsize, parse_psbt, unsigned_txid
+from custody.bitcoin.sighash import Bip143Sighasher, double_sha256
 from custody.clock import Clock, utc_now
 from custody.exceptions import (
     AbsurdFeeError,
@@ -55,6 +58,9 @@ from custody.exceptions import (
 from custody.keys import SigningKeys
 
 log = logging.getLogger(__name__)
+
+COMPACT_SIZE_ONE_BYTE_LIMIT = 0xFD
+"""A CompactSize below this is its own single byte; from it on, a marker and 2, 4 or 8 bytes."""
 
 
 @dataclass(frozen=True)
@@ -78,13 +84,45 @@ def _outpoint(inp: InputScope) -> str:
     return f"{inp.txid.hex()}:{inp.vout}"
 
 
+def _compact_size(n: int) -> bytes:
+    return bytes((n,)) if n < COMPACT_SIZE_ONE_BYTE_LIMIT else bytes(compact.to_bytes(n))
+
+
+def transaction_id(tx: Transaction) -> bytes:
+    """``tx``'s txid (display byte order, as embit's ``txid()``): dSHA256 of its serialisation
+    without witnesses, written in one ``join``.
+
+    bitcoind puts the whole previous transaction of every input in a PSBT it funds; when the
+    coins come from one large transaction (a batched payout), each input carries all of it, and
+    embit's ``txid()``, which serialises output by output through streams, costs more than
+    everything else the signer checks. The bytes are the same; the unit tests hold them to
+    embit's on generated transactions.
+    """
+    parts = [int(tx.version).to_bytes(4, "little"), _compact_size(len(tx.vin))]
+    for vin in tx.vin:
+        script_sig = bytes(vin.script_sig.data)
+        parts += (
+            bytes(reversed(vin.txid)),
+            int(vin.vout).to_bytes(4, "little"),
+            _compact_size(len(script_sig)),
+            script_sig,
+            int(vin.sequence).to_bytes(4, "little"),
+        )
+    parts.append(_compact_size(len(tx.vout)))
+    for out in tx.vout:
+        script = bytes(out.script_pubkey.data)
+        parts += (int(out.value).to_bytes(8, "little"), _compact_size(len(script)), script)
+    parts.append(int(tx.locktime).to_bytes(4, "little"))
+    return bytes(reversed(double_sha256(b"".join(parts))))
+
+
 def _check_input(position: int, inp: InputScope, vault: VaultDescriptor) -> None:
     where = f"Input {position} ({_outpoint(inp)})"
     if inp.witness_utxo is None:
         raise ForeignInputError(f"{where} carries no witness UTXO; a vault coin always has one.")
     if inp.non_witness_utxo is not None:
         previous = inp.non_witness_utxo
-        if previous.txid() != inp.txid or inp.vout >= len(previous.vout):
+        if transaction_id(previous) != inp.txid or inp.vout >= len(previous.vout):
             raise ForeignInputError(
                 f"{where} comes with a previous transaction that is not its own."
             )
@@ -264,17 +302,26 @@ def break_glass_marks(psbt: PSBT) -> dict[str, str]:
 def signed_fingerprints(unsigned: PSBT, signed: PSBT) -> frozenset[str]:
     """The cosigner fingerprints with a VALID SIGHASH_ALL signature on every input of ``unsigned``.
 
-    Each partial signature in ``signed`` is verified against ``unsigned``'s own sighash (not the
-    other PSBT's), so a signature on another transaction, or bytes that only look like one, count
-    for nothing. A fingerprint counts only if its key signed every input.
+    Each partial signature in ``signed`` is verified against ``unsigned``'s own BIP-143 digest
+    (not the other PSBT's), so a signature on another transaction, or bytes that only look like
+    one, count for nothing. A fingerprint counts only if its key signed every input. The digests
+    come from one ``Bip143Sighasher`` (the transaction hashed once), with the script code embit's
+    ``PSBT.sighash`` uses for a segwit v0 input; a taproot input, never a vault coin, or one
+    without its witness UTXO makes every fingerprint count for nothing.
     """
     if len(signed.inputs) != len(unsigned.inputs):
         return frozenset()
+    sighasher = Bip143Sighasher.from_transaction(unsigned.tx)
     per_input: list[set[str]] = []
     for index, (mine, theirs) in enumerate(zip(unsigned.inputs, signed.inputs, strict=True)):
-        if mine.witness_utxo is None:
+        if mine.witness_utxo is None or mine.witness_utxo.script_pubkey.script_type() == "p2tr":
             return frozenset()
-        digest = unsigned.sighash(index, sighash=SIGHASH.ALL)
+        script_code = mine.witness_script or mine.redeem_script or mine.witness_utxo.script_pubkey
+        if script_code.script_type() == "p2wpkh":
+            script_code = p2pkh_from_p2wpkh(script_code)
+        digest = sighasher.digest(
+            index, bytes(script_code.data), int(mine.witness_utxo.value), SIGHASH.ALL
+        )
         valid: set[str] = set()
         for pub, raw in theirs.partial_sigs.items():
             derivation = mine.bip32_derivations.get(pub)
@@ -291,6 +338,44 @@ def _verifies(pub: PublicKey, der: bytes, digest: bytes) -> bool:
         return bool(pub.verify(Signature.parse(der), digest))
     except (EmbitError, ValueError):  # malformed bytes are simply not a signature
         return False
+
+
+@dataclass(frozen=True)
+class _SerializedTransaction:
+    """A previous transaction reduced to its serialisation: what embit's ``InputScope.write_to``
+    asks of ``non_witness_utxo`` (``serialize()``), nothing else."""
+
+    raw: bytes
+
+    def serialize(self) -> bytes:
+        return self.raw
+
+
+def encode_psbt(psbt: PSBT) -> str:
+    """``psbt.to_string()``, byte for byte, with each distinct previous transaction serialised once.
+
+    When every input carries the same large previous transaction (coins of one batched payout),
+    embit would serialise it again for each input. Here equal ones (same txid and witnesses, so
+    the same bytes) are serialised once and their bytes stand in for them while embit writes the
+    PSBT; the inputs get their own objects back afterwards, also if writing fails.
+    """
+    originals = [inp.non_witness_utxo for inp in psbt.inputs]
+    serialized: dict[tuple[bytes, tuple[bytes, ...]], _SerializedTransaction] = {}
+    try:
+        for inp, previous in zip(psbt.inputs, originals, strict=True):
+            if previous is None:
+                continue
+            key = (
+                transaction_id(previous),
+                tuple(bytes(vin.witness.serialize()) for vin in previous.vin),
+            )
+            if key not in serialized:
+                serialized[key] = _SerializedTransaction(bytes(previous.serialize()))
+            inp.non_witness_utxo = serialized[key]
+        return str(psbt.to_string())
+    finally:
+        for inp, previous in zip(psbt.inputs, originals, strict=True):
+            inp.non_witness_utxo = previous
 
 
 @dataclass(frozen=True)
@@ -321,6 +406,9 @@ def cosign_psbt(
     The order: the PSBT against the vault and the approval (``check_psbt``), the key against the
     vault's cosigners, then the authority, and only then the signatures. Any failure raises
     before anything is signed.
+
+    The signatures are made by ``sign_multisig_inputs`` (linear in the input count; the same bytes
+    as embit's ``PSBT.sign_with``), which refuses any input that is not P2WSH multisig SIGHASH_ALL.
 
     ``authority`` is required. ``AuthorityEvidence`` is checked against the spend decoded from
     the PSBT (``check_before_signing`` with this seed's root and ``clock()``); the result names
@@ -364,7 +452,7 @@ def cosign_psbt(
             "The signer needs the officers' AuthorityEvidence or an explicit BreakGlass, not "
             f"{type(authority).__name__}."
         )
-    signatures = psbt.sign_with(keys.bitcoin_root)
+    signatures = sign_multisig_inputs(psbt, keys.bitcoin_root)
     if signatures != len(psbt.inputs):
         raise NotACosignerError(
             f"The key with fingerprint {fingerprint} could sign only {signatures} of "
@@ -380,7 +468,7 @@ def cosign_psbt(
         checked.input_count,
         checked.fee_sats,
     )
-    return SignedPsbt(str(psbt.to_string()), checked, authorization, break_glass)
+    return SignedPsbt(encode_psbt(psbt), checked, authorization, break_glass)
 
 
 def sign_psbt(

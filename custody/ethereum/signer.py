@@ -43,14 +43,13 @@ from custody.authority.gate import (
 from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
 from custody.authority.statement import EVM_CHAIN_PREFIX
 from custody.clock import Clock, utc_now
-from custody.ethereum.erc20 import TRANSFER_SELECTOR, decode_transfer
+from custody.ethereum.erc20 import TokenNotInRegistryError, decode_token_call
 from custody.ethereum.safe_signature import OwnerSignature, sign_safe_tx_hash
 from custody.ethereum.safe_tx import ZERO_ADDRESS, Operation, SafeTx, checksum_address
 from custody.exceptions import (
     ApprovalMismatchError,
     DelegateCallRefusedError,
     NotAnOwnerError,
-    UnknownContractError,
     UnsupportedActionError,
 )
 from custody.keys import signing_keys
@@ -104,10 +103,17 @@ Action = EtherTransfer | TokenTransfer | OwnerSwap
 
 @dataclass(frozen=True)
 class SigningPolicy:
-    """What a signer may sign beyond plain ether transfers and its own Safe's owner swaps."""
+    """What a signer may sign beyond plain ether transfers and its own Safe's owner swaps.
+
+    The token registry is handed in as data by whoever builds the signer (the treasury's wiring
+    passes the tokens it tracks on the Safe's chain), never looked up by the signer itself. It
+    only narrows what may be signed: a registered token's transfer is still signed only when a
+    quorum of the officers' statements names that contract (asset ``ERC20:<contract>``),
+    recipient and amount.
+    """
 
     allowed_tokens: frozenset[str] = frozenset()
-    """ERC-20 contracts whose ``transfer(to, amount)`` may be signed."""
+    """The token registry: ERC-20 contracts whose ``transfer(to, amount)`` may be signed."""
 
     def __post_init__(self) -> None:
         normalised = frozenset(checksum_address(a, "allowed_tokens") for a in self.allowed_tokens)
@@ -159,18 +165,11 @@ def decode_action(safe_tx: SafeTx, policy: SigningPolicy) -> Action:
             )
         return swap
     if safe_tx.to not in policy.allowed_tokens:
-        raise UnknownContractError(
-            f"The SafeTx field 'to' is {safe_tx.to}, a call with data to a contract that is not on "
-            "the signer's token allowlist; add it explicitly if it is a token you hold."
+        raise TokenNotInRegistryError(
+            f"The SafeTx field 'to' is {safe_tx.to}, a call with data to a contract that is not "
+            "in the signer's token registry; only transfer calls to a registered token are signed."
         )
-    transfer = decode_transfer(safe_tx.data)
-    if transfer is None or safe_tx.value != 0:
-        selector = "0x" + safe_tx.data[:4].hex()
-        raise UnsupportedActionError(
-            f"The SafeTx calls token {safe_tx.to} with selector {selector} and value "
-            f"{safe_tx.value}; only transfer(to, amount) (selector 0x{TRANSFER_SELECTOR.hex()}) "
-            "with zero value is signed."
-        )
+    transfer = decode_token_call(safe_tx.to, safe_tx.value, safe_tx.data)
     return TokenTransfer(token=safe_tx.to, to=transfer[0], amount=transfer[1])
 
 

@@ -3,11 +3,17 @@
 Both trees prove inclusion the same way (SPEC-merkle.md, *Inclusion proofs*), so the format and
 the fold that checks a leaf record against a root live once, here; the holdings tree and the
 liability tree only supply the leaf record.
+
+The fold works on records as bytes (``hash || sums``), the form they are hashed in, with a
+record's sums kept as one integer of ``A`` 128-bit lanes; a lane overflow shows as a carry
+across a lane boundary. ``verify_liability_proof_bytes`` checks a serialised proof straight from
+its bytes, without building a ``Sibling`` per level, for auditors checking many proofs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +34,8 @@ from reporting.merkle.encoding import (
     TreeKind,
     domain_prefix,
     empty_hash,
+    encode_sums,
     level_size,
-    node_hash,
     record_width,
     tree_depth,
 )
@@ -42,6 +48,18 @@ from reporting.merkle.json_fields import (
 )
 from reporting.merkle.liability_leaf import LiabilityLeaf
 from reporting.merkle.root import TreeRoot
+
+_PROOF_KINDS = {domain_prefix(tags.proof): kind for kind, tags in TAGS.items()}
+"""Each tree's two-byte proof prefix, and the tree it names."""
+
+_NODE_PREFIXES = {kind: domain_prefix(tags.node) for kind, tags in TAGS.items()}
+"""Each tree's node-hash prefix ``v || node tag``, computed once rather than per level."""
+
+_EMPTY_HASHES = {kind: empty_hash(kind) for kind in TreeKind}
+"""Each tree's padding-node hash."""
+
+_LANE_BITS = 8 * SUM_WIDTH_BYTES
+"""Bits of one asset's sum inside a record's packed sums."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +102,9 @@ class InclusionProof:
     @classmethod
     def from_bytes(cls, data: bytes, asset_count: int) -> InclusionProof:
         """Parse :meth:`to_bytes` output for a tree of ``asset_count`` assets (0 for holdings)."""
-        kinds = {domain_prefix(tags.proof): kind for kind, tags in TAGS.items()}
-        if len(data) < 11 or data[:2] not in kinds:
+        if len(data) < 11 or data[:2] not in _PROOF_KINDS:
             raise ProofFormatError("The proof bytes do not start with a v1 proof prefix.")
-        kind = kinds[data[:2]]
+        kind = _PROOF_KINDS[data[:2]]
         if kind is TreeKind.HOLDINGS and asset_count:
             raise ProofFormatError("A holdings proof carries no sums; parse it with asset_count=0.")
         width = record_width(asset_count)
@@ -153,29 +170,91 @@ def verify_path(
     Raises a :class:`~reporting.exceptions.VerificationError` subclass naming the first check
     that failed; returns ``None`` when the leaf is in the tree the root describes.
     """
+    _check_shape(root, proof.kind, proof.leaf_index, len(proof.siblings), root_digest)
+    record = leaf_record[0] + encode_sums(leaf_record[1], root.assets)
+    _fold(root, record, proof.leaf_index, _sibling_records(root.assets, proof.siblings))
+
+
+def verify_liability_proof(
+    root: TreeRoot, leaf: LiabilityLeaf, proof: InclusionProof, *, root_digest: bytes | None = None
+) -> None:
+    """Check an account's leaf is in the liability tree of ``root`` (raises if it is not)."""
+    _check_liability_leaf(root, leaf)
+    verify_path(root, (leaf.leaf_hash(), leaf.amounts), proof, root_digest=root_digest)
+
+
+def verify_liability_proof_bytes(
+    root: TreeRoot, leaf: LiabilityLeaf, proof_bytes: bytes, *, root_digest: bytes | None = None
+) -> None:
+    """Check an account's leaf against a serialised proof (:meth:`InclusionProof.to_bytes`).
+
+    The same checks, in the same order and with the same errors, as parsing the proof and
+    calling :func:`verify_liability_proof`, but each sibling record is hashed as the bytes it
+    arrives in; sums read from 16 bytes are within ``[0, 2**128 - 1]`` by construction.
+    """
+    _check_liability_leaf(root, leaf)
+    width = record_width(len(root.assets))
+    if len(proof_bytes) < 11 or proof_bytes[:2] not in _PROOF_KINDS:
+        raise ProofFormatError("The proof bytes do not start with a v1 proof prefix.")
+    depth = proof_bytes[10]
+    if len(proof_bytes) != 11 + depth * width:
+        raise ProofFormatError(
+            f"The proof bytes are {len(proof_bytes)} long; {depth} siblings of {width} bytes need {11 + depth * width}."
+        )
+    leaf_index = int.from_bytes(proof_bytes[2:10], "big")
+    _check_shape(root, _PROOF_KINDS[proof_bytes[:2]], leaf_index, depth, root_digest)
+    record = leaf.leaf_hash() + encode_sums(leaf.amounts, root.assets)
+    siblings = [
+        proof_bytes[offset : offset + width] for offset in range(11, len(proof_bytes), width)
+    ]
+    _fold(root, record, leaf_index, siblings)
+
+
+def _check_liability_leaf(root: TreeRoot, leaf: LiabilityLeaf) -> None:
+    """Refuse a liability leaf checked against another tree, or with the wrong amount count."""
+    if root.kind is not TreeKind.LIABILITIES:
+        raise ProofInvalidError("A liability leaf can only be checked against a liabilities root.")
+    if len(leaf.amounts) != len(root.assets):
+        raise LeafError(
+            f"Account {leaf.account_id!r} has {len(leaf.amounts)} amounts but the root's assets {list(root.assets)} need {len(root.assets)}."
+        )
+
+
+def _check_shape(
+    root: TreeRoot,
+    kind: TreeKind,
+    leaf_index: int,
+    sibling_count: int,
+    root_digest: bytes | None,
+) -> None:
+    """Check the anchored digest (R-ROOT-1), the tree (R-TREE-1), index (R-TREE-6), depth (R-TREE-5)."""
     if root_digest is not None and root.digest() != root_digest:
         raise RootMismatchError(
             f"Root digest mismatch: the root's fields hash to {root.digest().hex()} but the anchored digest is {root_digest.hex()}."
         )
-    if proof.kind is not root.kind:
+    if kind is not root.kind:
         raise ProofInvalidError(
-            f"A {proof.kind.value} proof cannot be checked against a {root.kind.value} root."
+            f"A {kind.value} proof cannot be checked against a {root.kind.value} root."
         )
     count = root.leaf_count
-    if not 0 <= proof.leaf_index < count:
+    if not 0 <= leaf_index < count:
         raise ProofInvalidError(
-            f"The leaf index {proof.leaf_index} is outside the tree of {count} leaves."
+            f"The leaf index {leaf_index} is outside the tree of {count} leaves."
         )
     depth = tree_depth(count)
-    if len(proof.siblings) != depth:
+    if sibling_count != depth:
         raise ProofInvalidError(
-            f"The proof has {len(proof.siblings)} siblings but a tree of {count} leaves needs {depth}."
+            f"The proof has {sibling_count} siblings but a tree of {count} leaves needs {depth}."
         )
-    assets = root.assets
-    padding = (empty_hash(root.kind), (0,) * len(assets))
-    current = leaf_record
-    position = proof.leaf_index
-    for level, sibling in enumerate(proof.siblings):
+
+
+def _sibling_records(assets: tuple[str, ...], siblings: Iterable[Sibling]) -> Iterator[bytes]:
+    """Yield each sibling's record, refusing a wrong sum count or a sum outside 128 bits (R-TREE-4).
+
+    A generator, so each level's sums are checked when the fold reaches that level, and the
+    first fault met going up the path is the one reported.
+    """
+    for level, sibling in enumerate(siblings):
         if len(sibling.sums) != len(assets):
             raise ProofInvalidError(
                 f"The sibling at level {level} has {len(sibling.sums)} sums but the root has {len(assets)} assets."
@@ -189,42 +268,74 @@ def verify_path(
                 raise ProofInvalidError(
                     f"The sibling sum of asset {asset} at level {level} exceeds 128 bits."
                 )
-        if (
-            position ^ 1 >= level_size(count, level)
-            and (sibling.node_hash, sibling.sums) != padding
-        ):
+        yield sibling.node_hash + b"".join(
+            total.to_bytes(SUM_WIDTH_BYTES, "big") for total in sibling.sums
+        )
+
+
+def _fold(root: TreeRoot, record: bytes, leaf_index: int, siblings: Iterable[bytes]) -> None:
+    """Hash ``record`` up the sibling records (R-TREE-2, -3, -4) and compare with the root.
+
+    A record's sums are read as one integer whose 128-bit lanes are the assets' sums, so a
+    level adds them in one addition; a lane that overflows carries into the next lane's lowest
+    bit, which the carry mask catches, or (the first asset's lane) past the record's width,
+    which ``to_bytes`` refuses.
+    """
+    kind = root.kind
+    asset_count = len(root.assets)
+    sums_width = SUM_WIDTH_BYTES * asset_count
+    lane_edges = sum(1 << (_LANE_BITS * lane) for lane in range(1, asset_count))
+    prefix = _NODE_PREFIXES[kind]
+    padding = _EMPTY_HASHES[kind] + bytes(sums_width)
+    last = root.leaf_count - 1
+    sha256 = hashlib.sha256
+    sums = int.from_bytes(record[HASH_BYTES:], "big")
+    position = leaf_index
+    for level, sibling in enumerate(siblings):
+        if position ^ 1 > last and sibling != padding:
             raise ProofInvalidError(
-                f"The sibling at level {level} must be the empty padding node, because that level has only {level_size(count, level)} nodes."
+                f"The sibling at level {level} must be the empty padding node, because that level has only {level_size(root.leaf_count, level)} nodes."
             )
-        pair = (current, (sibling.node_hash, sibling.sums))
-        left, right = pair if position % 2 == 0 else pair[::-1]
-        sums = tuple(a + b for a, b in zip(left[1], right[1], strict=True))
-        for asset, total in zip(assets, sums, strict=True):
-            if total > MAX_AMOUNT_BASE_UNITS:
-                raise ProofInvalidError(
-                    f"The sum of asset {asset} at level {level + 1} exceeds 128 bits."
-                )
-        current = (node_hash(root.kind, assets, left, right), sums)
+        sibling_sums = int.from_bytes(sibling[HASH_BYTES:], "big")
+        total = sums + sibling_sums
+        if lane_edges and (total ^ sums ^ sibling_sums) & lane_edges:
+            _raise_overflow(root.assets, sums, sibling_sums, level)
+        try:
+            encoded = total.to_bytes(sums_width, "big")
+        except OverflowError:
+            _raise_overflow(root.assets, sums, sibling_sums, level)
+            raise
+        preimage = prefix + sibling + record if position & 1 else prefix + record + sibling
+        record = sha256(preimage).digest() + encoded
+        sums = total
         position >>= 1
-    if current[0] != root.node_hash:
+        last >>= 1
+    if record[:HASH_BYTES] != root.node_hash:
         raise RootMismatchError(
-            f"Root hash mismatch: leaf {proof.leaf_index}'s proof leads to {current[0].hex()} but the root's node hash is {root.node_hash.hex()}."
+            f"Root hash mismatch: leaf {leaf_index}'s proof leads to {record[:HASH_BYTES].hex()} but the root's node hash is {root.node_hash.hex()}."
         )
-    for asset, stated, added in zip(assets, root.sums, current[1], strict=True):
-        if stated != added:
+    added = _lanes(sums, asset_count)
+    for asset, stated, total in zip(root.assets, root.sums, added, strict=True):
+        if stated != total:
             raise TotalsMismatchError(
-                f"The totals do not add up: the root states {stated} of asset {asset} but its children add up to {added}."
+                f"The totals do not add up: the root states {stated} of asset {asset} but its children add up to {total}."
             )
 
 
-def verify_liability_proof(
-    root: TreeRoot, leaf: LiabilityLeaf, proof: InclusionProof, *, root_digest: bytes | None = None
-) -> None:
-    """Check an account's leaf is in the liability tree of ``root`` (raises if it is not)."""
-    if root.kind is not TreeKind.LIABILITIES:
-        raise ProofInvalidError("A liability leaf can only be checked against a liabilities root.")
-    if len(leaf.amounts) != len(root.assets):
-        raise LeafError(
-            f"Account {leaf.account_id!r} has {len(leaf.amounts)} amounts but the root's assets {list(root.assets)} need {len(root.assets)}."
-        )
-    verify_path(root, (leaf.leaf_hash(), leaf.amounts), proof, root_digest=root_digest)
+def _lanes(packed: int, asset_count: int) -> tuple[int, ...]:
+    """Split packed sums into one integer per asset, first asset first."""
+    mask = MAX_AMOUNT_BASE_UNITS
+    return tuple(
+        (packed >> (_LANE_BITS * (asset_count - 1 - lane))) & mask for lane in range(asset_count)
+    )
+
+
+def _raise_overflow(assets: tuple[str, ...], left: int, right: int, level: int) -> None:
+    """Name the first asset whose sum overflows 128 bits at ``level + 1``."""
+    for asset, one, other in zip(
+        assets, _lanes(left, len(assets)), _lanes(right, len(assets)), strict=True
+    ):
+        if one + other > MAX_AMOUNT_BASE_UNITS:
+            raise ProofInvalidError(
+                f"The sum of asset {asset} at level {level + 1} exceeds 128 bits."
+            )

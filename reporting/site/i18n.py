@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from markupsafe import Markup, escape
 
 from reporting.site.errors import CatalogueError
 
@@ -21,6 +24,24 @@ LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 
 LANGUAGES = ("ky", "ru", "en")
 """Published languages, in the order the switcher lists them (the state language first)."""
+
+
+PLURAL_FORMS = ("one", "few", "many", "other")
+"""The suffixes of a counted message (``history.days.one`` …); every catalogue has all four."""
+
+
+def plural_form(code: str, count: int) -> str:
+    """The CLDR plural category of a whole ``count`` in language ``code``."""
+    n = abs(count)
+    if code == "ru":
+        if n % 10 == 1 and n % 100 != 11:
+            return "one"
+        if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+            return "few"
+        return "many"
+    if code == "en":
+        return "one" if n == 1 else "other"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,21 @@ class Catalogue:
 
     def text(self, key: str, **params: Any) -> str:
         """The message ``key``, with ``{name}`` fields filled from ``params``."""
+        return self._template(key, params).format(**params)
+
+    def fields(self, key: str) -> set[str]:
+        """The ``{name}`` fields message ``key`` takes."""
+        return {
+            name for _, name, _, _ in string.Formatter().parse(self._template(key, None)) if name
+        }
+
+    def markup(self, key: str, **params: Any) -> Markup:
+        """The message ``key`` as HTML: its own text escaped, each field escaped unless it is
+        already ``Markup`` (a name in ``<code>``, a marked untranslated string)."""
+        return escape(self._template(key, params)).format(**params)
+
+    def _template(self, key: str, params: Mapping[str, Any] | None) -> str:
+        """The message ``key``, refused if ``params`` (unless None) are not exactly its fields."""
         try:
             template = self.messages[key]
         except KeyError:
@@ -39,11 +75,22 @@ class Catalogue:
                 f"The {self.code} catalogue has no message {key!r}; add it to every catalogue."
             ) from None
         fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
-        if fields != set(params):
+        if params is not None and fields != set(params):
             raise CatalogueError(
                 f"The {self.code} message {key!r} takes the fields {sorted(fields)}, not {sorted(params)}."
             )
-        return template.format(**params)
+        return template
+
+    def has(self, key: str) -> bool:
+        """Whether the catalogue names ``key`` (for data keyed by code: a chain, an institution)."""
+        return key in self.messages
+
+    def plural(self, key: str, count: int, **params: Any) -> str:
+        """The message ``key.<form>`` for ``count`` by this language's plural rule, with
+        ``{count}`` filled in (Russian has three forms after a number, English two, Kyrgyz one)."""
+        return self.text(
+            f"{key}.{plural_form(self.code, count)}", count=self.integer(count), **params
+        )
 
     def integer(self, value: int) -> str:
         """An integer with this language's thousands separator."""

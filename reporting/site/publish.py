@@ -10,9 +10,13 @@ a failure leaves the previous site as it was.
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 import json
+import re
 import shutil
+import tarfile
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import reserve_verifier
 from embit.networks import NETWORKS
 from embit.script import Script
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -32,8 +37,12 @@ from reserve_verifier import CheckStatus
 from reporting.site import charts
 from reporting.site.errors import SiteError
 from reporting.site.i18n import LANGUAGES, Catalogue, load_catalogues
+from reporting.site.localise import Localiser
 from reporting.site.sources import (
+    MOVEMENT_FIELDS,
+    ExecutedSpend,
     PublishedBundle,
+    SpendState,
     TreasuryRecords,
     assets_of,
 )
@@ -47,6 +56,55 @@ PAGES = ("index", "history", "spends", "verify", "data", "howto")
 
 MARKER_FILE = ".national-reserve-site"
 """Left in every published folder; ``publish`` only ever replaces a folder that carries it."""
+
+VERIFIER_SOURCE_DIR = Path(reserve_verifier.__file__).resolve().parents[1]
+"""The verifier's source folder (``verifier/``: its ``pyproject.toml`` beside the package), when
+the site is published from a source tree; its files are published as a small archive."""
+VERIFIER_ARCHIVE = "reserve-verifier-source.tar.gz"
+"""The archive's name in ``data/``: unpacks to ``verifier/``, installed with ``pip install ./verifier``."""
+VERIFIER_ARCHIVE_FILES = ("pyproject.toml", "README.md")
+"""Top-level files of ``verifier/`` the archive carries, besides the package's own files."""
+
+
+@dataclass(frozen=True)
+class SourceArchive:
+    """The verifier's source as published: the archive's bytes and their SHA-256."""
+
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def size_kib(self) -> int:
+        return -(-len(self.data) // 1024)
+
+
+def verifier_archive(source: Path = VERIFIER_SOURCE_DIR) -> SourceArchive | None:
+    """The verifier's source files as a reproducible ``.tar.gz`` (same files, same bytes), or
+    None if the verifier is installed without its source folder beside it."""
+    package = source / "reserve_verifier"
+    if not (source / "pyproject.toml").is_file() or not package.is_dir():
+        return None
+    files = [source / name for name in VERIFIER_ARCHIVE_FILES if (source / name).is_file()]
+    files += sorted(
+        path
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for path in files:
+            info = tarfile.TarInfo("verifier/" + path.relative_to(source).as_posix())
+            data = path.read_bytes()
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return SourceArchive(buffer.getvalue())
+
 
 BITCOIN_NETWORKS = {"main": "main", "mainnet": "main", "bitcoin": "main", "test": "test",
                     "testnet": "test", "regtest": "regtest", "signet": "signet"}  # fmt: skip
@@ -116,7 +174,9 @@ def _address(script_hex: str, network: str) -> str:
         return script_hex
 
 
-def _reserve_addresses(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _reserve_addresses(
+    body: Mapping[str, Any], chain_name: Callable[[str], str]
+) -> list[dict[str, Any]]:
     """Every address holding reserves at the snapshot, with its amount per asset."""
     bitcoin = body["snapshot"]["bitcoin"]
     totals: dict[str, int] = {}
@@ -124,15 +184,15 @@ def _reserve_addresses(body: Mapping[str, Any]) -> list[dict[str, Any]]:
         address = _address(utxo["script_pubkey"], bitcoin["network"])
         totals[address] = totals.get(address, 0) + int(utxo["amount"])
     rows: list[dict[str, Any]] = [
-        {"chain": f"Bitcoin ({bitcoin['network']})", "address": address, "asset": "BTC",
-         "amount": amount}
+        {"chain": chain_name(f"bitcoin:{bitcoin['network']}"), "address": address,
+         "asset": "BTC", "amount": amount}
         for address, amount in sorted(totals.items())
     ]  # fmt: skip
     for snapshot in body["snapshot"]["evm"]:
         for balance in snapshot["balances"]:
             rows.append(
                 {
-                    "chain": f"EVM {snapshot['chain_id']}",
+                    "chain": chain_name(f"evm:{snapshot['chain_id']}"),
                     "address": balance["safe_address"],
                     "asset": balance["asset"],
                     "amount": int(balance["amount"]),
@@ -166,6 +226,7 @@ class _Pages:
         records: TreasuryRecords,
         published_at: datetime,
         proofs_api_url: str | None = None,
+        archive: SourceArchive | None = None,
     ) -> None:
         self.env = env
         self.proofs_api_url = proofs_api_url
@@ -173,28 +234,41 @@ class _Pages:
         self.bundles = bundles
         self.records = records
         self.published_at = published_at
+        self.archive = archive
         self.assets = assets_of(bundles)
         self.symbols = registry_symbols(bundles)
+        self.local = Localiser(catalogue, records)
 
     def amount(self, asset: str, value: int | str) -> str:
         """An amount in whole units with its asset code (base units if the scale is unknown)."""
-        decimals = self.records.decimals.get(asset)
+        decimals = self.decimals(asset)
         text = self.t.amount(int(value), decimals)
         if decimals is None:
             return f"{text} {self.t.text('unit.base_units', asset=asset)}"
         return f"{text}\u00a0{self.asset_label(asset)}"
 
+    def decimals(self, asset: str) -> int | None:
+        """Base units per whole unit: the export's, else the signed registry's."""
+        if asset in self.records.decimals:
+            return self.records.decimals[asset]
+        entry = self.bundles[-1].bundle.body.get("assets", {}).get(asset)
+        return None if entry is None else int(entry["decimals"])
+
     def asset_label(self, asset: str) -> str:
         """The registry's symbol of a long token code, else the code (shortened if long)."""
         return self.symbols.get(asset) or short_asset(asset)
+
+    def asset_chain(self, asset: str) -> str:
+        """The name of the chain ``asset`` is on (from the signed registry, else the export)."""
+        entry = self.bundles[-1].bundle.body.get("assets", {}).get(asset)
+        chain = entry.get("chain") if entry else self.records.asset_chains.get(asset)
+        return self.local.chain(chain) if chain else ""
 
     def when(self, moment: str | datetime | None) -> str:
         """A UTC time as ``YYYY-MM-DD HH:MM UTC``."""
         if moment is None:
             return "—"
-        if isinstance(moment, str):
-            moment = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return _moment(moment).strftime("%Y-%m-%d %H:%M UTC")
 
     def context(self, page: str) -> dict[str, Any]:
         latest = self.bundles[-1]
@@ -204,9 +278,13 @@ class _Pages:
             "pages": PAGES,
             "languages": LANGUAGES,
             "t": self.t.text,
+            "tm": self.t.markup,
+            "plural": self.t.plural,
             "num": self.t.integer,
             "amount": self.amount,
             "asset_label": self.asset_label,
+            "asset_chain": self.asset_chain,
+            "local": self.local,
             "when": self.when,
             "status_of": _status,
             "published_at": self.when(self.published_at),
@@ -214,6 +292,8 @@ class _Pages:
             "bundles": self.bundles,
             "assets": self.assets,
             "records": self.records,
+            "archive": self.archive,
+            "archive_name": VERIFIER_ARCHIVE,
         }
 
     def index(self) -> dict[str, Any]:
@@ -228,66 +308,86 @@ class _Pages:
                     "asset": asset,
                     "line": line,
                     "coverage": cover,
+                    "exact": ratio,
                     "ratio": None if ratio is None else _percent_text(ratio, self.t),
                 }
             )
+        owed = [row for row in rows if row["exact"] is not None]
+        lowest = min(owed, key=lambda row: row["exact"]) if owed else None
+        checks = latest.report.checks
+        auditor = next((c for c in checks if c.name == "signature auditor"), None)
+        as_of = _moment(body["as_of"])
         return {
             "rows": rows,
+            "lowest": lowest,
+            "all_covered": all(row["coverage"]["covered"] for row in rows),
+            "as_of_date": as_of.strftime("%Y-%m-%d"),
+            "age_days": (self.published_at.date() - as_of.date()).days,
+            "auditor_check": auditor,
             "body": body,
-            "addresses": _reserve_addresses(body),
-            "checks": latest.report.checks,
-            "counts": {s: sum(c.status is s for c in latest.report.checks) for s in CheckStatus},
+            "addresses": _reserve_addresses(body, self.local.chain),
+            "checks": [(check, self.local.check(check.name)) for check in checks],
+            "counts": {s: sum(c.status is s for c in checks) for s in CheckStatus},
             "CheckStatus": CheckStatus,
         }
 
     def history(self) -> dict[str, Any]:
         x_labels = tuple(
-            f"#{item.bundle.sequence} {item.bundle.body['as_of'][:10]}" for item in self.bundles
+            self.t.text("history.x_label", sequence=str(item.bundle.sequence))
+            + "\n"
+            + item.bundle.body["as_of"][:10]
+            for item in self.bundles
         )
         reserve_charts = []
         for asset in self.assets:
-            decimals = self.records.decimals.get(asset)
+            decimals = self.decimals(asset)
             scale = 10**decimals if decimals is not None else 1
-            holdings: list[Fraction | None] = []
-            available: list[Fraction | None] = []
-            owed: list[Fraction | None] = []
-            for item in self.bundles:
-                line = item.bundle.body["reconciliation"].get(asset)
-                for target, key in (
-                    (holdings, "chain_holdings"),
-                    (available, "available"),
-                    (owed, "liability_root_total"),
-                ):
-                    target.append(None if line is None else Fraction(int(line[key]), scale))
+            columns: dict[str, list[Fraction | None]] = {}
+            for key in ("chain_holdings", "available", "liability_root_total"):
+                values: list[Fraction | None] = []
+                for item in self.bundles:
+                    line = item.bundle.body["reconciliation"].get(asset)
+                    values.append(None if line is None else Fraction(int(line[key]), scale))
+                columns[key] = values
 
             def whole(value: Fraction, asset: str = asset, scale: int = scale) -> str:
                 return self.amount(asset, int(value * scale))
 
+            labels = {
+                "chain_holdings": self.t.text("figure.chain_holdings"),
+                "available": self.t.text("figure.available"),
+                "liability_root_total": self.t.text("figure.liabilities"),
+            }
+            series = []
+            seen: list[str] = []
+            for key, values in columns.items():
+                same = next((k for k in seen if columns[k] == values), None)
+                note = "" if same is None else self.t.text("history.same_as", other=labels[same])
+                series.append(charts.Series(labels[key], tuple(values), note))
+                seen.append(key)
+            label = self.asset_label(asset)
+            latest_held = columns["chain_holdings"][-1] or Fraction(0)
             chart = charts.Chart(
-                chart_id=f"chart-reserves-{asset.lower()}",
-                title=self.t.text("history.reserves_chart_title", asset=self.asset_label(asset)),
+                chart_id=f"chart-reserves-{_html_id(asset)}",
+                title=self.t.text("history.reserves_chart_title", asset=label),
                 description=self.t.text(
                     "history.reserves_chart_desc",
-                    asset=self.asset_label(asset),
+                    asset=label,
                     count=str(len(self.bundles)),
-                    latest=self.amount(asset, int((holdings[-1] or 0) * scale)),
+                    latest=self.amount(asset, int(latest_held * scale)),
                 ),
                 x_labels=x_labels,
-                series=(
-                    charts.Series(self.t.text("figure.chain_holdings"), tuple(holdings)),
-                    charts.Series(self.t.text("figure.available"), tuple(available)),
-                    charts.Series(self.t.text("figure.liabilities"), tuple(owed)),
-                ),
+                series=tuple(series),
                 y_format=whole,
             )
             reserve_charts.append({"asset": asset, "svg": charts.render(chart)})
         coverage_series = []
         for asset in self.assets:
-            values = []
+            ratios = []
             for item in self.bundles:
                 cover = item.bundle.body["coverage"].get(asset)
-                values.append(None if cover is None else _ratio(cover))
-            coverage_series.append(charts.Series(self.asset_label(asset), tuple(values)))
+                ratios.append(None if cover is None else _ratio(cover))
+            coverage_series.append(charts.Series(self.asset_label(asset), tuple(ratios)))
         coverage = charts.Chart(
             chart_id="chart-coverage",
             title=self.t.text("history.coverage_chart_title"),
@@ -297,6 +397,11 @@ class _Pages:
             y_format=lambda value: _percent_text(value, self.t),
             reference=Fraction(100),
             reference_label=self.t.text("history.full_coverage"),
+            tick_format=lambda value: (
+                self.t.percent(Decimal(value.numerator) / value.denominator)
+                if value.denominator != 1
+                else f"{self.t.integer(int(value))}\u00a0%"
+            ),
         )
         table = []
         for item in self.bundles:
@@ -323,6 +428,40 @@ class _Pages:
             "percent": lambda value: _percent_text(value, self.t),
         }
 
+    def spends(self) -> dict[str, Any]:
+        """Each asset's ledger sums beside the latest attestation's holdings, and what left."""
+        latest = self.bundles[-1].bundle.body["reconciliation"]
+        outflows: dict[str, dict[str, int]] = {}
+        for spend in self.records.spends:
+            sums = outflows.setdefault(spend.asset, {"confirmed": 0, "broadcast": 0, "fees": 0})
+            sums[spend.state.value] += spend.amount
+            sums["fees"] += spend.fee or 0
+        movements = [
+            {
+                "asset": asset,
+                "m": self.records.movements[asset],
+                "chain_holdings": None
+                if asset not in latest
+                else int(latest[asset]["chain_holdings"]),
+            }
+            for asset in sorted(self.records.movements, key=str.encode)
+        ]
+        return {
+            "decree_link": self.decree_link,
+            "movements": movements,
+            "movement_fields": MOVEMENT_FIELDS,
+            "outflows": sorted(outflows.items(), key=lambda item: item[0].encode()),
+            "SpendState": SpendState,
+        }
+
+    def decree_link(self, spend: ExecutedSpend) -> tuple[str, str] | None:
+        """(language, URL) of the decree's official text: in the page's language if the treasury
+        entered one, else in another language the site publishes (the state language first)."""
+        for code in (self.t.code, *LANGUAGES):
+            if code in spend.legal_basis_urls:
+                return code, spend.legal_basis_urls[code]
+        return None
+
     def verify(self) -> dict[str, Any]:
         data = [
             {
@@ -335,6 +474,15 @@ class _Pages:
             }
             for item in reversed(self.bundles)
         ]
+        units = {
+            asset: {
+                "decimals": self.decimals(asset),
+                "label": self.asset_label(asset),
+                "group": self.t.text("number.group"),
+                "point": self.t.text("number.decimal"),
+            }
+            for asset in self.assets
+        }
         messages = {
             key.removeprefix("js."): text
             for key, text in self.t.messages.items()
@@ -342,6 +490,7 @@ class _Pages:
         }
         return {
             "verifier_data": data,
+            "verifier_units": units,
             "verifier_messages": messages,
             "proofs_api": self.proofs_api_url,
             "proofs_api_host": urlsplit(self.proofs_api_url).netloc if self.proofs_api_url else "",
@@ -352,12 +501,26 @@ class _Pages:
         extras: Mapping[str, Callable[[], dict[str, Any]]] = {
             "index": self.index,
             "history": self.history,
+            "spends": self.spends,
             "verify": self.verify,
         }
         context = self.context(page)
         if page in extras:
             context.update(extras[page]())
         return self.env.get_template(f"{page}.html").render(context)
+
+
+def _html_id(asset: str) -> str:
+    """An asset code as the tail of an element id a CSS selector takes unescaped
+    (``ERC20:0xDc64…`` becomes ``erc20-0xdc64…``)."""
+    return re.sub(r"[^a-z0-9]+", "-", asset.lower()).strip("-")
+
+
+def _moment(moment: str | datetime) -> datetime:
+    """A bundle's ``YYYY-MM-DDTHH:MM:SSZ`` or a datetime, in UTC."""
+    if isinstance(moment, str):
+        moment = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def check_proofs_api_url(url: str | None) -> None:
@@ -513,11 +676,14 @@ def publish_site(
     out.parent.mkdir(parents=True, exist_ok=True)
     catalogues = load_catalogues()
     env = _environment()
+    archive = verifier_archive()
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         pages = []
         for code in LANGUAGES:
-            renderer = _Pages(env, catalogues[code], bundles, records, published_at, proofs_api_url)
+            renderer = _Pages(
+                env, catalogues[code], bundles, records, published_at, proofs_api_url, archive
+            )
             (staging / code).mkdir()
             for page in PAGES:
                 path = staging / code / f"{page}.html"
@@ -530,6 +696,8 @@ def publish_site(
         pages.append(out / "index.html")
         shutil.copytree(STATIC_DIR, staging / "static")
         _open_data(staging, bundles, records)
+        if archive is not None:
+            (staging / "data" / VERIFIER_ARCHIVE).write_bytes(archive.data)
         (staging / MARKER_FILE).write_text(
             f"published {published_at.isoformat()} by treasury publish\n", "utf-8"
         )

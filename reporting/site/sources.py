@@ -66,6 +66,50 @@ class PublishedBundle:
 
 
 @dataclass(frozen=True)
+class Named:
+    """A record's text as the officers entered it (``text``, in the export's original language)
+    with the translations they entered, by language code; ``code`` is what the record is keyed by
+    (an institution's code, a ledger account, a decree reference, an address)."""
+
+    code: str
+    text: str
+    translations: Mapping[str, str] = field(default_factory=dict)
+
+    def translated(self, language: str) -> str | None:
+        """The text entered for ``language``, if any."""
+        return self.translations.get(language)
+
+
+MOVEMENT_FIELDS = ("allocated", "spent", "fees", "unexplained", "held")
+"""The five ledger sums of one asset, in the order of the identity
+``allocated - spent - unexplained - fees = held`` (SPEC-export.md)."""
+
+
+@dataclass(frozen=True)
+class Movements:
+    """What the state ledger holds of one asset, and where the rest went, in base units:
+    ``allocated - spent - unexplained - fees = held`` (posted; ``pending_*`` for spends
+    broadcast but not yet confirmed)."""
+
+    asset: str
+    allocated: int
+    spent: int
+    fees: int
+    unexplained: int
+    held: int
+    pending_allocated: int = 0
+    pending_spent: int = 0
+    pending_fees: int = 0
+    pending_unexplained: int = 0
+    pending_held: int = 0
+
+    @property
+    def balances(self) -> bool:
+        """Whether the export's figures obey the identity (the page says so if they do not)."""
+        return self.allocated - self.spent - self.unexplained - self.fees == self.held
+
+
+@dataclass(frozen=True)
 class ExecutedSpend:
     """A spend that left the vault, with the decree it relied on and who approved it."""
 
@@ -81,6 +125,20 @@ class ExecutedSpend:
     """Names of the institutions whose standing approval of the executed transaction counted."""
     txid: str
     executed_at: datetime | None
+    approvers: tuple[Named, ...] = ()
+    """The approving institutions by code, with their names' translations (sorted by name)."""
+    purpose_translations: Mapping[str, str] = field(default_factory=dict)
+    legal_basis_translations: Mapping[str, str] = field(default_factory=dict)
+    legal_basis_urls: Mapping[str, str] = field(default_factory=dict)
+    """The decree's official text per language (https URLs), as the treasury entered them."""
+    fee: int | None = None
+    """The network fee booked for this spend, in base units (None: no ledger entry)."""
+    paid_from: Named | None = None
+    """The ledger account credited: the vault holdings the spend left."""
+    booked_to: Named | None = None
+    """The ledger account debited with the amount: the outflow (payments) account."""
+    payee: Named | None = None
+    """The allowlist's label of the destination, if the destination is allowlisted."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +152,31 @@ class FundAllocation:
     posted: int
     pending: int
     available: int
+    translations: Mapping[str, str] = field(default_factory=dict)
+
+
+class KeyHealthResult(StrEnum):
+    """The outcome of an institution's last key health check (SPEC-export.md ``key_health``)."""
+
+    OK = "ok"
+    MISMATCH = "mismatch"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True)
+class KeyHealth:
+    """One institution's key health: whether a quorum of its share holders recently proved
+    their shares still recombine to its recorded key, and when the next proof is due."""
+
+    institution: Named
+    """The institution by code (its name's translations from ``institutions``), or by the
+    ceremony's name when no registered institution bears it (``code`` is then ``""``)."""
+    last_check_at: datetime | None
+    last_result: KeyHealthResult | None
+    last_passed_at: datetime | None
+    due_at: datetime
+    overdue: bool
+    alarm: bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +186,17 @@ class TreasuryRecords:
     spends: tuple[ExecutedSpend, ...] = ()
     funds: tuple[FundAllocation, ...] = ()
     decimals: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_DECIMALS))
+    chains: Mapping[str, str] = field(default_factory=dict)
+    """Chain id (``bitcoin:regtest``, ``evm:31337``) to its English name from the export."""
+    asset_chains: Mapping[str, str] = field(default_factory=dict)
+    """Asset code to the id of the chain it is on."""
+    movements: Mapping[str, Movements] = field(default_factory=dict)
+    """Per asset: allocated, spent, fees, unexplained and held (absent in older exports)."""
+    original_language: str = "en"
+    """The language the officers entered names, titles and purposes in."""
+    key_health: tuple[KeyHealth, ...] = ()
+    """Per institution with a key ceremony, its share holders' last health check (absent in
+    older exports)."""
 
 
 def bundle_file_name(sequence: int) -> str:
@@ -185,6 +279,25 @@ class _Export:
             raise self.error(_field(where, key), "must be an array of strings")
         return tuple(value)
 
+    def translations(self, item: Mapping[str, Any], where: str) -> dict[str, str]:
+        """``translations``: language code to text; absent in exports written before it."""
+        value = item.get("translations", {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise self.error(
+                _field(where, "translations"), "must be an object of texts by language"
+            )
+        return {k: v for k, v in value.items() if v.strip()}
+
+    def named(self, item: Any, code_key: str, text_key: str, where: str) -> Named | None:
+        """An optional object naming a record (``paid_from``, ``payee``), or None."""
+        if item is None:
+            return None
+        found = self.mapping(item, where)
+        code = self.text(found, code_key, where) if code_key else ""
+        return Named(code, self.text(found, text_key, where), self.translations(found, where))
+
     def count(self, item: Mapping[str, Any], key: str, where: str) -> int:
         """A JSON integer from zero up (ids, decimals): never an amount."""
         value = item.get(key)
@@ -236,16 +349,45 @@ class _Export:
         if self.moment(root, "exported_at", "") is None:
             raise self.error("exported_at", "is missing")
         decimals = dict(DEFAULT_DECIMALS)
+        asset_chains = {}
         for where, item in self.array(root, "assets"):
-            decimals[self.text(item, "code", where)] = self.count(item, "decimals", where)
+            code = self.text(item, "code", where)
+            decimals[code] = self.count(item, "decimals", where)
+            chain = self.optional_text(item, "chain", where)
+            if chain is not None:
+                asset_chains[code] = chain
+        chains = (
+            {
+                self.text(item, "id", where): self.text(item, "name", where)
+                for where, item in self.array(root, "chains")
+            }
+            if "chains" in root
+            else {}
+        )
         names = {
-            self.text(item, "code", where): self.text(item, "name", where)
+            self.text(item, "code", where): Named(
+                self.text(item, "code", where),
+                self.text(item, "name", where),
+                self.translations(item, where),
+            )
             for where, item in self.array(root, "institutions")
         }
-        titles = {
-            self.text(item, "reference", where): self.text(item, "title", where)
-            for where, item in self.array(root, "legal_bases")
-        }
+        titles = {}
+        urls: dict[str, dict[str, str]] = {}
+        for where, item in self.array(root, "legal_bases"):
+            reference = self.text(item, "reference", where)
+            titles[reference] = Named(
+                reference, self.text(item, "title", where), self.translations(item, where)
+            )
+            links = item.get("text_urls", {})
+            if not isinstance(links, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v.startswith("https://")
+                for k, v in links.items()
+            ):
+                raise self.error(
+                    _field(where, "text_urls"), "must be an object of https:// URLs by language"
+                )
+            urls[reference] = dict(links)
         funds = tuple(
             FundAllocation(
                 account=self.text(item, "account", where),
@@ -255,20 +397,92 @@ class _Export:
                 posted=self.amount(item, "posted", where),
                 pending=self.amount(item, "pending", where),
                 available=self.amount(item, "available", where),
+                translations=self.translations(item, where),
             )
             for where, item in self.array(root, "funds")
         )
         spends = tuple(
-            self.spend(item, where, names, titles) for where, item in self.array(root, "spends")
+            self.spend(item, where, names, titles, urls)
+            for where, item in self.array(root, "spends")
         )
-        return TreasuryRecords(spends=spends, funds=funds, decimals=decimals)
+        original = root.get("original_language", "en")
+        if not isinstance(original, str):
+            raise self.error("original_language", "must be a language code")
+        return TreasuryRecords(
+            spends=spends,
+            funds=funds,
+            decimals=decimals,
+            chains=chains,
+            asset_chains=asset_chains,
+            movements=self.movements(root),
+            original_language=original,
+            key_health=self.key_health(root, names),
+        )
+
+    def flag(self, item: Mapping[str, Any], key: str, where: str) -> bool:
+        value = item.get(key)
+        if not isinstance(value, bool):
+            raise self.error(_field(where, key), "must be true or false")
+        return value
+
+    def key_health(
+        self, root: Mapping[str, Any], names: Mapping[str, Named]
+    ) -> tuple[KeyHealth, ...]:
+        """``key_health``: each institution's last share health check (optional)."""
+        if "key_health" not in root:
+            return ()
+        found = []
+        for where, item in self.array(root, "key_health"):
+            code = self.optional_text(item, "institution", where)
+            name = self.text(item, "name", where)
+            if code is not None and code not in names:
+                raise self.error(
+                    _field(where, "institution"),
+                    f"names the institution {code!r}, which institutions does not list",
+                )
+            due_at = self.moment(item, "due_at", where)
+            if due_at is None:
+                raise self.error(_field(where, "due_at"), "is missing")
+            result = item.get("last_result")
+            found.append(
+                KeyHealth(
+                    institution=names[code] if code is not None else Named("", name),
+                    last_check_at=self.moment(item, "last_check_at", where),
+                    last_result=None
+                    if result is None
+                    else self.choice(KeyHealthResult, item, "last_result", where),
+                    last_passed_at=self.moment(item, "last_passed_at", where),
+                    due_at=due_at,
+                    overdue=self.flag(item, "overdue", where),
+                    alarm=self.flag(item, "alarm", where),
+                )
+            )
+        return tuple(found)
+
+    def movements(self, root: Mapping[str, Any]) -> dict[str, Movements]:
+        """``movements``: per asset, the five posted sums and the same five pending."""
+        if "movements" not in root:
+            return {}
+        found = {}
+        for asset, value in self.mapping(root["movements"], "movements").items():
+            where = f"movements.{asset}"
+            item = self.mapping(value, where)
+            pending = self.mapping(item.get("pending"), f"{where}.pending")
+            posted = {key: self.amount(item, key, where) for key in MOVEMENT_FIELDS}
+            waiting = {
+                f"pending_{key}": self.amount(pending, key, f"{where}.pending")
+                for key in MOVEMENT_FIELDS
+            }
+            found[asset] = Movements(asset=asset, **posted, **waiting)
+        return found
 
     def spend(
         self,
         item: Mapping[str, Any],
         where: str,
-        names: Mapping[str, str],
-        titles: Mapping[str, str],
+        names: Mapping[str, Named],
+        titles: Mapping[str, Named],
+        urls: Mapping[str, Mapping[str, str]],
     ) -> ExecutedSpend:
         approvers = []
         for code in self.texts(item, "approved_by", where):
@@ -278,12 +492,14 @@ class _Export:
                     f"names the institution {code!r}, which institutions does not list",
                 )
             approvers.append(names[code])
+        by_name = sorted({a.code: a for a in approvers}.values(), key=lambda a: a.text)
         reference = self.text(item, "legal_basis", where)
         if reference and reference not in titles:
             raise self.error(
                 f"{where}.legal_basis",
                 f"names the legal basis {reference!r}, which legal_bases does not list",
             )
+        title = titles.get(reference)
         return ExecutedSpend(
             proposal_id=self.count(item, "proposal_id", where),
             state=self.choice(SpendState, item, "state", where),
@@ -292,10 +508,18 @@ class _Export:
             destination=self.text(item, "destination", where),
             purpose=self.text(item, "purpose", where),
             legal_basis=reference,
-            legal_basis_title=titles.get(reference, ""),
-            approving_institutions=tuple(dict.fromkeys(sorted(approvers))),
+            legal_basis_title="" if title is None else title.text,
+            approving_institutions=tuple(a.text for a in by_name),
             txid=self.optional_text(item, "txid", where) or "",
             executed_at=self.moment(item, "executed_at", where),
+            approvers=tuple(by_name),
+            purpose_translations=self.translations(item, where),
+            legal_basis_translations={} if title is None else title.translations,
+            legal_basis_urls=urls.get(reference, {}),
+            fee=None if item.get("fee") is None else self.amount(item, "fee", where),
+            paid_from=self.named(item.get("paid_from"), "account", "name", f"{where}.paid_from"),
+            booked_to=self.named(item.get("booked_to"), "account", "name", f"{where}.booked_to"),
+            payee=self.named(item.get("payee"), "", "label", f"{where}.payee"),
         )
 
 

@@ -4,6 +4,7 @@ the token), and logging out ends that session on the server."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +20,10 @@ from sqlalchemy import select
 from workflow_support import DECREE, DESTINATION, World, build_world
 
 from custody.devnet.process import free_port
+from reporting.site.i18n import LOCALES_DIR
 from treasury.api import create_app
 from treasury.api.console import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token
+from treasury.api.console_i18n import ConsoleCatalogueError, load_console_catalogues
 from treasury.officers import InstitutionRow
 from treasury.proposals import ApprovalRow, ProposalState, SpendProposalRow
 
@@ -247,3 +250,83 @@ def test_the_login_page_states_the_session_limits_and_fits_the_screen(
         )
         assert overflow <= 0
         page.screenshot(path=str(screenshots / f"console-login-{label}.png"), full_page=True)
+
+
+def _decisions_offered(html: str) -> set[str]:
+    """The decisions a proposal page offers, by the forms it holds."""
+    return {verb for verb in ("approve", "reject", "veto") if f'/{verb}"' in html}
+
+
+def test_each_officer_is_offered_only_the_decisions_they_may_take(world: World) -> None:
+    """With CB's approval standing: PARL's approver may approve or reject, CB's approver (already
+    decided) nothing, the proposer only withdraw, oversight only veto, the auditor nothing; the
+    awaiting tab lists the proposal for PARL's approver and oversight only; names, not ids."""
+    proposal_id, _tx_hash = _prepared_with_one_approval(world)
+    expected = {
+        "parl_approver": {"approve", "reject"},
+        "mof_approver": {"approve", "reject"},
+        "cb_approver": set(),
+        "proposer": {"reject"},
+        "oversight": {"veto"},
+        "auditor": set(),
+    }
+    for officer, offered in expected.items():
+        client = _logged_in(world, officer)
+        page = client.get(f"/console/proposals/{proposal_id}")
+        assert page.status_code == 200
+        assert _decisions_offered(page.text) == offered, officer
+        assert "1 of 2 institutions" in page.text
+        assert "cb_approver" in page.text  # the approver's name, not "officer 5"
+        if officer == "proposer":
+            assert "Withdraw my proposal" in page.text
+        awaiting = client.get("/console/proposals?show=awaiting").text
+        listed = f'data-proposal="{proposal_id}"' in awaiting
+        assert listed == bool(offered - {"reject"}), officer
+
+
+def test_the_console_speaks_the_language_asked_for_and_remembers_it(world: World) -> None:
+    """Accept-Language picks Russian; ?lang=ky switches to Kyrgyz and a SameSite=Strict,
+    HttpOnly cookie keeps it; amounts are coin units in the language's marks, base units on
+    hover; the list no longer says "(base units)"."""
+    proposal_id, _tx_hash = _prepared_with_one_approval(world)
+    client = _logged_in(world, "parl_approver")
+    russian = client.get("/console/proposals", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert '<html lang="ru">' in russian.text
+    assert "<h1>Предложения" in russian.text
+    assert "0,3\u00a0BTC" in russian.text
+    assert 'title="30\u00a0000\u00a0000\u00a0sat"' in russian.text
+    assert "base units" not in russian.text
+    kyrgyz = client.get(f"/console/proposals/{proposal_id}?lang=ky")
+    assert '<html lang="ky">' in kyrgyz.text
+    cookie = kyrgyz.headers["set-cookie"]
+    assert "console_lang=ky" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+    again = client.get("/console/proposals", headers={"Accept-Language": "en"})
+    assert '<html lang="ky">' in again.text
+    assert "Чыгым сунуштары" in again.text
+    english = client.get("/console/proposals?lang=en")
+    assert "0.3\u00a0BTC" in english.text
+    assert 'title="30,000,000\u00a0sat"' in english.text
+
+
+def test_console_catalogues_refuse_a_missing_or_duplicated_message(tmp_path: Path) -> None:
+    """Every console language must have the same keys, and a key may be defined once only: the
+    console refuses to start otherwise (the shipped catalogues load)."""
+    loaded = load_console_catalogues()
+    assert set(loaded) == {"ky", "ru", "en"}
+    assert len({len(c.messages) for c in loaded.values()}) == 1
+    for code, text in (("en", "Proposals"), ("ru", "Предложения"), ("ky", "Сунуштар")):
+        assert loaded[code].text("console.nav.proposals") == text
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for code in ("ky", "ru", "en"):
+        (parts / f"x.{code}.json").write_text(json.dumps({"x.only": code}), encoding="utf-8")
+    assert load_console_catalogues(LOCALES_DIR, parts)["ru"].text("x.only") == "ru"
+    (parts / "x.ru.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConsoleCatalogueError, match="missing"):
+        load_console_catalogues(LOCALES_DIR, parts)
+    for code in ("ky", "ru", "en"):
+        (parts / f"x.{code}.json").write_text(json.dumps({"nav.skip": "x"}), encoding="utf-8")
+    with pytest.raises(ConsoleCatalogueError, match="defined both"):
+        load_console_catalogues(LOCALES_DIR, parts)

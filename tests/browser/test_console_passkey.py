@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select, text
 from typer.testing import CliRunner
 
 from custody.authority import ApprovalStatement, OfficerKeyKind, WebAuthnSignature, canonical
+from custody.bitcoin import signer as bitcoin_signer
 from custody.bitcoin.spend import load_spend
 from custody.devnet import BitcoinNode, EvmNode
 from custody.devnet.process import free_port
@@ -102,15 +103,16 @@ def console(reserve: Reserve, monkeypatch: pytest.MonkeyPatch) -> Iterator[Conso
 
 @pytest.fixture
 def signing_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every call of embit's ``PSBT.sign_with`` (the only place a vault input is signed)."""
+    """Every call of the Bitcoin signer's ``sign_multisig_inputs`` (the only place a vault input
+    is signed), with the number of inputs it was given."""
     calls: list[int] = []
-    original = PSBT.sign_with
+    original = bitcoin_signer.sign_multisig_inputs
 
-    def spy(self: PSBT, root: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(len(self.inputs))
-        return original(self, root, *args, **kwargs)
+    def spy(psbt: PSBT, root: Any) -> Any:
+        calls.append(len(psbt.inputs))
+        return original(psbt, root)
 
-    monkeypatch.setattr(PSBT, "sign_with", spy)
+    monkeypatch.setattr(bitcoin_signer, "sign_multisig_inputs", spy)
     return calls
 
 
@@ -200,11 +202,12 @@ def test_an_approval_signed_with_a_passkey_in_chromium_is_verified_by_the_bitcoi
     approver = reserve.officers[PASSKEY_APPROVER]
     with guarded_page(browser, console.url) as (page, traffic):
         cdp, authenticator = virtual_authenticator(page)
-        log.info("first login: the approver lands on the passkey page and registers one")
+        log.info("first login: the approver lands on the keys page and registers a passkey")
         page.goto(f"{console.url}/console/login")
         page.fill("#token", token_for(reserve, PASSKEY_APPROVER))
         page.click("button[type=submit]")
         page.wait_for_url("**/console/passkey")
+        assert page.locator("#key-file-active").is_visible()
         assert page.locator("#no-passkey").is_visible()
         shoot(page, screenshots, "console-passkey-register")
         page.click("#register-passkey")

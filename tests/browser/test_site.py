@@ -85,7 +85,10 @@ def test_history_charts_render_every_attestation(
             assert chart.locator("polyline").count() == 3
             assert chart.bounding_box()["height"] > 150  # type: ignore[index]
         markers = coverage.locator("circle, rect[width='8'], polygon")
-        assert markers.count() == 2 * count + 2  # two assets' points plus two legend markers
+        assert markers.count() == 2 * count  # a point per asset and attestation
+        legend = page.locator("#chart-coverage-legend li")
+        assert legend.count() == 3  # two assets and the full-coverage line
+        assert legend.locator("svg circle, svg rect[width='8']").count() == 2
         rows = page.locator("table tbody tr")
         assert rows.count() == count
         _shot(page, screenshots, "site-en-history")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from embit.bip32 import HDKey
 from embit.psbt import PSBT
 from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine, select, text
@@ -31,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+import custody.bitcoin.signer as btc_signer
 import custody.ethereum.signer as safe_signer
 from custody.authority.gate import IncompleteBreakGlassError
 from custody.bitcoin import broadcast_spend, load_spend
@@ -160,15 +162,16 @@ def btc(db_url: str, bitcoin_node: BitcoinNode, tmp_path: Path) -> Iterator[BtcW
 
 @pytest.fixture
 def psbt_signing_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every call of embit's ``PSBT.sign_with`` (the only place a vault input is signed)."""
+    """Every call of the Bitcoin signer's signing step, ``sign_multisig_inputs`` (the only place
+    the signer signs a vault input), recorded with the number of inputs it was given."""
     calls: list[int] = []
-    original = PSBT.sign_with
+    original = btc_signer.sign_multisig_inputs
 
-    def spy(self: PSBT, root: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(len(self.inputs))
-        return original(self, root, *args, **kwargs)
+    def spy(psbt: PSBT, root: HDKey) -> int:
+        calls.append(len(psbt.inputs))
+        return original(psbt, root)
 
-    monkeypatch.setattr(PSBT, "sign_with", spy)
+    monkeypatch.setattr(btc_signer, "sign_multisig_inputs", spy)
     return calls
 
 
@@ -208,10 +211,12 @@ def test_btc_spend_sign_without_statements_is_refused_before_any_share(
     assert "signed by: (nobody yet)" in btc.cli("btc", "spend", "show", sid)
 
 
-def test_break_glass_by_every_institution_is_broadcast_mined_and_alarmed(btc: BtcWorld) -> None:
+def test_break_glass_by_every_institution_is_broadcast_mined_and_alarmed(
+    btc: BtcWorld, psbt_signing_calls: list[int]
+) -> None:
     """Each institution signs with --break-glass (the first after reading the review and the
-    reason); the spend is broadcast and mined; each signature is on record with an audit event
-    and a BREAK_GLASS alarm."""
+    reason), each through the signer's signing step; the spend is broadcast and mined; each
+    signature is on record with an audit event and a BREAK_GLASS alarm."""
     sid = btc.build()
     txid = btc.txid(sid)
     first = btc.sign(sid, INSTITUTIONS[0], *EMERGENCY, stdin="y\n")
@@ -222,6 +227,9 @@ def test_break_glass_by_every_institution_is_broadcast_mined_and_alarmed(btc: Bt
     assert "BREAK-GLASS signature recorded" in first
     for institution in INSTITUTIONS[1:]:
         btc.sign(sid, institution, *EMERGENCY, "--yes")
+    with btc.session() as session:
+        inputs = len(parse_psbt(session.get_one(SpendRecord, int(sid)).unsigned_psbt).inputs)
+    assert psbt_signing_calls == [inputs] * len(INSTITUTIONS)
     shown = btc.cli("btc", "spend", "show", sid)
     assert shown.count("BREAK-GLASS signature by cosigner") == 3
     sent = btc.cli("btc", "spend", "broadcast", sid)

@@ -7,8 +7,8 @@ the story's ceremonies, vaults, officers with key files, a roster genesis signed
 keys, proposals approved with signed statements) on SQLite and on PostgreSQL, changes rows the
 way a database writer can, and then asks the share holders of both approving institutions to
 sign through the treasury's spender, as ``treasury spend sign`` does. A spy on the only two
-calls that make a vault signature (embit's ``PSBT.sign_with``, the Safe owner's
-``sign_safe_tx_hash``) proves that a refusal came before any signature.
+calls that make a vault signature (the Bitcoin signer's ``sign_multisig_inputs``, the Safe
+owner's ``sign_safe_tx_hash``) proves that a refusal came before any signature.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from embit.psbt import PSBT
 from sqlalchemy import delete, func, insert, select, text, update
 from typer.testing import Result
 
+import custody.bitcoin.signer as btc_signer
 import custody.ethereum.safe_signature as safe_signature
 import custody.ethereum.signer as safe_signer
 from custody.authority import (
@@ -143,21 +144,22 @@ def world(
 
 @pytest.fixture
 def signatures(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every vault signature made: embit's ``PSBT.sign_with`` (each Bitcoin input) and the Safe
-    owner's ``sign_safe_tx_hash``, the only two places a custody key signs a spend."""
+    """Every vault signature made: the Bitcoin signer's ``sign_multisig_inputs`` (a PSBT's
+    inputs) and the Safe owner's ``sign_safe_tx_hash``, the only two places a custody key signs a
+    spend."""
     calls: list[str] = []
-    sign_with = PSBT.sign_with
+    sign_multisig_inputs = btc_signer.sign_multisig_inputs
     sign_safe_tx_hash = safe_signature.sign_safe_tx_hash
 
-    def bitcoin_spy(self: PSBT, root: Any, *args: Any, **kwargs: Any) -> Any:
+    def bitcoin_spy(psbt: PSBT, root: HDKey) -> int:
         calls.append("bitcoin")
-        return sign_with(self, root, *args, **kwargs)
+        return sign_multisig_inputs(psbt, root)
 
     def safe_spy(key: Any, safe_tx_hash: bytes) -> Any:
         calls.append("safe")
         return sign_safe_tx_hash(key, safe_tx_hash)
 
-    monkeypatch.setattr(PSBT, "sign_with", bitcoin_spy)
+    monkeypatch.setattr(btc_signer, "sign_multisig_inputs", bitcoin_spy)
     monkeypatch.setattr(safe_signer, "sign_safe_tx_hash", safe_spy)
     return calls
 

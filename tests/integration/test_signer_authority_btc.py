@@ -2,9 +2,10 @@
 
 Three ceremonies make the seeds of a 2-of-3 vault; each seed's ceremony key signs the roster
 genesis. Every refusal below happens after the shares are recombined and before any signature:
-a spy on embit's ``PSBT.sign_with`` records none, and no signature row is written. The signer
-has no unchecked path: the authority is required, and the one alternative to statements is an
-explicit ``BreakGlass``, which the signer logs as a warning and marks in the PSBT.
+a spy on the signer's signing step (``sign_multisig_inputs``) records none, and no signature row
+is written. The signer has no unchecked path: the authority is required, and the one alternative
+to statements is an explicit ``BreakGlass``, which the signer logs as a warning and marks in the
+PSBT.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from embit.psbt import PSBT
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+import custody.bitcoin.signer as btc_signer
 from custody.authority import (
     CEREMONY_KEY_ID,
     ApprovalStatement,
@@ -189,15 +191,16 @@ def deployment(world: World) -> Deployment:
 
 @pytest.fixture
 def signing_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every call of embit's ``PSBT.sign_with`` (the only place a vault input is signed)."""
+    """Every call of the signer's signing step, ``sign_multisig_inputs`` (the only place the
+    signer signs a vault input), recorded with the number of inputs it was given."""
     calls: list[int] = []
-    original = PSBT.sign_with
+    original = btc_signer.sign_multisig_inputs
 
-    def spy(self: PSBT, root: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(len(self.inputs))
-        return original(self, root, *args, **kwargs)
+    def spy(psbt: PSBT, root: HDKey) -> int:
+        calls.append(len(psbt.inputs))
+        return original(psbt, root)
 
-    monkeypatch.setattr(PSBT, "sign_with", spy)
+    monkeypatch.setattr(btc_signer, "sign_multisig_inputs", spy)
     return calls
 
 

@@ -3,9 +3,9 @@
 The chain spenders hand custody's signers the roster chain and the officers' signed statements on
 every signature; there is no unchecked path. So a treasury that never founded its roster cannot
 sign at all, and a database writer who deletes the roster (triggers dropped) or the approval
-statements gets a refusal: a spy on the custody signing call (embit's ``PSBT.sign_with``, the
-Safe signer's ``sign_safe_tx_hash``) records no signature, and without a roster no share is even
-parsed.
+statements gets a refusal: a spy on the custody signing calls (the Bitcoin signer's
+``sign_multisig_inputs``, the Safe signer's ``sign_safe_tx_hash``) records no signature, and
+without a roster no share is even parsed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from embit.bip32 import HDKey
 from embit.psbt import PSBT
 from spend_roster_support import FoundedRoster
 from sqlalchemy import func, select, text
@@ -41,6 +42,7 @@ from test_spend_cli import (
 )
 from token_files import token_file
 
+import custody.bitcoin.signer as btc_signer
 import treasury.spenders
 from custody.devnet import BitcoinNode, EvmNode
 from custody.ethereum import EthChain
@@ -68,11 +70,11 @@ class Spy:
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     """Record every Bitcoin input signing, every SafeTx signature, every share parse."""
     recorded = Spy([])
-    sign_with = PSBT.sign_with
+    sign_multisig_inputs = btc_signer.sign_multisig_inputs
 
-    def psbt_spy(self: PSBT, root: Any, *args: Any, **kwargs: Any) -> Any:
-        recorded.signatures.append(f"psbt with {len(self.inputs)} input(s)")
-        return sign_with(self, root, *args, **kwargs)
+    def psbt_spy(psbt: PSBT, root: HDKey) -> int:
+        recorded.signatures.append(f"psbt with {len(psbt.inputs)} input(s)")
+        return sign_multisig_inputs(psbt, root)
 
     def safe_spy(key: Any, safe_tx_hash: bytes) -> Any:
         recorded.signatures.append(f"SafeTx {safe_tx_hash.hex()}")
@@ -82,7 +84,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
         recorded.share_parses += 1
         return parse_shares(*args, **kwargs)
 
-    monkeypatch.setattr(PSBT, "sign_with", psbt_spy)
+    monkeypatch.setattr(btc_signer, "sign_multisig_inputs", psbt_spy)
     monkeypatch.setattr(safe_signer, "sign_safe_tx_hash", safe_spy)
     monkeypatch.setattr(treasury.spenders, "parse_shares", parse_spy)
     return recorded

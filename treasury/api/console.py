@@ -22,31 +22,50 @@ page shows the approval (or veto) statement in coin units and has the passkey si
 (``navigator.credentials.get`` with the digest as challenge), and the workflow verifies that
 assertion exactly as it verifies a key file's signature. The page script (``console.js``) does
 the WebAuthn calls; the data it needs is in ``data-`` attributes, so the CSP allows no inline
-script.
+script. An officer with a key file instead signs in the browser too (``keyfile.js`` from
+``console_views``): only the statement, the signature and the file's public key are posted.
+
+The pages are in Kyrgyz, Russian and English (``console_i18n``), amounts in coin units with base
+units on hover (``units``), the transaction decoded from what the signers sign (``console_tx``),
+and each decision offered only to whom it belongs (``console_review``).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from custody.authority import ApprovalStatement, SignedStatement, StatementKind
 from custody.clock import Clock, utc_now
 from custody.exceptions import CustodyError
+from treasury.api.console_keyfile import active_key_files, keyfile_signed
+from treasury.api.console_pages import (
+    PREFIX,
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    TEMPLATES_DIR,
+    ConsolePages,
+    csrf_token,
+)
+from treasury.api.console_review import (
+    Choices,
+    checked_decision,
+    choices,
+    current_quorum,
+    institution_names,
+    people,
+    quorum,
+)
+from treasury.api.console_tx import decoded_transaction
+from treasury.api.console_views import console_views_router, duration
 from treasury.api.errors import status_of
 from treasury.api.input_refusals import record_input_refusal
 from treasury.api.schemas import RecordId
@@ -69,75 +88,39 @@ from treasury.authority.store import roster_state
 from treasury.console_sessions import (
     SESSION_IDLE_TIMEOUT,
     SESSION_MAX_AGE,
-    ConsoleSession,
     end_session,
-    resume_session,
     start_session,
 )
 from treasury.exceptions import TreasuryError
-from treasury.officers import Officer, Role
-from treasury.policy import ReconciliationCheckpointRow, RecordedDecision
+from treasury.officers import Officer
 from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ProposalView, Workflow
-from treasury.reconcile import list_alarms
 from treasury.text import LINE_BREAKS, unstorable_characters, unstorable_message
-from treasury.workflow_exceptions import (
-    AuthenticationError,
-    WorkflowInputError,
-)
+from treasury.translations import TranslationKind, translations_by_key
+from treasury.workflow_exceptions import AuthenticationError
 
-PREFIX = "/console"
-SESSION_COOKIE = "console_session"
-"""HttpOnly cookie holding the console session id (never the API token)."""
+__all__ = [
+    "LOGIN_CSRF_COOKIE",
+    "PREFIX",
+    "SECURITY_HEADERS",
+    "SESSION_COOKIE",
+    "console_router",
+    "csrf_token",
+]
+
 LOGIN_CSRF_COOKIE = "console_login_csrf"
 PASSKEY_NONCE_COOKIE = "console_passkey_nonce"
 """HttpOnly cookie holding the nonce of the passkey registration the page offered."""
 CSRF_BYTES = 32
-MAX_FORM_BYTES = 16 * 1024
-"""Largest form body accepted (a reason of 2000 characters fits many times over)."""
-CHECKPOINTS_SHOWN = 50
-"""Newest reconciliation checkpoints listed on the alarms page."""
-TEMPLATES_DIR = Path(__file__).resolve().parent / "console_templates"
 STATIC_FILES = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
 }
-"""The only files served under ``/console/static/``."""
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-"""Sent with every console page: no inline or foreign script, no framing, nothing cached."""
-
-
-def csrf_token(session_secret: str) -> str:
-    """The CSRF token of a console session: HMAC-SHA256 keyed by its session id (the cookie)."""
-    return hmac.new(
-        session_secret.encode(), b"national-reserve console csrf v1", hashlib.sha256
-    ).hexdigest()
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The posted ``application/x-www-form-urlencoded`` fields (last value of each)."""
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise WorkflowInputError(f"The form is larger than {MAX_FORM_BYTES} bytes.")
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise WorkflowInputError("The form is not UTF-8 text.") from None
-    return {name: values[-1] for name, values in fields.items()}
-
-
+"""The only files served under ``/console/static/`` by this router (``keyfile.js``: the views')."""
 DONE_VERBS = ("approved", "rejected", "vetoed")
 """What ``?done=`` may say after an action (anything else is ignored)."""
-VETOABLE_STATES = ("draft", "proposed", "approved")
-"""Proposal states in which oversight may still veto (the workflow checks the window)."""
+LIST_FILTERS = ("all", "awaiting")
+"""The proposals list's tabs: every proposal, or those awaiting the officer's decision."""
 MULTI_LINE_FIELDS = frozenset({"reason"})
 """Form fields of free text, where tabs and line breaks are allowed (see ``schemas``)."""
 
@@ -159,7 +142,7 @@ def _b64url(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Signing:
-    """A statement the officer's passkey signs on the proposal page, and what ``get()`` needs."""
+    """A statement the officer signs on the proposal page (passkey or key file)."""
 
     statement: ApprovalStatement
     summary: str
@@ -174,15 +157,19 @@ class Signing:
     credentials: str
     """The officer's active passkeys' credential ids, base64url, comma-separated."""
     rp_id: str
+    passkey: bool
+    """The officer has an active passkey for this console."""
+    keyfile: bool
+    """The officer has an active key-file (secp256k1) key in the roster."""
 
 
 @dataclass(frozen=True)
 class SigningChoice:
-    """What the page offers for one kind of statement: a passkey signature, or why not."""
+    """What the page offers for one kind of statement: a signature, or why not."""
 
     signing: Signing | None = None
     blocked: str | None = None
-    """Why the officer cannot sign here now (no passkey yet, pending, no transaction)."""
+    """Why the officer cannot sign here now (no key yet, pending, no transaction)."""
 
 
 UNSIGNED = SigningChoice()
@@ -195,20 +182,6 @@ def _relying_party(request: Request) -> tuple[str, str]:
     return host, f"{request.url.scheme}://{request.url.netloc}"
 
 
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["when"] = lambda moment: (
-        "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
-    )
-    return env
-
-
 def console_router(
     workflow: Workflow,
     sessions: sessionmaker[Session],
@@ -216,39 +189,18 @@ def console_router(
     clock: Clock = utc_now,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> APIRouter:
-    """The console's routes under ``/console``; mount with ``app.include_router``."""
+    """The console's routes under ``/console`` (the views' first); mount with ``include_router``."""
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
-    env = _environment()
+    pages = ConsolePages(sessions, clock=clock)
 
-    def page(name: str, code: int = status.HTTP_200_OK, **context: Any) -> HTMLResponse:
-        html = env.get_template(f"{name}.html").render(prefix=PREFIX, **context)
-        return HTMLResponse(html, status_code=code, headers=SECURITY_HEADERS)
-
-    def officer_of(request: Request) -> tuple[Officer, str] | None:
-        """The officer of the live session whose cookie came with the request, and the
-        session's secret; ``None`` without a live session (its idle clock restarts here)."""
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if not session_id:
-            return None
-        try:
-            with sessions.begin() as session:
-                live: ConsoleSession = resume_session(session, session_id, now=clock())
-        except AuthenticationError:
-            return None
-        return live.officer, live.secret
-
-    def to_login() -> RedirectResponse:
-        response = RedirectResponse(f"{PREFIX}/login", status_code=status.HTTP_303_SEE_OTHER)
-        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
-        return response
-
-    def csrf_ok(form: Mapping[str, str], expected: str) -> bool:
-        return hmac.compare_digest(form.get("csrf", "").encode(), expected.encode())
+    def page(request: Request, name: str, officer: Officer | None, secret: str | None,
+             code: int = status.HTTP_200_OK, **context: Any) -> HTMLResponse:  # fmt: skip
+        return pages.render(request, name, officer=officer, secret=secret, code=code, **context)
 
     def login_page(request: Request, error: str | None, code: int) -> HTMLResponse:
         nonce = random_bytes(CSRF_BYTES).hex()
         response = page(
-            "login", code, error=error, csrf=nonce, officer=None,
+            request, "login", None, None, code, error=error, csrf=nonce,
             session_hours=SESSION_MAX_AGE // timedelta(hours=1),
             idle_minutes=SESSION_IDLE_TIMEOUT // timedelta(minutes=1),
         )  # fmt: skip
@@ -259,8 +211,8 @@ def console_router(
         return response
 
     def first_page(officer: Officer) -> str:
-        """Where a login lands: the passkey page while a signing officer has none under a
-        founded roster (they cannot approve without one), else the proposals."""
+        """Where a login lands: the keys page while a signing officer has no passkey under a
+        founded roster (it says whether their key file can sign instead), else the proposals."""
         try:
             with sessions() as session:
                 if (
@@ -291,8 +243,9 @@ def console_router(
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        form = await _form(request)
-        if not csrf_ok(form, request.cookies.get(LOGIN_CSRF_COOKIE, "") or "\x00"):
+        form = await pages.form(request)
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "") or "\x00"
+        if not secrets.compare_digest(form.get("csrf", "").encode(), expected.encode()):
             return login_page(request, "The form expired; log in again.", status.HTTP_403_FORBIDDEN)
         token = form.get("token", "").strip()
         if unstorable_characters(token):
@@ -323,58 +276,78 @@ def console_router(
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         """End the session on the server (its cookie is refused from now on) and forget it."""
-        found = officer_of(request)
+        found = pages.officer_of(request)
         if found is not None:
-            if not csrf_ok(await _form(request), csrf_token(found[1])):
+            if not pages.csrf_ok(await pages.form(request), found[1]):
                 return Response(status_code=status.HTTP_403_FORBIDDEN, headers=SECURITY_HEADERS)
             with sessions.begin() as session:
                 end_session(session, request.cookies.get(SESSION_COOKIE, ""), now=clock())
-        return to_login()
+        return pages.to_login()
 
-    def latest_decisions(actor: Officer, views: list[ProposalView]) -> dict[int, RecordedDecision]:
-        latest = {}
+    def reviewed(actor: Officer, views: list[ProposalView], lang: str) -> dict[str, Any]:
+        """What the list shows beside each proposal: its proposer, quorum progress, the
+        officer's choices and the latest policy decision."""
+        now = clock()
+        with sessions() as session:
+            institutions, required = current_quorum(session)
+            named = people(session, {v.proposer_id for v in views}, lang)
+            names = institution_names(session, lang)
+        progress = {v.id: quorum(v, institutions, required) for v in views}
+        decided = {}
         for view in views:
-            decisions = workflow.decisions(actor, view.id)
-            if decisions:
-                latest[view.id] = decisions[-1]
-        return latest
+            found = workflow.decisions(actor, view.id)
+            if found:
+                decided[view.id] = found[-1]
+        return {
+            "people": named,
+            "institution_names": names,
+            "progress": progress,
+            "choices": {v.id: choices(actor, v, progress[v.id], now) for v in views},
+            "decisions": decided,
+        }
+
+    def purposes_in(lang: str, views: list[ProposalView]) -> dict[int, str]:
+        """Each proposal's purpose in the page's language: the proposer's translation where one
+        was entered (``treasury translations set purpose``), else the purpose as proposed."""
+        with sessions() as session:
+            entered = translations_by_key(session, TranslationKind.PURPOSE)
+        return {v.id: entered.get(str(v.id), {}).get(lang, v.purpose) for v in views}
 
     @router.get("/proposals")
-    def proposals(request: Request) -> Response:
-        found = officer_of(request)
+    def proposals(request: Request, show: str = "all") -> Response:
+        found = pages.officer_of(request)
         if found is None:
-            return to_login()
+            return pages.to_login()
         actor, secret = found
+        show = show if show in LIST_FILTERS else "all"
         try:
             views = workflow.list_proposals(actor)
-            decided = latest_decisions(actor, views)
-        except TreasuryError as error:
-            return page(
-                "error", status_of(error), officer=actor, csrf=csrf_token(secret), error=str(error)
-            )
+            context = reviewed(actor, views, pages.language(request))
+        except (TreasuryError, CustodyError) as error:
+            return pages.error(request, actor, secret, error)
+        mine: dict[int, Choices] = context["choices"]
+        awaiting = [v for v in views if mine[v.id].awaiting]
         return page(
-            "proposals", officer=actor, csrf=csrf_token(secret), proposals=views, decisions=decided
-        )
+            request, "proposals", actor, secret, proposals=awaiting if show == "awaiting" else views,
+            show=show, awaiting_count=len(awaiting),
+            purposes=purposes_in(pages.language(request), views), **context,
+        )  # fmt: skip
 
     def signing_choice(request: Request, actor: Officer, view: ProposalView,
                        kind: StatementKind) -> SigningChoice:  # fmt: skip
-        """The statement the officer's passkey signs to approve or veto ``view`` now, or why
-        they cannot; ``UNSIGNED`` while no roster genesis is stored."""
+        """The statement the officer signs (passkey or key file) to approve or veto ``view``
+        now, or why they cannot; ``UNSIGNED`` while no roster genesis is stored."""
         rp_id, _origin = _relying_party(request)
         with sessions() as session:
             state = roster_state(session)
         if state is None:
             return UNSIGNED
         keys = [key for key in active_passkeys(state, actor) if key.rp_id == rp_id]
-        if not keys:
-            return SigningChoice(
-                blocked="Your signature is required and you have no active passkey for this "
-                "console yet: register one, and have your institution's admin sign it in."
-            )
+        key_files = active_key_files(state, actor)
+        if not keys and not key_files:
+            return SigningChoice(blocked="blocked.no_key")
         if view.tx_hash is None:
-            return SigningChoice(
-                blocked="No transaction is prepared yet; there is nothing to sign."
-            )
+            return SigningChoice(blocked="blocked.no_tx")
         try:
             statement = workflow.statement(actor, view.id, kind)
         except TreasuryError as failure:
@@ -393,54 +366,69 @@ def console_router(
                 challenge=_b64url(digest),
                 credentials=",".join(_b64url(key.credential_id or b"") for key in keys),
                 rp_id=rp_id,
+                passkey=bool(keys),
+                keyfile=bool(key_files),
             )
         )
 
     def detail(request: Request, actor: Officer, secret: str, proposal_id: int, *,
                error: str | None = None, refusals: tuple[str, ...] = (),
                done: str | None = None, code: int = status.HTTP_200_OK) -> HTMLResponse:  # fmt: skip
+        now = clock()
         try:
             view = workflow.status(actor, proposal_id)
             decisions = workflow.decisions(actor, proposal_id)
+            with sessions() as session:
+                institutions, required = current_quorum(session)
+                progress = quorum(view, institutions, required)
+                lang = pages.language(request)
+                named = people(
+                    session, {view.proposer_id, *(a.officer_id for a in view.approvals)}, lang
+                )
+                names = institution_names(session, lang)
+                decoded = decoded_transaction(session, view.id)
+                checked = checked_decision(session, view.id)
+            allowed = choices(actor, view, progress, now)
             approving = vetoing = UNSIGNED
-            if Role.APPROVER in actor.roles and view.state.value == "proposed":
+            if allowed.approve:
                 approving = signing_choice(request, actor, view, StatementKind.APPROVE)
-            if Role.OVERSIGHT in actor.roles and view.state.value in VETOABLE_STATES:
+            if allowed.veto:
                 vetoing = signing_choice(request, actor, view, StatementKind.VETO)
         except (TreasuryError, CustodyError) as failure:
-            return page(
-                "error",
-                status_of(failure),
-                officer=actor,
-                csrf=csrf_token(secret),
-                error=str(failure),
-            )
+            return pages.error(request, actor, secret, failure)
+        catalogue = pages.catalogue(request)
         return page(
-            "proposal", code, officer=actor, csrf=csrf_token(secret), proposal=view,
-            decisions=decisions, error=error, refusals=refusals, done=done,
-            approving=approving, vetoing=vetoing,
-            can_veto=Role.OVERSIGHT in actor.roles,
+            request, "proposal", actor, secret, code, proposal=view, decisions=decisions,
+            error=error, refusals=refusals, done=done, approving=approving, vetoing=vetoing,
+            allowed=allowed, progress=progress, people=named, institution_names=names,
+            tx=decoded, checked=checked, now=now,
+            purposes=purposes_in(pages.language(request), [view]),
+            span=lambda value: duration(catalogue, value),
+            address=f"{PREFIX}/proposals/{view.id}",
         )  # fmt: skip
 
     @router.get("/proposals/{proposal_id}")
     def proposal(request: Request, proposal_id: RecordId, done: str | None = None) -> Response:
-        found = officer_of(request)
+        found = pages.officer_of(request)
         if found is None:
-            return to_login()
+            return pages.to_login()
         return detail(request, *found, proposal_id, done=done if done in DONE_VERBS else None)
 
     async def act(request: Request, proposal_id: int, verb: str,
                   action: Callable[[Officer, Mapping[str, str]], object]) -> Response:  # fmt: skip
-        found = officer_of(request)
+        """Run ``action``; success redirects to the proposal page (``?done=``); a refusal is
+        answered with its status and the proposal page, whose script puts the proposal's own
+        address in the address bar (a reload reads the page, it does not post again)."""
+        found = pages.officer_of(request)
         if found is None:
-            return to_login()
+            return pages.to_login()
         actor, secret = found
         try:
-            form = await _form(request)
+            form = await pages.form(request)
         except TreasuryError as error:
             return detail(request, actor, secret, proposal_id, error=str(error),
                           code=status_of(error))  # fmt: skip
-        if not csrf_ok(form, csrf_token(secret)):
+        if not pages.csrf_ok(form, secret):
             return detail(request, actor, secret, proposal_id, error="The form expired or did not come from this console; try again.",
                           code=status.HTTP_403_FORBIDDEN)  # fmt: skip
         unstorable = _unstorable(form)
@@ -472,21 +460,24 @@ def console_router(
         )
 
     def signed_from_form(actor: Officer, form: Mapping[str, str]) -> SignedStatement | None:
-        """The statement the page showed and the passkey's assertion over its digest, paired
-        with the officer's roster key of that passkey; ``None`` when the form carries neither
-        (no roster yet). Verified by the workflow, not here."""
+        """The statement the page showed with the officer's signature over its digest (a key
+        file's, or a passkey's assertion), paired with the officer's roster key; ``None`` when
+        the form carries no signature (no roster yet). Verified by the workflow, not here."""
         text, assertion = form.get("statement", ""), form.get("assertion", "")
-        if not text and not assertion:
+        key_signature = form.get("key_signature", "")
+        if not text and not assertion and not key_signature:
             return None
-        statement = statement_from_text(text)
-        signature = assertion_from_json(assertion)
         with sessions() as session:
             state = roster_state(session)
         if state is None:
             raise PasskeyInputError(
-                "A passkey signature was sent, but no roster genesis is stored to verify it."
+                "A signature was sent, but no roster genesis is stored to verify it."
             )
-        return passkey_signed(state, actor, statement, signature)
+        if key_signature:
+            return keyfile_signed(state, actor, text, key_signature, form.get("key_public", ""))
+        return passkey_signed(
+            state, actor, statement_from_text(text), assertion_from_json(assertion)
+        )
 
     @router.post("/proposals/{proposal_id}/approve")
     async def approve(request: Request, proposal_id: RecordId) -> Response:
@@ -520,12 +511,9 @@ def console_router(
         try:
             with sessions() as session:
                 mine: list[PasskeyRegistration] = registrations(session, actor.id)
-                founded = roster_state(session) is not None
+                state = roster_state(session)
         except (TreasuryError, CustodyError) as failure:
-            return page(
-                "error", status_of(failure), officer=actor, csrf=csrf_token(secret),
-                error=str(failure),
-            )  # fmt: skip
+            return pages.error(request, actor, secret, failure)
         rp_id, origin = _relying_party(request)
         nonce = random_bytes(CSRF_BYTES)
         options = None
@@ -537,8 +525,9 @@ def console_router(
                 registered=[r.key for r in mine],
             )
         response = page(
-            "passkey", code, officer=actor, csrf=csrf_token(secret), registrations=mine,
-            options=options, founded=founded, error=error, done=done, origin=origin,
+            request, "passkey", actor, secret, code, registrations=mine, options=options,
+            founded=state is not None, key_files=len(active_key_files(state, actor)),
+            error=error, done=done, origin=origin,
         )  # fmt: skip
         response.set_cookie(
             PASSKEY_NONCE_COOKIE, nonce.hex(), path=PREFIX, httponly=True, samesite="strict",
@@ -548,20 +537,20 @@ def console_router(
 
     @router.get("/passkey")
     def passkey(request: Request, done: str | None = None) -> Response:
-        found = officer_of(request)
+        found = pages.officer_of(request)
         if found is None:
-            return to_login()
+            return pages.to_login()
         return passkey_page(request, *found, done=done if done == "registered" else None)
 
     @router.post("/passkey")
     async def passkey_register(request: Request) -> Response:
-        found = officer_of(request)
+        found = pages.officer_of(request)
         if found is None:
-            return to_login()
+            return pages.to_login()
         actor, secret = found
         try:
-            form = await _form(request)
-            if not csrf_ok(form, csrf_token(secret)):
+            form = await pages.form(request)
+            if not pages.csrf_ok(form, secret):
                 return passkey_page(
                     request, actor, secret, code=status.HTTP_403_FORBIDDEN,
                     error="The form expired or did not come from this console; try again.",
@@ -592,32 +581,7 @@ def console_router(
         response.delete_cookie(PASSKEY_NONCE_COOKIE, path=PREFIX)
         return response
 
-    @router.get("/alarms")
-    def alarms(request: Request) -> Response:
-        found = officer_of(request)
-        if found is None:
-            return to_login()
-        actor, secret = found
-        try:
-            actor.require(*Role)
-        except TreasuryError as error:
-            return page(
-                "error", status_of(error), officer=actor, csrf=csrf_token(secret), error=str(error)
-            )
-        with sessions() as session:
-            has_alarms = inspect(session.connection()).has_table("reconcile_alarms")
-            raised = list_alarms(session) if has_alarms else []
-            checkpoints = session.scalars(
-                select(ReconciliationCheckpointRow)
-                .order_by(
-                    ReconciliationCheckpointRow.checked_at.desc(),
-                    ReconciliationCheckpointRow.id.desc(),
-                )
-                .limit(CHECKPOINTS_SHOWN)
-            ).all()
-        return page(
-            "alarms", officer=actor, csrf=csrf_token(secret), alarms=raised,
-            alarms_available=has_alarms, checkpoints=checkpoints,
-        )  # fmt: skip
-
-    return router
+    console = APIRouter(include_in_schema=False)
+    console.include_router(console_views_router(sessions, clock=clock))
+    console.include_router(router)
+    return console

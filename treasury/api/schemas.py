@@ -68,7 +68,7 @@ class _Body(BaseModel):
 
 
 class ProposeBody(_Body):
-    asset: SingleLineText = Field(min_length=1, max_length=16, examples=["BTC"])
+    asset: SingleLineText = Field(min_length=1, max_length=64, examples=["BTC"])
     amount: str = Field(
         description=(
             "Positive whole number of base units (satoshi, wei) as a decimal string of ASCII "

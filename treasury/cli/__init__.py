@@ -20,6 +20,7 @@ from treasury.cli import (
     audit,
     btc,
     ceremony,
+    custody_health,
     db,
     devnet,
     ledger,
@@ -33,6 +34,7 @@ from treasury.cli import (
     scheduler,
     settings,
     spend,
+    translations,
     verify,
 )
 from treasury.cli.context import fail, running, start
@@ -76,15 +78,23 @@ def _root(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="Afterwards keep the devnets, the officers' console and the site running, with "
+        "spends waiting for approval and a login printed for each officer, until Ctrl-C.",
+    ),
+) -> None:
     """Run the whole story on fresh local devnets and print what happened."""
-    run_demo(typer.echo)
+    run_demo(typer.echo, serve=serve)
 
 
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(db.app, name="db")
 app.command(name="settings")(settings.show_settings)
 app.add_typer(ceremony.app, name="ceremony")
+app.add_typer(custody_health.app, name="custody")
 app.add_typer(btc.app, name="btc")
 app.add_typer(safe.app, name="safe")
 # The issue's name for it: an officer creates their own signing key (the same as roster keygen).
@@ -98,6 +108,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(audit.app, name="audit")
+app.add_typer(translations.app, name="translations")
 app.command(name="attest")(attest.attest)
 app.add_typer(announce.app, name="announce")
 app.command(name="verify")(verify.verify)

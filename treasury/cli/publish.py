@@ -68,7 +68,10 @@ def publish(
     try:
         with tempfile.TemporaryDirectory(prefix="treasury-export-") as folder:
             export = write_export(
-                session_factory(engine), Path(folder) / EXPORT_FILE_NAME, exported_at=utc_now()
+                session_factory(engine),
+                Path(folder) / EXPORT_FILE_NAME,
+                exported_at=utc_now(),
+                bitcoin_network=settings().bitcoin_network.value,
             )
             records = load_export(export)
         published = load_bundles(

@@ -43,7 +43,6 @@ from custody.authority import (
     create_key_file,
     load_public_key,
 )
-from custody.ceremony import read_share_file
 from treasury.authority import changes
 from treasury.authority.genesis import (
     DEFAULT_ROSTER_NAME,
@@ -56,6 +55,7 @@ from treasury.authority.genesis import (
 from treasury.authority.store import load_records
 from treasury.authority.verify import RosterVerdict, verify_roster
 from treasury.cli.context import committed_session, fail
+from treasury.cli.share_input import share_words, slip39_passphrase
 from treasury.exceptions import TreasuryError
 from treasury.officers import institution_by_code
 
@@ -142,26 +142,6 @@ def _passphrase_file(path: Path | None) -> str | None:
     return _read_text(path, "passphrase file").rstrip("\r\n")
 
 
-def _slip39_passphrase(path: Path | None, protected: bool, institution: str) -> str:
-    given = _passphrase_file(path)
-    if given is not None:
-        if not protected:
-            raise fail(f"--passphrase-file was given, but {institution}'s ceremony set none.")
-        return given
-    if not protected:
-        return ""
-    return str(typer.prompt(f"SLIP-39 passphrase of {institution}", hide_input=True))
-
-
-def _share_words(files: list[Path] | None, threshold: int) -> list[str]:
-    if files:
-        return [read_share_file(path) for path in files]
-    return [
-        str(typer.prompt(f"Share words of holder {n} of {threshold}", hide_input=True))
-        for n in range(1, threshold + 1)
-    ]
-
-
 ShareFileOption = Annotated[
     list[Path] | None,
     typer.Option(
@@ -216,10 +196,10 @@ def ceremony_key(
         transcript = transcript_of(session, institution_by_code(session, institution))
         if transcript is None:
             raise fail(f"institution {institution} has no key ceremony recorded under its name.")
-        passphrase = _slip39_passphrase(
+        passphrase = slip39_passphrase(
             passphrase_file, transcript.passphrase_protected, transcript.institution
         )
-        words = _share_words(share_file, transcript.threshold)
+        words = share_words(share_file, transcript.threshold)
         fingerprint, public = ceremony_key_of(session, institution, words, passphrase)
     typer.echo(f"institution:          {institution}")
     typer.echo(f"ceremony fingerprint: {fingerprint}")
@@ -341,10 +321,10 @@ def sign_genesis_command(
         transcript = transcript_of(session, institution_by_code(session, institution))
         if transcript is None:
             raise fail(f"institution {institution} has no key ceremony recorded under its name.")
-        passphrase = _slip39_passphrase(
+        passphrase = slip39_passphrase(
             passphrase_file, transcript.passphrase_protected, transcript.institution
         )
-        words = _share_words(share_file, transcript.threshold)
+        words = share_words(share_file, transcript.threshold)
         signed = sign_genesis(session, record, institution, words, passphrase)
     _replace(genesis_file, _record_text(signed))
     missing = [

@@ -27,14 +27,16 @@ from custody.authority import (
     load_public_key,
     sign_digest,
 )
-from custody.ceremony import read_share_file
 from custody.ethereum import EthChain, SafeVaults, SigningPolicy
 from custody.ethereum.rpc import EvmRPC
+from custody.ethereum.signer import ERC20_ASSET_PREFIX, TokenTransfer
 from treasury.authority.statements import human_summary
 from treasury.cli.context import fail
 from treasury.cli.officers import OfficerContext, TokenOption, cli_context
 from treasury.cli.review import (
+    TokenUnits,
     btc,
+    coin_units,
     confirm_before_shares,
     eth,
     paid,
@@ -42,6 +44,7 @@ from treasury.cli.review import (
     safe_lines,
     spend_id_of,
 )
+from treasury.cli.share_input import share_words, slip39_passphrase
 from treasury.logs import bound_ids
 from treasury.officers import Role, get_officer, list_institutions
 from treasury.proposals import ProposalState, ProposalView
@@ -57,8 +60,11 @@ from treasury.spenders import require_roster_genesis
 from treasury.wiring import (
     BTC,
     institution_transcript,
+    resolve_asset,
+    safe_vault,
     spender_for,
     spender_for_proposal,
+    token_registry,
     vault_of,
 )
 from treasury.workflow_exceptions import ProposalTransitionError, TransactionMismatchError
@@ -72,7 +78,9 @@ app = typer.Typer(
         f"{BTC_FEE_RATE_ENV} (default 2) and {BTC_MAX_FEE_ENV} (default 50000). The Safe pays no "
         f"gas: a relayer does, {ETH_RELAYER_ENV} (an address the node signs for) or, on a devnet, "
         f"the node's first account. Confirmations: {', '.join(CONFIRMATIONS_ENV.values())} "
-        "(default 1)."
+        "(default 1). Assets: BTC, ETH, and each ERC-20 the reconciler tracks on the Safe's "
+        "chain, named ERC20:<contract address> or by its tracked symbol (e.g. KGST); amounts are "
+        "always whole base units of the asset (satoshi, wei, the token's smallest unit)."
     ),
     no_args_is_help=True,
 )
@@ -138,12 +146,21 @@ def whole_base_units(text: str) -> int:
 
 @app.command()
 def propose(
-    asset: str = typer.Option(..., help="Asset code, e.g. BTC or ETH."),
+    asset: str = typer.Option(
+        ...,
+        help=(
+            "BTC, ETH, or a token tracked on the Safe's chain: ERC20:<contract address> (any "
+            "letter case) or its tracked symbol, e.g. KGST."
+        ),
+    ),
     amount: int = typer.Option(
         ...,
         parser=whole_base_units,
         metavar="BASE_UNITS",
-        help="Whole base units (satoshi, wei) in ASCII digits, never a decimal.",
+        help=(
+            "Whole base units (satoshi, wei, a token's smallest unit: 1 KGST with 18 decimals "
+            "is 1000000000000000000) in ASCII digits, never a decimal."
+        ),
     ),
     destination: str = typer.Option(..., help="An allowlisted destination address."),
     purpose: str = typer.Option(..., help="Why the reserve pays this."),
@@ -152,9 +169,11 @@ def propose(
 ) -> None:
     """Propose a spend citing its legal basis; the policy checks limits, allowlist and reconciliation at once."""
     with cli_context(token_file) as ctx:
+        with ctx.sessions() as session:
+            code = resolve_asset(session, asset, ctx.settings)
         view = ctx.workflow.propose(
             ctx.actor,
-            asset=asset,
+            asset=code,
             amount=amount,
             destination=destination,
             purpose=purpose,
@@ -308,30 +327,6 @@ def list_proposals(
             )
 
 
-def _passphrase(path: Path | None, protected: bool, institution: str) -> str:
-    if path is not None:
-        if not protected:
-            raise fail(
-                f"--passphrase-file was given, but {institution}'s ceremony recorded no passphrase."
-            )
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise fail(f"cannot read the passphrase file {path}: {exc.strerror}.") from None
-    if not protected:
-        return ""
-    return str(typer.prompt(f"SLIP-39 passphrase of {institution}", hide_input=True))
-
-
-def _share_words(files: list[Path], threshold: int) -> list[str]:
-    if files:
-        return [read_share_file(path) for path in files]
-    return [
-        str(typer.prompt(f"Share words of holder {n} of {threshold}", hide_input=True))
-        for n in range(1, threshold + 1)
-    ]
-
-
 def _mismatch(view: ProposalView, decoded: str) -> TransactionMismatchError:
     return TransactionMismatchError(
         f"The transaction to sign {decoded}, but proposal {view.id} is for {view.amount} "
@@ -357,22 +352,50 @@ def _bitcoin_lines(session: Session, ctx: OfficerContext, view: ProposalView) ->
 
 
 def _safe_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
-    """The proposal's SafeTx decoded by custody's signer; refused unless it pays the proposal."""
+    """The proposal's SafeTx decoded by custody's signer with the Safe's token registry; refused
+    unless it pays the proposal: ether to the destination, or the proposal's token to it."""
     vaults = SafeVaults(EthChain(EvmRPC(ctx.settings.reserve_rpc_url())), ctx.sessions)
-    approval = vaults.approval(str(view.tx_hash), SigningPolicy())
-    payment = paid(approval)
+    with ctx.sessions() as session:
+        tokens = token_registry(session, safe_vault(session, ctx.settings).chain_id)
+    registry = SigningPolicy(frozenset(t.address for t in tokens.values()))
+    approval = vaults.approval(str(view.tx_hash), registry)
+    action = approval.action
+    token = tokens.get(view.asset)
+    payment: tuple[str, int] | None
+    if token is None:
+        payment = paid(approval)
+    elif isinstance(action, TokenTransfer) and action.token == token.address:
+        payment = (action.to, action.amount)
+    else:
+        payment = None
     if payment is None or (payment[0].lower(), payment[1]) != (
         view.destination.lower(),
         view.amount,
     ):
-        raise _mismatch(view, f"does '{approval.action.describe()}'")
-    return safe_lines(approval, vaults.proposal(str(view.tx_hash)).vault_name, None)
+        raise _mismatch(view, f"does '{action.describe()}'")
+    units = None if token is None else TokenUnits(token.symbol, token.decimals)
+    return safe_lines(approval, vaults.proposal(str(view.tx_hash)).vault_name, units)
+
+
+def _amount_line(ctx: OfficerContext, view: ProposalView) -> str:
+    """The proposal's amount in its asset's units: BTC, ETH, or a tracked token's symbol."""
+    if view.asset == BTC:
+        return btc(view.amount)
+    if view.asset.startswith(ERC20_ASSET_PREFIX):
+        with ctx.sessions() as session:
+            token = token_registry(session, safe_vault(session, ctx.settings).chain_id).get(
+                view.asset
+            )
+        if token is None:
+            return f"{view.amount} base units of {view.asset}"
+        return coin_units(view.amount, token.decimals, token.symbol, f"base units of {view.asset}")
+    return eth(view.amount)
 
 
 def _review_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
     """What the share holders confirm: the proposal as recorded, the transaction decoded from its
     own bytes (refused if it does not pay what the proposal says), and who approved it."""
-    amount = btc(view.amount) if view.asset == BTC else eth(view.amount)
+    amount = _amount_line(ctx, view)
     lines = [
         f"Proposal {view.id} (as recorded): {amount} to {view.destination}",
         f"  purpose: {view.purpose}; legal basis: {view.legal_basis}",
@@ -432,10 +455,10 @@ def sign(
             f"Sign this transaction for {ctx.actor.institution_code}?",
             yes=yes,
         )
-        passphrase = _passphrase(
+        passphrase = slip39_passphrase(
             passphrase_file, transcript.passphrase_protected, transcript.institution
         )
-        words = _share_words(share_file or [], transcript.threshold)
+        words = share_words(share_file or [], transcript.threshold)
         current = ctx.workflow.status(ctx.actor, proposal_id).tx_hash
         if current != view.tx_hash:
             raise TransactionMismatchError(

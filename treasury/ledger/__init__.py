@@ -6,6 +6,7 @@ commit. Every write takes an idempotency key (entries) or a code (assets, accoun
 One concept per module: ``models`` (tables), ``amounts`` (exact integers and their storage),
 ``accounts`` (assets and accounts), ``entries`` (entry values, validation, payload hash),
 ``journal`` (serialised, idempotent, checked writes), ``posting`` (recording entries),
+``batch`` (recording many entries in bulk with the same checks),
 ``pending`` (two-phase post or void), ``reversal`` (correcting entries), ``entry_queries`` and
 ``balances`` (reads). This module is their public API.
 """
@@ -32,6 +33,7 @@ from treasury.ledger.balances import (
     balances,
     trial_balance,
 )
+from treasury.ledger.batch import BatchResult, record_batch
 from treasury.ledger.entries import (
     MAX_LEGS_PER_ENTRY,
     EntryRecord,
@@ -68,6 +70,7 @@ __all__ = [
     "AssetSpec",
     "AssetTotals",
     "Balance",
+    "BatchResult",
     "Cutoff",
     "EntryKind",
     "EntryRecord",
@@ -92,6 +95,7 @@ __all__ = [
     "payload_hash",
     "pending_state",
     "post_pending",
+    "record_batch",
     "record_entries",
     "record_entry",
     "register_asset",

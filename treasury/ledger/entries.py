@@ -8,6 +8,7 @@ nothing and a replayed idempotency key is recognised by one canonical payload ha
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from treasury.exceptions import InvalidEntryError
 from treasury.ledger.accounts import validate_code
 from treasury.ledger.amounts import validate_amount
 from treasury.ledger.models import DESCRIPTION_MAX_CHARS, KEY_MAX_CHARS, EntryKind, Side
+from treasury.text import LINE_BREAKS, unstorable_characters, unstorable_message
 
 MAX_LEGS_PER_ENTRY = 1000
 """Bounds an entry's size, and keeps SQLite's exact in-trigger balance sums far from overflow."""
@@ -97,12 +99,31 @@ def validate_key(key: object) -> str:
     return key
 
 
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""What ``treasury.text`` refuses in stored text (C0 controls but tab and line breaks, DEL, lone
+surrogates), as one pattern: the batch path checks every description and must stay fast."""
+
+
+def storable_description(description: object) -> bool:
+    """Whether ``description`` is text every database can store: short enough, and without a
+    NUL (PostgreSQL refuses it outright), another control character or a lone surrogate."""
+    return (
+        type(description) is str
+        and len(description) <= DESCRIPTION_MAX_CHARS
+        and _UNSTORABLE.search(description) is None
+    )
+
+
 def validate_description(description: object, field: str = "description") -> str:
-    """Return a description (or reason) that is text short enough to store."""
+    """Return a description (or reason) that is text short enough to store, without characters
+    a database refuses or a screen garbles (``treasury.text``)."""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_CHARS:
         raise InvalidEntryError(
             f"The {field} must be text of at most {DESCRIPTION_MAX_CHARS} characters."
         )
+    found = unstorable_characters(description, LINE_BREAKS)
+    if found:
+        raise InvalidEntryError(f"The {field} must be {unstorable_message(found)}.")
     return description
 
 

@@ -57,7 +57,7 @@ def is_postgres(session: Session) -> bool:
     return session.connection().dialect.name == "postgresql"
 
 
-def _serialise_keys(session: Session, keys: Sequence[str]) -> None:
+def serialise_keys(session: Session, keys: Sequence[str]) -> None:
     """Make writers of the same keys wait for each other (see the module docstring)."""
     begin_serialised_write(session)
     if is_postgres(session):
@@ -131,7 +131,7 @@ def replays(
     session: Session, drafts: Sequence[Draft]
 ) -> tuple[dict[str, EntryRecord], list[Draft]]:
     """Serialise on the drafts' keys; split them into replays (their originals) and new ones."""
-    _serialise_keys(session, [draft.key for draft in drafts])
+    serialise_keys(session, [draft.key for draft in drafts])
     stored = _rows_by_key(session, [draft.key for draft in drafts])
     for draft in drafts:
         row = stored.get(draft.key)
@@ -165,7 +165,8 @@ def locked_entry(session: Session, entry_id: int, field: str) -> JournalEntry:
 # --- Checks and writing -----------------------------------------------------------------------
 
 
-def _accounts(session: Session, drafts: Sequence[Draft]) -> dict[str, Account]:
+def accounts_of(session: Session, drafts: Sequence[Draft]) -> dict[str, Account]:
+    """The accounts the drafts' legs name, by code; ``UnknownAccountError`` for a missing one."""
     codes = sorted({leg.account for draft in drafts for leg in draft.legs})
     found: dict[str, Account] = {}
     for chunk in _chunks(codes):
@@ -177,7 +178,8 @@ def _accounts(session: Session, drafts: Sequence[Draft]) -> dict[str, Account]:
     return found
 
 
-def _check_balanced(draft: Draft, accounts: dict[str, Account]) -> None:
+def check_balanced(draft: Draft, accounts: dict[str, Account]) -> None:
+    """``UnbalancedEntryError`` unless the draft's debits equal its credits in every asset."""
     net: dict[str, int] = defaultdict(int)
     for leg in draft.legs:
         asset = accounts[leg.account].asset.code
@@ -195,7 +197,7 @@ def _check_balanced(draft: Draft, accounts: dict[str, Account]) -> None:
             )
 
 
-def _check_overdrafts(
+def check_overdrafts(
     session: Session, drafts: Sequence[Draft], accounts: dict[str, Account]
 ) -> None:
     """Lock the no-overdraft accounts in id order, then apply the drafts to their availability."""
@@ -244,11 +246,11 @@ def write(
     """Check the new drafts (accounts, balance, overdraft), then insert them; records by key."""
     if not drafts:
         return {}
-    accounts = _accounts(session, drafts)
+    accounts = accounts_of(session, drafts)
     for draft in drafts:
-        _check_balanced(draft, accounts)
+        check_balanced(draft, accounts)
     if check_overdraft:
-        _check_overdrafts(session, drafts, accounts)
+        check_overdrafts(session, drafts, accounts)
     recorded_at = clock()
     if recorded_at.tzinfo is None:
         raise InvalidEntryError("The clock returned a time without a timezone; use UTC.")

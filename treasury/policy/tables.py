@@ -20,7 +20,7 @@ from treasury.db import Base, UtcDateTime
 from treasury.exceptions import ImmutableRecordError
 from treasury.ledger.amounts import Amount
 
-ASSET_CODE_MAX_CHARS = 16
+ASSET_CODE_MAX_CHARS = 64
 """The longest asset code a table stores (``BTC``, ``ETH``, a token's code)."""
 ADDRESS_MAX_CHARS = 128
 """The longest destination address a table stores."""

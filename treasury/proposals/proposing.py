@@ -18,6 +18,7 @@ from treasury.policy import (
     legal_basis_by_reference,
 )
 from treasury.proposals.context import WorkflowContext
+from treasury.proposals.judging import lock_asset_limits
 from treasury.proposals.rows import locked, move
 from treasury.proposals.states import ProposalState, check_transition
 from treasury.proposals.tables import SpendProposalRow
@@ -69,6 +70,11 @@ def propose(
         now = ctx.clock()
         if not actor.is_active(now):
             raise NotAuthorisedError(f"Officer {actor.id} is revoked and cannot propose.")
+        if submit:
+            # Every writer takes the asset's limit lock before the audit log's lock (approve and
+            # submit judge first, then audit); taking them the other way round here deadlocked
+            # concurrent proposals and approvals on PostgreSQL (bench/api_load.py found it).
+            lock_asset_limits(session, asset)
         basis_id, _basis = legal_basis_by_reference(session, legal_basis)
         row = SpendProposalRow(
             asset=asset,

@@ -13,11 +13,12 @@ abandoned in the wallet, so its inputs are free again, or first sent again by po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from custody.bitcoin import observe
-from custody.bitcoin.rpc import BitcoinRPC
+from custody.bitcoin.rpc import BitcoinRPC, RPCCall
 from custody.exceptions import BitcoinRPCError, RPCError
 from treasury.ledger import BTC
 from treasury.reconcile.drops import DropPolicy
@@ -154,20 +155,23 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
         )
 
     def _in_flight(self, wallet: BitcoinRPC, state: BookedState) -> InFlight:
-        """Class every in-flight spend this wallet knows; act on those dropped past the timeout."""
+        """Class every in-flight spend this wallet knows; act on those dropped past the timeout.
+
+        The wallet's view of every spend, then the mempool's of those still unconfirmed, are read
+        in one batch each.
+        """
         failed: list[str] = []
         live: list[str] = []
         dropped: list[str] = []
         released: list[str] = []
         rebroadcast: list[str] = []
-        for txid in state.in_flight:
-            found = self._wallet_tx(wallet, txid)
-            if found is None:
-                continue  # another vault's spend
+        known = self._wallet_txs(wallet, state.in_flight)
+        pooled = self._in_mempool([t for t, f in known.items() if int(f["confirmations"]) == 0])
+        for txid, found in known.items():
             confirmations = int(found["confirmations"])
             if confirmations < 0:
                 failed.append(txid)
-            elif confirmations > 0 or self._in_mempool(txid):
+            elif confirmations > 0 or txid in pooled:
                 live.append(txid)
             elif found.get("walletconflicts") or found.get("mempoolconflicts"):
                 continue  # replaced or double-spent: the chain will say which one wins
@@ -184,23 +188,27 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
         )
 
     @staticmethod
-    def _wallet_tx(wallet: BitcoinRPC, txid: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = wallet.call("gettransaction", txid, True)
-        except BitcoinRPCError as exc:
-            if exc.code == observe.RPC_NOT_FOUND_CODE:
-                return None
-            raise
-        return found
+    def _wallet_txs(wallet: BitcoinRPC, txids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The wallet's ``gettransaction`` of each txid it knows (another vault's spend it does
+        not), in the order given."""
+        replies = wallet.batch([RPCCall("gettransaction", (txid, True)) for txid in txids])
+        known: dict[str, dict[str, Any]] = {}
+        for txid, reply in zip(txids, replies, strict=True):
+            if reply.error is not None and reply.error.code == observe.RPC_NOT_FOUND_CODE:
+                continue  # another vault's spend
+            known[txid] = reply.value()
+        return known
 
-    def _in_mempool(self, txid: str) -> bool:
-        try:
-            self._rpc.call("getmempoolentry", txid)
-        except BitcoinRPCError as exc:
-            if exc.code == observe.RPC_NOT_FOUND_CODE:
-                return False
-            raise
-        return True
+    def _in_mempool(self, txids: Sequence[str]) -> set[str]:
+        """Those of ``txids`` the node's mempool holds."""
+        replies = self._rpc.batch([RPCCall("getmempoolentry", (txid,)) for txid in txids])
+        pooled: set[str] = set()
+        for txid, reply in zip(txids, replies, strict=True):
+            if reply.error is not None and reply.error.code == observe.RPC_NOT_FOUND_CODE:
+                continue
+            reply.value()
+            pooled.add(txid)
+        return pooled
 
     def _resend(self, found: dict[str, Any]) -> bool:
         """Send the wallet's copy of the signed transaction again; whether the node took it."""

@@ -146,7 +146,9 @@ def publish_reserve(
     """The parliament site: every attestation verified against the live nodes, the spends, the
     funds, in Kyrgyz, Russian and English, in ``site/`` of the working folder."""
     bundles = load_bundles(workdir / "attestations", nodes=nodes)
-    export = write_export(sessions, workdir / EXPORT_FILE_NAME, exported_at=clock())
+    export = write_export(
+        sessions, workdir / EXPORT_FILE_NAME, exported_at=clock(), bitcoin_network="regtest"
+    )
     return publish_site(bundles, load_export(export), workdir / "site", published_at=clock())
 
 

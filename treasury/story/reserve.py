@@ -38,6 +38,8 @@ from custody.shamir import parse_shares
 from reporting.site import PublishedSite
 from treasury import ledger, migrate
 from treasury.attest import AttestResult, InstitutionShares
+from treasury.authority.statements import coin_units
+from treasury.custody_health import run_health_check
 from treasury.db import make_engine, session_factory
 from treasury.ledger import AccountType
 from treasury.officers import Founding, Officer, Role, add_institution, add_officer
@@ -94,6 +96,8 @@ from treasury.story.proofs import (
     verify_reserve,
 )
 from treasury.story.roster import AllowlistItem, RosterSummary, found_roster
+from treasury.story.translated import translate_purpose, translate_records
+from treasury.story.units import human_duration, token_units
 from treasury.wiring import configured_workflow
 from treasury.workflow_exceptions import ProposalTransitionError
 
@@ -134,7 +138,8 @@ class Reserve:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.database_url = f"sqlite:///{self.workdir / 'treasury.sqlite3'}"
+        self.database_path = self.workdir / "treasury.sqlite3"
+        self.database_url = f"sqlite:///{self.database_path}"
         migrate.upgrade(self.database_url)
         self.engine = make_engine(self.database_url)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
@@ -176,6 +181,21 @@ class Reserve:
         inst = next(i for i in INSTITUTIONS if i.code == code)
         files = self.share_files[code][:SHARE_THRESHOLD]
         return [read_share_file(path) for path in files], inst.passphrase
+
+    def check_key_health(self, echo: Echo) -> None:
+        """Two holders of each institution bring their shares to a health check: the seed is
+        recombined, its public identity compared with the ceremony's record, and wiped; nothing
+        is signed. Each outcome is recorded with an audit event, and published on the site."""
+        for inst in INSTITUTIONS:
+            words, passphrase = self.shares_of(inst.code)
+            with self.sessions.begin() as session:
+                check = run_health_check(
+                    session, inst.name, words, passphrase, actor="story", now=self.clock()
+                )
+            echo(
+                f"   {inst.name}: {', '.join(check.holders)} brought their shares: "
+                f"{'they recombine to the recorded key' if check.ok else check.reason}"
+            )
 
     # --- 2. Vaults on both chains -------------------------------------------------------------
 
@@ -233,8 +253,8 @@ class Reserve:
                 self.relayer, self.token, transfer_calldata(safe, tokens), action="send tokens"
             )
         echo(
-            f"   {len(btc_sats)} outputs, {sum(btc_sats)} sats in tx {txid}; "
-            f"{eth_wei} wei and {tokens} {TOKEN_SYMBOL} base units to the Safe"
+            f"   {len(btc_sats)} outputs, {coin_units('BTC', sum(btc_sats))} in tx {txid}; "
+            f"{coin_units('ETH', eth_wei)} and {token_units(tokens)} to the Safe"
         )
         return txid
 
@@ -272,7 +292,7 @@ class Reserve:
             self.evm.rpc.call("evm_mine")
             self.reconcile(lambda _line: None)
             runs += 1
-        echo(f"   {delta} pass; the scheduler reconciled {runs} times meanwhile")
+        echo(f"   {human_duration(delta)} pass; the scheduler reconciled {runs} times meanwhile")
 
     # --- 4. Governance: officers, keys, the signed roster, policy, decree, allowlist ----------
 
@@ -422,6 +442,8 @@ class Reserve:
             purpose="Reserve rebalancing",
             legal_basis=DECREE,
         )
+        with self.sessions.begin() as session:
+            translate_purpose(session, proposer, self.clock, view.id, view.purpose)
         view = wf.prepare(proposer, view.id, spender)
         tx_hash = view.tx_hash
         if tx_hash is None:
@@ -477,7 +499,7 @@ class Reserve:
                     description=f"Allocation to the National Reserve Fund by {DECREE}",
                     clock=self.clock,
                 )
-                echo(f"   {fund}: {amount} base units allocated")
+                echo(f"   {fund}: {coin_units(asset, amount)} allocated")
 
     def attest(self, echo: Echo, services: EvmNode) -> AttestResult:
         """Snapshot both chains, prove control through two institutions' share quorums, sign as
@@ -498,6 +520,14 @@ class Reserve:
             clock=self.clock,
             echo=echo,
         )
+
+    def translate(self) -> int:
+        """The treasury admin enters the Kyrgyz and Russian names of the story's records."""
+        symbols = {f"ERC20:{self.token}": TOKEN_SYMBOL} if self.token else {}
+        with self.sessions.begin() as session:
+            return translate_records(
+                session, self.officers[TREASURY_ADMIN], self.clock, decree=DECREE, symbols=symbols
+            )
 
     def publish(self, services: EvmNode) -> PublishedSite:
         """The parliament site, from every attestation verified against the live nodes."""

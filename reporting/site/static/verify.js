@@ -384,6 +384,23 @@
   if (!dataNode) return;
   var attestations = JSON.parse(dataNode.textContent);
   var messages = JSON.parse(document.getElementById("verifier-messages").textContent);
+  var unitsNode = document.getElementById("verifier-units");
+  var units = unitsNode ? JSON.parse(unitsNode.textContent) : {};
+
+  /* Base units (a string of digits) as whole coins with every significant decimal, in the page's
+   * number marks, with the asset's symbol; the scale comes from the published asset registry.
+   * Done on strings: a wei amount does not fit a JavaScript number. */
+  function coins(asset, base) {
+    var unit = units[asset];
+    if (!unit || unit.decimals === null || !/^[0-9]+$/.test(base)) return null;
+    var digits = base.replace(/^0+(?=.)/, "");
+    var scale = unit.decimals;
+    var padded = digits.length <= scale ? "0".repeat(scale - digits.length + 1) + digits : digits;
+    var whole = padded.slice(0, padded.length - scale);
+    var fraction = padded.slice(padded.length - scale).replace(/0+$/, "");
+    whole = whole.replace(/\B(?=(\d{3})+(?!\d))/g, unit.group);
+    return whole + (fraction ? unit.point + fraction : "") + "\u00a0" + unit.label;
+  }
   var result = document.getElementById("result");
   var select = document.getElementById("attestation");
 
@@ -437,8 +454,9 @@
       p.append.apply(p, line);
       result.appendChild(p);
     });
-    /* On a phone the result is below the forms: bring it into view once it is known. */
-    if (verdict !== "pending" && result.scrollIntoView) result.scrollIntoView({ block: "nearest" });
+    /* Bring the result into view once it is known (on a phone it sits above the forms, which a
+     * reader has scrolled past to fill in). */
+    if (verdict !== "pending" && result.scrollIntoView) result.scrollIntoView({ block: "start" });
   }
 
   /* Refusals of the treasury's server: nothing was checked, so the heading does not say INVALID. */
@@ -456,10 +474,14 @@
   function report(promise, accountLabel, fromFile) {
     promise.then(function (outcome) {
       var attestation = chosen();
-      var held = outcome.assets.map(function (asset, i) { return asset + " " + outcome.amounts[i]; });
+      var base = outcome.assets.map(function (asset, i) { return asset + " " + outcome.amounts[i]; });
+      var whole = outcome.assets.map(function (asset, i) {
+        return coins(asset, String(outcome.amounts[i])) || base[i];
+      });
       show("valid", message("valid"), [
         message("valid_detail", { account: accountLabel(), sequence: String(attestation.sequence) }),
-        message("amounts", { amounts: held.join(", ") }),
+        message("amounts", { amounts: whole.join(", ") }),
+        message("amounts_base", { amounts: base.join(", ") }),
         message("root", { digest: outcome.digest })
       ]);
     }, function (error) {

@@ -1,6 +1,8 @@
 /* The console's only script (the CSP allows no inline script).
  *
  * - A copy button beside the transaction hash; the console works without it.
+ * - After a refused post, the proposal's own address replaces ".../approve" in the address bar.
+ * - Every message shown is in the page's language: read from data-msg-* on <body>.
  * - Passkeys (WebAuthn): a form with data-passkey-create registers one with the options the
  *   server put in that attribute; a form with data-passkey-sign has the passkey sign the
  *   statement digest in data-challenge. Each puts the browser's answer (base64url fields) in a
@@ -25,6 +27,10 @@
     return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
+  function message(name) {
+    return document.body.dataset[name] || "";
+  }
+
   function say(form, text, isError) {
     var status = form.querySelector(".passkey-status");
     if (!status) return;
@@ -41,7 +47,7 @@
 
   function supported(form) {
     if (window.PublicKeyCredential && navigator.credentials) return true;
-    say(form, "This browser cannot use passkeys; use a current browser on this device.", true);
+    say(form, message("msgUnsupported"), true);
     return false;
   }
 
@@ -72,7 +78,7 @@
       if (!supported(form)) return;
       var options = creationOptions(JSON.parse(form.dataset.passkeyCreate));
       busy(form, true);
-      say(form, "Confirm on your device…", false);
+      say(form, message("msgConfirmCreate"), false);
       navigator.credentials.create({ publicKey: options }).then(function (credential) {
         var response = credential.response;
         field.value = JSON.stringify({
@@ -90,7 +96,7 @@
         form.submit();
       }).catch(function (error) {
         busy(form, false);
-        say(form, "No passkey was created: " + error.message, true);
+        say(form, message("msgNotCreated") + " " + error.message, true);
       });
     });
   }
@@ -103,7 +109,7 @@
       if (!supported(form)) return;
       var ids = form.dataset.credentials ? form.dataset.credentials.split(",") : [];
       busy(form, true);
-      say(form, "Confirm on your device to sign the statement above…", false);
+      say(form, message("msgConfirmSign"), false);
       navigator.credentials.get({
         publicKey: {
           challenge: fromB64url(form.dataset.challenge),
@@ -125,19 +131,25 @@
         form.submit();
       }).catch(function (error) {
         busy(form, false);
-        say(form, "Nothing was signed: " + error.message, true);
+        say(form, message("msgNotSigned") + " " + error.message, true);
       });
     });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // A page answering a refused post names the proposal's own address: the address bar shows
+    // it, and a reload reads the page instead of posting the form again.
+    var address = document.body.dataset.address;
+    if (address && window.history && window.location.pathname !== address) {
+      window.history.replaceState(null, "", address);
+    }
     document.querySelectorAll("button[data-copy]").forEach(function (button) {
       var source = document.getElementById(button.dataset.copy);
       if (!source || !navigator.clipboard) return;
       button.hidden = false;
       button.addEventListener("click", function () {
         navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-          button.textContent = "Copied";
+          button.textContent = message("msgCopied");
         });
       });
     });
