@@ -8,6 +8,12 @@ address) is derived and compared with what the ceremony recorded, and the seed i
 Nothing is signed and nothing secret is returned, logged or kept: the result names only the
 member indexes that took part and a reason written from public facts.
 
+Given a fresh ``challenge`` (issued by whoever schedules the check), a quorum that recombined to
+the recorded key also proves possession by signing it with both keys (``custody.key_possession``:
+BIP-322 simple by the account key's ``/0/0`` child, EIP-191 by the Safe owner key); the proof is
+verified against the transcript's public keys at once, and returned with the result. A proof
+is public data: the challenge and two signatures, never a share or a key.
+
 A wrong SLIP-39 passphrase cannot be told apart from shares of another seed by SLIP-39 itself
 (it yields another valid seed by design); both show as a ``MISMATCH``.
 """
@@ -22,10 +28,11 @@ from dataclasses import dataclass
 from custody.bitcoin_network import BitcoinNetwork
 from custody.ceremony import Transcript, check_share
 from custody.exceptions import KeyMaterialError, ShareMismatchError
-from custody.keys import cosigner_keys
+from custody.key_possession import PossessionProof, prove_possession, verify_possession
+from custody.keys import cosigner_keys, signing_keys
 from custody.shamir import ShareMnemonic, combine_shares, parse_shares
 
-__all__ = ["HealthOutcome", "HealthResult", "check_key_health"]
+__all__ = ["HealthOutcome", "HealthResult", "PossessionProof", "check_key_health"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,8 @@ class HealthResult:
     """The SLIP-39 member indexes of the shares that were brought (never the shares)."""
     reason: str
     """One sentence; names member indexes, positions and public keys, never share words."""
+    proof: PossessionProof | None = None
+    """Both keys' verified signatures over the challenge, when one was given and the check passed."""
 
     @property
     def ok(self) -> bool:
@@ -68,6 +77,7 @@ def check_key_health(
     passphrase: str = "",
     *,
     network: BitcoinNetwork = BitcoinNetwork.REGTEST,
+    challenge: str | None = None,
 ) -> HealthResult:
     """Recombine ``shares`` (words as the holders typed them) and compare the seed's public identity with ``transcript``'s.
 
@@ -75,7 +85,9 @@ def check_key_health(
     Each share is first compared with the transcript without recombining (identifier, threshold,
     member index), so another institution's share is named by its position; then a quorum is
     recombined and the derived fingerprint, account xpub and Safe owner address must all equal
-    the recorded ones. The seed lives only inside ``combine_shares``' wipeable buffer.
+    the recorded ones. The seed lives only inside ``combine_shares``' wipeable buffer. With a
+    ``challenge``, a passing quorum also signs it with both keys, and the proof is verified
+    against the transcript before it is returned (a proof that does not verify fails the check).
     """
     institution = transcript.institution
     try:
@@ -90,20 +102,40 @@ def check_key_health(
             return HealthResult(
                 institution, HealthOutcome.MISMATCH, members, f"Share {position}: {exc}"
             )
+    proof = None
     try:
         with combine_shares(parsed, passphrase) as seed:
             keys = cosigner_keys(seed, network)
+            differences = [
+                f"{name} {actual} (recorded {recorded})"
+                for name, actual, recorded in (
+                    ("fingerprint", keys.fingerprint, transcript.fingerprint.lower()),
+                    ("account xpub", keys.account_xpub, transcript.account_xpub),
+                    ("Safe owner address", keys.eth_address, transcript.eth_address),
+                )
+                if actual != recorded
+            ]
+            if challenge is not None and not differences:
+                with signing_keys(seed, keys.fingerprint, network) as signing:
+                    proof = prove_possession(
+                        challenge,
+                        signing.bitcoin_root.derive(keys.account_path),
+                        signing.eth_key,
+                        network,
+                    )
     except KeyMaterialError as exc:
         return HealthResult(institution, HealthOutcome.MALFORMED, members, str(exc))
-    differences = [
-        f"{name} {actual} (recorded {recorded})"
-        for name, actual, recorded in (
-            ("fingerprint", keys.fingerprint, transcript.fingerprint.lower()),
-            ("account xpub", keys.account_xpub, transcript.account_xpub),
-            ("Safe owner address", keys.eth_address, transcript.eth_address),
+    if proof is not None and challenge is not None:
+        unproven = verify_possession(
+            proof,
+            account_xpub=transcript.account_xpub,
+            eth_address=transcript.eth_address,
+            challenge=challenge,
+            network=network,
         )
-        if actual != recorded
-    ]
+        if unproven is not None:
+            differences.append(unproven)
+            proof = None
     if differences:
         reason = (
             f"The shares of members {list(members)} recombine to another key than "
@@ -114,7 +146,13 @@ def check_key_health(
     else:
         reason = (
             f"The shares of members {list(members)} recombine to {institution}'s key "
-            f"(fingerprint {keys.fingerprint}, Safe owner {keys.eth_address})."
+            f"(fingerprint {keys.fingerprint}, Safe owner {keys.eth_address})"
+            + (
+                f" and signed the challenge with both keys ({proof.bitcoin_address}, BIP-322; "
+                f"{proof.eth_address}, EIP-191)."
+                if proof is not None
+                else "."
+            )
         )
         outcome = HealthOutcome.OK
     log.info(
@@ -122,4 +160,4 @@ def check_key_health(
         institution, outcome.value, list(members),
         extra={"institution": institution, "outcome": outcome.value},
     )  # fmt: skip
-    return HealthResult(institution, outcome, members, reason)
+    return HealthResult(institution, outcome, members, reason, proof)

@@ -7,6 +7,7 @@ up); tests that need isolation create their own wallets, accounts or databases o
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -78,11 +79,38 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"TREASURY_TEST_SEED={config.stash[_SEED_KEY]} (set it to replay this run's randomness)"
 
 
+FILE_WEIGHTS = Path(__file__).parent / "file_weights.json"
+"""Seconds each test file took in a measured run (``scripts/test-file-weights.py`` writes it)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     integration_dir = Path(__file__).parent / "integration"
     for item in items:
         if integration_dir in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
+    _heaviest_files_first(items)
+
+
+def _heaviest_files_first(items: list[pytest.Item]) -> None:
+    """Order the files by their measured time, longest first (a stable sort: tests keep their
+    order within a file).
+
+    ``make test`` hands whole files to the workers (``--dist loadfile``) in collection order
+    (``--no-loadscope-reorder``): started last, a long file would run alone at the end while
+    the other core idles. A file not yet measured counts as the median one.
+    """
+    if not FILE_WEIGHTS.exists():
+        return
+    weights: dict[str, float] = json.loads(FILE_WEIGHTS.read_text(encoding="utf-8"))
+    known = sorted(weights.values())
+    default = known[len(known) // 2] if known else 0.0
+    root = Path(__file__).parent.parent
+
+    def weight(item: pytest.Item) -> float:
+        relative = Path(str(item.path)).relative_to(root).as_posix()
+        return weights.get(relative, default)
+
+    items.sort(key=lambda item: -weight(item))
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,13 @@
 """Periodic key health checks of the institutions' SLIP-39 shares: recorded, audited, alarmed.
 
 A quorum of an institution's share holders proves, every ``HealthPolicy.interval_days`` days,
-that their shares still recombine to the seed the ceremony recorded (``custody.health``). Each
-check is a row here (time, institution, outcome, the member indexes that took part, never a
-share) and an audit event in the same transaction.
+that their shares still recombine to the seed the ceremony recorded (``custody.health``), and
+proves possession by signing a fresh challenge (``issue_challenge``: the institution, the time
+and 32 random bytes) with both keys: BIP-322 simple for the Bitcoin key, EIP-191 for the Safe
+owner key (``custody.key_possession``). Each check is a row here (time, institution, outcome, the
+member indexes that took part, the challenge and the two signatures, never a share) and an audit
+event carrying the same, in the same transaction; ``verify_check_proof`` re-verifies a stored
+proof from the ceremony's public record alone.
 
 An institution needs attention (an alarm) when its last check failed, or when it is overdue: its
 last passing check (or, with none, its ceremony) is older than the interval. A failed check and
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +36,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from custody.bitcoin_network import BitcoinNetwork
 from custody.ceremony import Transcript, list_transcripts, load_transcript
 from custody.health import HealthOutcome, HealthResult, check_key_health
+from custody.key_possession import PossessionProof, verify_possession
 from custody.records import CeremonyRecord
 from treasury import audit
 from treasury.audit import AuditKind
@@ -49,11 +55,13 @@ __all__ = [
     "KeyHealthCheckRow",
     "KeyHealthStatus",
     "health_status",
+    "issue_challenge",
     "key_health_export",
     "raise_overdue_alarms",
     "record_health_check",
     "run_health_check",
     "transcript_for",
+    "verify_check_proof",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,6 +130,10 @@ class KeyHealthCheckRow(Base):
     member_indexes: Mapped[list[int]] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(ACTOR_MAX_CHARS))
+    challenge: Mapped[str | None] = mapped_column(Text)
+    """The fresh challenge the quorum was asked to sign (none for checks before proofs existed)."""
+    proof: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """The possession proof: addresses and signatures (public data); none when the check failed."""
 
 
 def _refuse_orm_change(_mapper: Any, _connection: Any, target: Any) -> None:
@@ -163,6 +175,8 @@ class HealthCheck:
     member_indexes: tuple[int, ...]
     holders: tuple[str, ...]
     reason: str
+    challenge: str | None = None
+    proof: PossessionProof | None = None
 
     @property
     def ok(self) -> bool:
@@ -221,6 +235,27 @@ def _alarm_view(row: KeyHealthAlarmRow) -> HealthAlarm:
     )
 
 
+def _proof_of(row: KeyHealthCheckRow) -> PossessionProof | None:
+    if row.proof is None or row.challenge is None:
+        return None
+    return PossessionProof(
+        challenge=row.challenge,
+        bitcoin_address=str(row.proof["bitcoin_address"]),
+        bip322_signature=str(row.proof["bip322_signature"]),
+        eth_address=str(row.proof["eth_address"]),
+        eip191_signature=str(row.proof["eip191_signature"]),
+    )
+
+
+def _proof_fields(proof: PossessionProof) -> dict[str, str]:
+    return {
+        "bitcoin_address": proof.bitcoin_address,
+        "bip322_signature": proof.bip322_signature,
+        "eth_address": proof.eth_address,
+        "eip191_signature": proof.eip191_signature,
+    }
+
+
 def _check_view(row: KeyHealthCheckRow, transcript: Transcript) -> HealthCheck:
     indexes = tuple(row.member_indexes)
     holders = tuple(transcript.holder_of(index) or "?" for index in indexes)
@@ -232,6 +267,22 @@ def _check_view(row: KeyHealthCheckRow, transcript: Transcript) -> HealthCheck:
         indexes,
         holders,
         row.reason,
+        row.challenge,
+        _proof_of(row),
+    )
+
+
+CHALLENGE_NONCE_BYTES = 32
+
+
+def issue_challenge(
+    institution: str, now: datetime, *, random_bytes: Any = secrets.token_bytes
+) -> str:
+    """A fresh challenge for ``institution``'s quorum: nobody can have signed it before ``now``."""
+    nonce = bytes(random_bytes(CHALLENGE_NONCE_BYTES)).hex()
+    return (
+        f"National reserve key health check\ninstitution: {institution}\n"
+        f"issued: {now.isoformat()}\nnonce: {nonce}"
     )
 
 
@@ -313,10 +364,14 @@ def record_health_check(
     *,
     actor: str,
     now: datetime,
+    challenge: str | None = None,
+    network: BitcoinNetwork = BitcoinNetwork.REGTEST,
 ) -> HealthCheck:
     """Record ``result`` with its audit event; a failure opens an alarm, a pass clears them all.
 
-    Everything happens in the caller's transaction (the commit is the caller's).
+    With a ``challenge``, a passing result must carry a proof of possession over exactly it that
+    verifies against the transcript's public keys; otherwise the check is recorded as failed
+    (``mismatch``), whatever the result said. Everything happens in the caller's transaction.
     """
     if result.institution != transcript.institution:
         raise HealthPolicyError(
@@ -330,6 +385,23 @@ def record_health_check(
         raise HealthPolicyError(
             f"No ceremony of {transcript.institution!r} is stored; its checks cannot be recorded."
         )
+    if challenge is not None and result.ok:
+        unproven = (
+            "The passing check carries no proof of possession of the challenge."
+            if result.proof is None
+            else verify_possession(
+                result.proof,
+                account_xpub=transcript.account_xpub,
+                eth_address=transcript.eth_address,
+                challenge=challenge,
+                network=network,
+            )
+        )
+        if unproven is not None:
+            result = HealthResult(
+                result.institution, HealthOutcome.MISMATCH, result.member_indexes, unproven
+            )
+    proof = result.proof if result.ok else None
     row = KeyHealthCheckRow(
         ceremony_id=ceremony_id,
         institution=transcript.institution,
@@ -338,6 +410,8 @@ def record_health_check(
         member_indexes=list(result.member_indexes),
         reason=result.reason,
         actor=actor,
+        challenge=challenge,
+        proof=None if proof is None else _proof_fields(proof),
     )
     session.add(row)
     session.flush()
@@ -354,6 +428,8 @@ def record_health_check(
             "member_indexes": list(check.member_indexes),
             "holders": list(check.holders),
             "reason": result.reason,
+            "challenge": challenge,
+            "proof": None if proof is None else _proof_fields(proof),
         },
         clock=lambda: now,
     )
@@ -397,11 +473,37 @@ def run_health_check(
     actor: str,
     now: datetime,
     network: BitcoinNetwork = BitcoinNetwork.REGTEST,
+    random_bytes: Any = secrets.token_bytes,
 ) -> HealthCheck:
-    """Check ``institution``'s shares (code or ceremony name) and record the outcome."""
+    """Check ``institution``'s shares (code or ceremony name) against a fresh challenge, which
+    the quorum signs with both keys, and record the outcome with the proof."""
     transcript = transcript_for(session, institution)
-    result = check_key_health(transcript, shares, passphrase, network=network)
-    return record_health_check(session, transcript, result, actor=actor, now=now)
+    challenge = issue_challenge(transcript.institution, now, random_bytes=random_bytes)
+    result = check_key_health(transcript, shares, passphrase, network=network, challenge=challenge)
+    return record_health_check(
+        session, transcript, result, actor=actor, now=now, challenge=challenge, network=network
+    )
+
+
+def verify_check_proof(
+    session: Session, check_id: int, network: BitcoinNetwork = BitcoinNetwork.REGTEST
+) -> str | None:
+    """Re-verify a stored check's proof from the ceremony's public record: ``None`` if it holds,
+    else why not (no proof, or signatures that do not verify)."""
+    row = session.get(KeyHealthCheckRow, check_id)
+    if row is None:
+        raise HealthPolicyError(f"No key health check has the id {check_id}.")
+    proof = _proof_of(row)
+    if proof is None or row.challenge is None:
+        return f"Health check {check_id} carries no proof of possession."
+    transcript = load_transcript(session, row.institution)
+    return verify_possession(
+        proof,
+        account_xpub=transcript.account_xpub,
+        eth_address=transcript.eth_address,
+        challenge=row.challenge,
+        network=network,
+    )
 
 
 # --- Reads --------------------------------------------------------------------------------------

@@ -25,8 +25,13 @@ from treasury.authority.store import statements_for
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalView, SpendPosting
 from treasury.story import SATS_PER_BTC, WEI_PER_ETH, Reserve
+from treasury.story.airgap import sign_through_files
+from treasury.story.delay_window import open_window_registry, vetoed_spend, waited_spend
 from treasury.story.explore import explore
 from treasury.story.proofs import TRUST_FILE_NAME
+from treasury.story.recovery import recovery_vault_story
+from treasury.story.rotation import fee_bump, rotation_drill
+from treasury.story.second_chain import open_second_chain
 
 Echo = Callable[[str], None]
 
@@ -39,6 +44,9 @@ ALLOCATIONS = {"BTC": 70_000_000, "ETH": 15 * WEI_PER_ETH}
 spends, so the attestation shows the reserve covering it."""
 BTC_SPEND_SATS = SATS_PER_BTC // 4
 ETH_SPEND_WEI = 3 * WEI_PER_ETH // 2
+BTC_BUMP_SATS = 30 * SATS_PER_BTC // 100
+"""The stuck spend that is bumped; it leaves the rotation's sweep below the policy's 0.5 BTC
+threshold, so the sweep needs no public window of its own."""
 SUMMARY_LINE_MAX_CHARS = 110
 """Statement lines longer than this are shown abridged in the middle."""
 ABRIDGED_MARK = " ... "
@@ -70,12 +78,16 @@ def run_demo(
     with DevnetStack(binaries) as stack:
         stack.start(lambda line: echo(f"   {line}"))
         echo(f"   bitcoin: regtest, height {stack.bitcoin.rpc.call('getblockcount')}")
-        for label, node in (("reserve", stack.reserve), ("services", stack.services)):
+        for label, node in (
+            ("reserve", stack.reserve),
+            ("services", stack.services),
+            ("BNB", stack.bnb),
+        ):
             echo(
                 f"   {label} chain: chain id {node.rpc.chain_id()}, "
                 f"height {node.rpc.block_number()}"
             )
-        pids = [pid for node in (stack.bitcoin, stack.reserve, stack.services) if (pid := node.pid)]
+        pids = [pid for node in (stack.bitcoin, *stack.evm_nodes) if (pid := node.pid)]
         reserve = Reserve(workdir, stack.bitcoin, stack.reserve)
         site = _story(reserve, stack, echo)
         echo(f"== Story told in {time.monotonic() - started:.1f} s")
@@ -94,6 +106,11 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
     reserve.hold_ceremonies(echo)
     echo("== 3. Vaults: 2-of-3 across the three institutions on both chains")
     reserve.open_vaults(echo)
+    echo(
+        "== 3b. The second EVM reserve chain (BNB Chain; on the devnet chain id 31339, which no "
+        "real chain uses): Safe v1.4.1 at its canonical addresses and a Safe of its own"
+    )
+    reserve.second_chain = open_second_chain(reserve, stack.bnb, echo)
     echo("== 4. Deposits, then a reconciliation run books them into the state ledger")
     reserve.deposit(echo, BTC_DEPOSITS_SATS, ETH_DEPOSIT_WEI, TOKEN_DEPOSIT)
     stack.reserve.rpc.call("evm_mine")
@@ -114,7 +131,7 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
         "verified and signed by their share holders"
     )
     for asset, amount in (("BTC", BTC_SPEND_SATS), ("ETH", ETH_SPEND_WEI)):
-        _spend(reserve, asset, amount, payees[asset], echo)
+        _spend(reserve, asset, amount, payees[asset], echo, through_files=asset == "BTC")
     reserve.reconcile(echo)
     echo("== 8. Proof of reserves: snapshot, proofs of control, signatures, anchors")
     result = reserve.attest(echo, stack.services)
@@ -133,7 +150,8 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
         f"   re-run it yourself: .venv/bin/reserve-verify {result.path} --offline "
         f"--trust {reserve.workdir / TRUST_FILE_NAME} "
         "(the auditor's standalone verifier; `treasury verify` is the same; node checks need "
-        "--bitcoin-rpc/--evm-rpc/--services-rpc, and the devnets stop at the end)"
+        "--bitcoin-rpc, --evm-rpc CHAIN_ID=URL per EVM chain and --services-rpc, and the "
+        "devnets stop at the end)"
     )
     account = "fund:national-reserve:BTC"
     echo(
@@ -148,6 +166,22 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
         f"   the holder's code for the site's check page: {held.code} "
         f"(also: treasury proofs issue {account} --attestation 1)"
     )
+    echo(
+        "== 9c. A public window before large spends: announced on the services chain, where the "
+        "signers read it themselves; one waits its window out, an institution vetoes the other"
+    )
+    window = open_window_registry(stack.services, echo)
+    waited_spend(reserve, window, payees["ETH"], echo)
+    vetoed_spend(reserve, window, payees["BTC"], echo)
+    reserve.reconcile(echo)
+    echo("== 9d. A stuck spend replaced by fee (RBF), approved by the officers under a fee ceiling")
+    fee_bump(reserve, echo, BTC_BUMP_SATS)
+    echo(
+        "== 9e. A compromised-cosigner drill: a new ceremony, a new vault, every coin swept to it "
+        "through the approvals, the old vault retired"
+    )
+    rotation_drill(reserve, echo)
+    reserve.reconcile(echo)
     echo("== 10. The parliament site (static, no network needed, Kyrgyz / Russian / English)")
     echo("   key health checks: each institution's holders show their shares still recombine")
     reserve.check_key_health(echo)
@@ -161,6 +195,10 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
         f"   {site.attestations} attestation(s), {site.spends} spend(s) published to {site.folder}"
     )
     echo(f"   open {site.entry} in a browser, or run: treasury serve {site.folder}")
+    echo(
+        "== 10b. A vault with a recovery path: recovery bodies' keys, the refresh alarm, a refresh"
+    )
+    recovery_vault_story(reserve, echo)
     with reserve.sessions() as session:
         balanced = all(totals.balanced for totals in ledger.trial_balance(session))
         verdict = audit.verify(session)
@@ -186,7 +224,15 @@ def _how_to_look(reserve: Reserve, site: PublishedSite, echo: Echo, *, served: b
         )
 
 
-def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) -> ProposalView:
+def _spend(
+    reserve: Reserve,
+    asset: str,
+    amount: int,
+    payee: str,
+    echo: Echo,
+    *,
+    through_files: bool = False,
+) -> ProposalView:
     wf = reserve.workflow()
     view = reserve.propose_and_approve(wf, asset, amount, payee)
     echo(
@@ -196,15 +242,23 @@ def _spend(reserve: Reserve, asset: str, amount: int, payee: str, echo: Echo) ->
     with reserve.sessions() as session:
         statements = statements_for(session, view.id)
     _echo_statement(reserve, statements, echo)
-    view = reserve.sign(wf, view.id, asset)
-    verifications = reserve.verified_for(view.id)
-    if not verifications:
-        echo("   WARNING: the signers were shown no officers' signatures to verify.")
-    for verification in verifications:
+    if through_files:
         echo(
-            f"   {verification.institution}'s signer verified the signatures of "
-            f"{_approvers(verification.authorization)}, then signed"
+            "   signed through files: each institution's request exported "
+            "(treasury airgap export), signed by `custody-sign` in its own process with no "
+            "treasury and no database, imported (treasury airgap import)"
         )
+        view = sign_through_files(reserve, wf, view.id, asset, echo)
+    else:
+        view = reserve.sign(wf, view.id, asset)
+        verifications = reserve.verified_for(view.id)
+        if not verifications:
+            echo("   WARNING: the signers were shown no officers' signatures to verify.")
+        for verification in verifications:
+            echo(
+                f"   {verification.institution}'s signer verified the signatures of "
+                f"{_approvers(verification.authorization)}, then signed"
+            )
     view = wf.broadcast(view.id, reserve.spenders()[asset])
     with reserve.sessions() as session:
         entry = ledger.find_entry(session, SpendPosting.key_for(view.id))

@@ -30,6 +30,9 @@ MODEL_MODULES = (
     "treasury.reconcile.break_glass",
     "treasury.translations",
     "treasury.custody_health",
+    "treasury.recovery_vaults",
+    "treasury.reconcile.refresh",
+    "treasury.announcements",
 )
 """Every module that declares tables (on ``custody.schema.CustodyBase`` or ``treasury.db.Base``)."""
 

@@ -31,7 +31,13 @@ The document (UTF-8 JSON, keys sorted; specified in ``reporting/SPEC-export.md``
       "movements": {"BTC": {"allocated": "5000000000", "spent": "25000000", "fees": "1000",
                             "unexplained": "0", "held": "4974999000",
                             "pending": {"allocated": "0", "spent": "0", "fees": "0",
-                                        "unexplained": "0", "held": "0"}}}
+                                        "unexplained": "0", "held": "0"}}},
+      "pending_spends": [{"proposal_id": 4, "chain": "eip155:31337", "asset": "ETH",
+                          "amount": "5000000000000000000", "destination": "0x...",
+                          "tx_hash": "0x...", "announced_at": "...", "opens_at": "...",
+                          "status": "waiting", "vetoed_by": null,
+                          "services": {"chain_id": 1337, "registry": "0x...",
+                                       "announcement_tx": "0x...", "veto_tx": null}}]
     }
 
 Amounts are decimal strings of integer base units, never JSON numbers; JSON integers are only
@@ -51,6 +57,9 @@ and the fee account with the fee (``treasury.proposals.ledger_hook``; the reconc
 nobody proposed to approved outflows or to suspense). Since every entry balances per asset,
 ``allocated - spent - unexplained - fees = held`` holds for each asset, for the posted balances
 and for the pending ones separately.
+
+``pending_spends`` are the large spends announced on the services chain before signing
+(``treasury.announcements``): each with its public window and whether an institution vetoed it.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reporting.attestation import bitcoin_chain, evm_chain
 from reporting.site import EXPORT_FORMAT
 from treasury import ledger
+from treasury.announcements import pending_spends_export
 from treasury.custody_health import key_health_export
 from treasury.exceptions import TreasuryError
 from treasury.ledger import AccountRecord, AccountType, Side
@@ -358,6 +368,7 @@ def build_export(
         "spends": spends,
         "movements": _movements(session, books),
         "key_health": key_health_export(session, exported_at),
+        "pending_spends": pending_spends_export(session, exported_at),
     }
 
 

@@ -4,7 +4,9 @@ The job is the importable function ``reconcile_job`` (no arguments: it reads its
 database and nodes included, from the environment when it runs, through ``treasury.settings``, so
 no credential is pickled into the job store). Any number of scheduler processes may share the
 store; the run lock lets one reconcile at a time, the others skip. A run whose node was
-unreachable is retried with exponential backoff (``treasury.reconcile.retries``).
+unreachable is retried with exponential backoff (``treasury.reconcile.retries``). Each pass then
+opens a key health alarm for every institution (and recovery body) whose health check is
+overdue (``key_health_pass``; once per due date, so a pass that finds nothing new writes nothing).
 
 This is an edge, like the CLI and the API: it reads the settings; the reconciler below it does not.
 """
@@ -17,8 +19,15 @@ from datetime import UTC, datetime
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.orm import Session, sessionmaker
 
-from treasury.db import make_engine
+from custody.clock import Clock, utc_now
+from treasury.custody_health import (
+    HealthAlarm,
+    HealthPolicy,
+    raise_overdue_alarms,
+)
+from treasury.db import make_engine, session_factory
 from treasury.logs import bound_ids
 from treasury.reconcile.reconciler import RunReport
 from treasury.reconcile.records import SCHEDULER_JOBS_TABLE
@@ -28,6 +37,27 @@ from treasury.settings import Settings
 
 JOB_ID = "treasury.reconcile"
 """The job's id in APScheduler's table: one reconciliation job, however many schedulers run."""
+HEALTH_ACTOR = "scheduler"
+"""The audit actor of the overdue key health alarms a scheduled pass opens."""
+
+
+def key_health_pass(
+    sessions: sessionmaker[Session], policy: HealthPolicy | None = None, *, clock: Clock = utc_now
+) -> list[HealthAlarm]:
+    """Open the overdue key health alarms (``raise_overdue_alarms``) in one transaction."""
+    with sessions.begin() as session:
+        raised = raise_overdue_alarms(session, clock(), policy, actor=HEALTH_ACTOR)
+    for alarm in raised:
+        _echo(f"key health alarm {alarm.id} opened for {alarm.institution}: {alarm.detail}")
+    return raised
+
+
+def _key_health_job(database_url: str, policy: HealthPolicy) -> None:
+    engine = make_engine(database_url)
+    try:
+        key_health_pass(session_factory(engine), policy)
+    finally:
+        engine.dispose()
 
 
 def reconcile_job() -> None:
@@ -42,10 +72,14 @@ def reconcile_job() -> None:
             evm=evm,
             settings=settings.reconcile,
             progress=_echo,
+            evm_chains=settings.evm_chains,
         )
 
     with bound_ids(job_id=JOB_ID):
-        reconcile_with_retries(run, echo=_echo)
+        try:
+            reconcile_with_retries(run, echo=_echo)
+        finally:
+            _key_health_job(settings.database_url, HealthPolicy(settings.key_health_interval_days))
 
 
 def _echo(line: str) -> None:

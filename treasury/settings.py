@@ -12,6 +12,12 @@ database URL, an Ethereum address, an enum member, a name) and every parser's er
 one place: the variable if set, else the running ``treasury devnet up``'s state file, else none;
 asking for a missing node raises ``NodeNotConfiguredError``, which says what to set or start.
 
+The EVM reserve chains are a list (``treasury.chains``): the first is the historic reserve chain
+(``TREASURY_RESERVE_RPC_URL``, its depth ``TREASURY_RECONCILE_ETH_MIN_CONFIRMATIONS``, native
+``ETH``); ``TREASURY_EVM_CHAINS`` names further ones (``bnb``), each with
+``TREASURY_EVM_<NAME>_CHAIN_ID``, ``_RPC_URL``, ``_CONFIRMATIONS`` (default 1) and
+``_NATIVE_ASSET`` (default the name in capitals). Unset, it is the running devnet's BNB node.
+
 ``treasury settings`` prints ``read_settings(os.environ).rows``: every variable with its value
 (passwords and tokens masked) and its source. The errors, as a tree::
 
@@ -27,7 +33,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -43,7 +49,17 @@ from custody.devnet.binaries import (
     NODES_DIR_ENV,
     project_root,
 )
+from custody.devnet.evm import BNB_DEVNET_CHAIN_ID, BNB_DEVNET_NATIVE_ASSET
+from custody.devnet.stack import read_state
 from custody.nodes import BitcoinEndpoint, NodeEndpoints, devnet_endpoints
+from treasury.chains import (
+    CHAIN_NAME_PATTERN,
+    RESERVE_CHAIN_NAME,
+    ChainConfigError,
+    EvmChainSettings,
+    check_chains,
+)
+from treasury.custody_health import DEFAULT_INTERVAL_DAYS as DEFAULT_KEY_HEALTH_INTERVAL_DAYS
 from treasury.db import (
     DATABASE_URL_ENV,
     default_database_url,
@@ -64,6 +80,12 @@ Parser = Callable[[str, str], T]
 BITCOIN_RPC_URL_ENV = "TREASURY_BITCOIN_RPC_URL"
 RESERVE_RPC_URL_ENV = "TREASURY_RESERVE_RPC_URL"
 SERVICES_RPC_URL_ENV = "TREASURY_SERVICES_RPC_URL"
+EVM_CHAINS_ENV = "TREASURY_EVM_CHAINS"
+"""The further EVM reserve chains, by name (``bnb,polygon``); each one's values in
+``TREASURY_EVM_<NAME>_<FIELD>`` (``evm_chain_env``)."""
+EVM_CHAIN_FIELDS = ("CHAIN_ID", "RPC_URL", "CONFIRMATIONS", "NATIVE_ASSET")
+DEVNET_BNB_CHAIN = "bnb"
+"""The name the running devnet's BNB node takes when ``TREASURY_EVM_CHAINS`` is unset."""
 BITCOIN_NETWORK_ENV = "TREASURY_BITCOIN_NETWORK"
 BTC_VAULT_ENV = "TREASURY_BTC_VAULT"
 SAFE_VAULT_ENV = "TREASURY_SAFE_VAULT"
@@ -76,6 +98,10 @@ RECONCILE_ETH_MIN_CONF_ENV = "TREASURY_RECONCILE_ETH_MIN_CONFIRMATIONS"
 RECONCILE_MAX_AGE_ENV = "TREASURY_RECONCILE_MAX_AGE_SECONDS"
 RECONCILE_DROP_TIMEOUT_ENV = "TREASURY_RECONCILE_DROPPED_SPEND_TIMEOUT_SECONDS"
 RECONCILE_DROP_POLICY_ENV = "TREASURY_RECONCILE_DROPPED_SPEND_POLICY"
+RECONCILE_REFRESH_ALARM_ENV = "TREASURY_RECONCILE_REFRESH_ALARM_PERCENT_LEFT"
+KEY_HEALTH_INTERVAL_ENV = "TREASURY_KEY_HEALTH_INTERVAL_DAYS"
+WINDOW_REGISTRY_ENV = "TREASURY_WINDOW_REGISTRY"
+WINDOW_FROM_BLOCK_ENV = "TREASURY_WINDOW_FROM_BLOCK"
 API_TOKEN_ENV = "TREASURY_API_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret
 API_TOKEN_FILE_ENV = "TREASURY_API_TOKEN_FILE"  # noqa: S105 - the name of an environment variable
 
@@ -197,6 +223,49 @@ def database(_variable: str, raw: str) -> str:
     return raw
 
 
+def chain_names(variable: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated chain names: lowercase letters and digits, each once, not ``reserve``."""
+    names = tuple(part.strip() for part in raw.split(","))
+    for name in names:
+        if not CHAIN_NAME_PATTERN.fullmatch(name) or name == RESERVE_CHAIN_NAME:
+            raise SettingsError(
+                f"{variable} must be comma-separated chain names of 1-16 lowercase letters or "
+                f"digits (not {RESERVE_CHAIN_NAME!r}, the first chain), not {raw!r}."
+            )
+    if len(set(names)) != len(names):
+        raise SettingsError(f"{variable} must name each chain once, not {raw!r}.")
+    return names
+
+
+def asset_code(variable: str, raw: str) -> str:
+    """A native coin's asset code (``BNB``)."""
+    if not (raw.isascii() and raw.isalnum() and raw.isupper() and 2 <= len(raw) <= 10):
+        raise SettingsError(
+            f"{variable} must be an asset code of 2-10 capital letters or digits, not {raw!r}."
+        )
+    return raw
+
+
+def evm_chain_env(name: str, field: str) -> str:
+    """The variable holding ``field`` (``CHAIN_ID``, ``RPC_URL``...) of the EVM chain ``name``."""
+    return f"TREASURY_EVM_{name.upper()}_{field}"
+
+
+def devnet_chains() -> tuple[EvmChainSettings, ...]:
+    """The running devnet's further EVM chains (its BNB node), or none."""
+    state = read_state()
+    if state is None or state.bnb_rpc_url is None:
+        return ()
+    return (
+        EvmChainSettings(
+            DEVNET_BNB_CHAIN,
+            state.bnb_rpc_url,
+            BNB_DEVNET_CHAIN_ID,
+            native_asset=BNB_DEVNET_NATIVE_ASSET,
+        ),
+    )
+
+
 def _bitcoin_endpoint(variable: str, raw: str) -> BitcoinEndpoint:
     url = http_url(example="http://user:password@127.0.0.1:18443")(variable, raw)
     return BitcoinEndpoint.from_url(url)
@@ -225,6 +294,11 @@ class SpendSettings:
     btc_max_fee_sats: int = DEFAULT_BTC_MAX_FEE_SATS
     confirmations_btc: int = DEFAULT_CONFIRMATIONS_REQUIRED
     confirmations_eth: int = DEFAULT_CONFIRMATIONS_REQUIRED
+    window_registry: str | None = None
+    """The spend window registry on the services chain, where large spends are announced and
+    vetoed (``None``: no window can be read, so the signers refuse spends the policy delays)."""
+    window_from_block: int = 0
+    """The services-chain block the registry was deployed at: where reading its events starts."""
 
     def confirmations_required(self) -> dict[str, int]:
         """Blocks after which a broadcast spend of each asset counts as confirmed."""
@@ -241,6 +315,10 @@ class Settings:
     bitcoin_network: BitcoinNetwork = DEFAULT_BITCOIN_NETWORK
     spends: SpendSettings = field(default_factory=SpendSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    evm_chains: tuple[EvmChainSettings, ...] = ()
+    """The further EVM reserve chains (``TREASURY_EVM_CHAINS``); the first is ``reserve_chain``."""
+    key_health_interval_days: int = DEFAULT_KEY_HEALTH_INTERVAL_DAYS
+    """Days after which an institution's last key health check is overdue (an alarm opens)."""
 
     @classmethod
     def from_env(
@@ -267,6 +345,18 @@ class Settings:
         if self.nodes.reserve_rpc_url is None:
             raise NodeNotConfiguredError(RESERVE_RPC_URL_ENV)
         return self.nodes.reserve_rpc_url
+
+    def reserve_chain(self) -> EvmChainSettings:
+        """The reserve's first EVM chain, as its historic variables configure it."""
+        return EvmChainSettings(
+            RESERVE_CHAIN_NAME,
+            self.nodes.reserve_rpc_url,
+            confirmations=self.reconcile.eth_min_confirmations,
+        )
+
+    def reserve_chains(self) -> tuple[EvmChainSettings, ...]:
+        """Every EVM reserve chain, the first one first (one with no node is listed too)."""
+        return check_chains((self.reserve_chain(), *self.evm_chains))
 
     def services_rpc_url(self) -> str:
         """JSON-RPC URL of the government's services chain, or ``NodeNotConfiguredError``."""
@@ -361,10 +451,80 @@ class _Reader:
         )
 
 
+def _given(value: T) -> Callable[[], T]:
+    """A fallback that gives ``value`` (the devnet's, already read)."""
+    return lambda: value
+
+
+def _evm_chains(
+    env: _Reader, fallback: Callable[[], tuple[EvmChainSettings, ...]]
+) -> tuple[EvmChainSettings, ...]:
+    """The further EVM chains ``TREASURY_EVM_CHAINS`` names, each from its own variables; unset,
+    the running devnet's (whose values the variables may still override)."""
+    found: list[tuple[EvmChainSettings, ...]] = []
+
+    def devnet_names() -> tuple[str, ...] | None:
+        found.append(fallback())
+        return tuple(c.name for c in found[0]) or None
+
+    names = env.optional(EVM_CHAINS_ENV, chain_names, fallback=devnet_names, show=",".join) or ()
+    from_devnet = {c.name: c for c in (found[0] if found else ())}
+    chains: list[EvmChainSettings] = []
+    for name in names:
+        devnet = from_devnet.get(name)
+        chain_id = env.optional(
+            evm_chain_env(name, "CHAIN_ID"),
+            whole_number(minimum=1, must_be="a positive whole number (the chain's EIP-155 id)"),
+            fallback=None if devnet is None else _given(devnet.chain_id),
+        )
+        url = env.optional(
+            evm_chain_env(name, "RPC_URL"),
+            http_url(example="http://127.0.0.1:8547"),
+            fallback=None if devnet is None else _given(devnet.rpc_url),
+            show=masked_url,
+        )
+        depth = env.value(
+            evm_chain_env(name, "CONFIRMATIONS"),
+            whole_number(minimum=1, must_be="a whole number of blocks of at least 1"),
+            1,
+        )
+        native = env.value(
+            evm_chain_env(name, "NATIVE_ASSET"),
+            asset_code,
+            devnet.native_asset if devnet is not None else name.upper(),
+        )
+        if chain_id is None:
+            env.errors.append(
+                SettingsError(
+                    f"{evm_chain_env(name, 'CHAIN_ID')} must be set: {EVM_CHAINS_ENV} lists the "
+                    f"chain {name!r}, and a chain is known by its id."
+                )
+            )
+            continue
+        try:
+            chains.append(EvmChainSettings(name, url, chain_id, depth, native))
+        except ChainConfigError as exc:
+            env.errors.append(SettingsError(f"{EVM_CHAINS_ENV}: {exc}"))
+    try:
+        return check_chains(chains)
+    except ChainConfigError as exc:
+        env.errors.append(SettingsError(f"{EVM_CHAINS_ENV}: {exc}"))
+        return ()
+
+
 def read_settings(
-    environ: Mapping[str, str], *, devnet: Callable[[], NodeEndpoints] = devnet_endpoints
+    environ: Mapping[str, str],
+    *,
+    devnet: Callable[[], NodeEndpoints] = devnet_endpoints,
+    devnet_evm: Callable[[], tuple[EvmChainSettings, ...]] | None = None,
 ) -> SettingsReading:
-    """Read every variable of ``environ``; an unusable one is reported and its default used."""
+    """Read every variable of ``environ``; an unusable one is reported and its default used.
+
+    ``devnet_evm`` gives the running devnet's further EVM chains; by default the state file's,
+    when ``devnet`` is the state file's too (a caller that states its devnet states both).
+    """
+    if devnet_evm is None:
+        devnet_evm = devnet_chains if devnet is devnet_endpoints else tuple
     env = _Reader(environ)
     devnet_nodes: list[NodeEndpoints] = []
 
@@ -396,6 +556,7 @@ def read_settings(
             show=masked_url,
         ),
     )
+    evm_chains = _evm_chains(env, devnet_evm)
     network = env.value(
         BITCOIN_NETWORK_ENV, member(BitcoinNetwork), DEFAULT_BITCOIN_NETWORK, show=_value_of
     )
@@ -428,6 +589,12 @@ def read_settings(
         confirmations_eth=env.value(
             CONFIRMATIONS_ENV["ETH"], confirmations, DEFAULT_CONFIRMATIONS_REQUIRED
         ),
+        window_registry=env.optional(WINDOW_REGISTRY_ENV, evm_address),
+        window_from_block=env.value(
+            WINDOW_FROM_BLOCK_ENV,
+            whole_number(minimum=0, must_be="a block number (a whole number, 0 or more)"),
+            0,
+        ),
     )
     positive = whole_number(minimum=1, must_be="a positive whole number")
     defaults = ReconcileSettings()
@@ -442,6 +609,14 @@ def read_settings(
             defaults.dropped_spend_policy,
             show=_value_of,
         ),
+        env.value(
+            RECONCILE_REFRESH_ALARM_ENV,
+            whole_number(minimum=0, maximum=100, must_be="a whole number of percent, 0-100"),
+            defaults.refresh_alarm_percent_left,
+        ),
+    )
+    key_health_interval_days = env.value(
+        KEY_HEALTH_INTERVAL_ENV, positive, DEFAULT_KEY_HEALTH_INTERVAL_DAYS
     )
     # Listed, not kept: the CLI reads the token from one of these (never from its arguments, which
     # show in `ps` and shell history), and no settings object should carry it.
@@ -451,7 +626,14 @@ def read_settings(
     env.note(NODES_DIR_ENV, str(project_root() / ".nodes"))
     for variable in (BITCOIND_ENV, BITCOIN_CLI_ENV, ANVIL_ENV):
         env.note(variable, "(PATH, else the copy `treasury devnet install` fetched)")
-    settings = Settings(database_url, nodes, network, spends, reconcile)
+    settings = Settings(
+        database_url, nodes, network, spends, reconcile, evm_chains, key_health_interval_days
+    )
+    try:
+        settings.reserve_chains()
+    except ChainConfigError as exc:  # a further chain repeats the first's native coin
+        env.errors.append(SettingsError(f"{EVM_CHAINS_ENV}: {exc}"))
+        settings = replace(settings, evm_chains=())
     return SettingsReading(settings, tuple(env.rows), tuple(env.errors))
 
 
@@ -482,6 +664,7 @@ __all__ = [
     "CONFIRMATIONS_ENV",
     "DATABASE_URL_ENV",
     "ETH_RELAYER_ENV",
+    "EVM_CHAINS_ENV",
     "RECONCILE_BTC_MIN_CONF_ENV",
     "RECONCILE_DROP_POLICY_ENV",
     "RECONCILE_DROP_TIMEOUT_ENV",
@@ -498,6 +681,8 @@ __all__ = [
     "Source",
     "SpendSettings",
     "database_url",
+    "devnet_chains",
+    "evm_chain_env",
     "masked_url",
     "read_settings",
 ]

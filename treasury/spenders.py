@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from custody.authority import RosterRecord, VerifiedAuthorization
+from custody.authority.delay import SpendWindowReader
 from custody.authority.gate import AuthorityEvidence, approvers_line
 from custody.bitcoin import Payment, load_vault
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
@@ -133,7 +134,9 @@ def require_roster_genesis(session: Session) -> tuple[RosterRecord, ...]:
     return records
 
 
-def authority_evidence(sessions: sessionmaker[Session], tx_hash: str) -> AuthorityEvidence:
+def authority_evidence(
+    sessions: sessionmaker[Session], tx_hash: str, services: SpendWindowReader | None = None
+) -> AuthorityEvidence:
     """The roster chain and the signed statements of the proposal whose current transaction is
     ``tx_hash``.
 
@@ -155,7 +158,7 @@ def authority_evidence(sessions: sessionmaker[Session], tx_hash: str) -> Authori
                 f"No proposal's current transaction is {tx_hash}; the officers' statements that "
                 "authorise it cannot be found, so it is not signed."
             )
-        return AuthorityEvidence(records, statements_for(session, proposal_id))
+        return AuthorityEvidence(records, statements_for(session, proposal_id), services)
 
 
 def log_verified(
@@ -211,7 +214,9 @@ class BitcoinSpender:
         fee_rate_sat_vb: Decimal,
         max_fee_sats: int,
         on_verified: VerifiedListener | None = None,
+        services: SpendWindowReader | None = None,
     ) -> None:
+        self._services = services
         self._sessions = sessions
         self._rpc = rpc
         self._vault_name = vault_name
@@ -270,7 +275,8 @@ class BitcoinSpender:
     ) -> PreparedTx:
         spend_id = self._spend_id(prepared)
         name = _custody_name(self._institutions, institution)
-        authority = authority_evidence(self._sessions, prepared.tx_hash)  # before any share is read
+        # before any share is read
+        authority = authority_evidence(self._sessions, prepared.tx_hash, self._services)
         with self._sessions.begin() as session:
             if name in load_spend(session, spend_id).signed_by:
                 # Custody kept the signature but the workflow crashed before recording it: the
@@ -356,7 +362,9 @@ class SafeSpender:
         token: str | None = None,
         policy: SigningPolicy | None = None,
         on_verified: VerifiedListener | None = None,
+        services: SpendWindowReader | None = None,
     ) -> None:
+        self._services = services
         self._vaults = vaults
         self._sessions = sessions
         self._vault_name = vault_name
@@ -419,7 +427,8 @@ class SafeSpender:
     ) -> PreparedTx:
         safe_tx_hash = self._checked_hash(prepared)
         name = _custody_name(self._institutions, institution)
-        authority = authority_evidence(self._sessions, safe_tx_hash)  # before any share is read
+        # before any share is read
+        authority = authority_evidence(self._sessions, safe_tx_hash, self._services)
         owner = self._vaults.vault(self._vault_name).owner(name)
         quorum = KeyQuorum(name, parse_shares(shares), passphrase, owner.fingerprint)
         signed = self._vaults.cosign(

@@ -4,10 +4,13 @@ The ``treasury spend`` CLI and ``treasury api serve`` both start here, so that o
 broadcast and track the same transactions whichever interface they use. The edge reads the
 ``Settings`` (``treasury.settings``) once and passes them in; what they decide here:
 
-* the vaults: the only Bitcoin vault in the database, or the one ``TREASURY_BTC_VAULT`` names;
+* the vaults: the only Bitcoin vault spends may be paid from (retired vaults, and the new vault of
+  a rotation still sweeping, are not: ``treasury.proposals.rotations.spending_vaults``), or the
+  one ``TREASURY_BTC_VAULT`` names;
   the only Safe, or the one ``TREASURY_SAFE_VAULT`` names;
-* the nodes: ``TREASURY_BITCOIN_RPC_URL``, ``TREASURY_RESERVE_RPC_URL``, else the running
-  ``treasury devnet up``;
+* the nodes: ``TREASURY_BITCOIN_RPC_URL``, and the node of the Safe's own chain among the
+  configured EVM chains (``TREASURY_RESERVE_RPC_URL``, ``TREASURY_EVM_CHAINS``; ``treasury.chains``),
+  else the running ``treasury devnet up``;
 * the Safe's gas payer: ``TREASURY_ETH_RELAYER`` (an address the node signs for), else the node's
   own account as custody picks it (``custody.ethereum.relayer``; a devnet's funded account);
 * Bitcoin fees: ``TREASURY_BTC_FEE_RATE_SAT_VB`` (default 2) and ``TREASURY_BTC_MAX_FEE_SATS``
@@ -23,7 +26,9 @@ of the officers' statements names its contract, recipient and amount.
 An asset whose vault or node is missing simply has no spender: proposing and approving still
 work, and preparing, signing or broadcasting it raises ``NotConfiguredError`` saying what to set.
 Spends book into the reconciler's own accounts (``treasury.reconcile.accounts``), so a spend
-credits the holdings that deposits debit, and the reconciler finds the books matching the chain.
+credits the holdings that deposits debit, and the reconciler finds the books matching the chain;
+a rotation's sweep to its new vault is booked as an internal transfer between two vaults'
+holdings (``treasury.rotation.internal_holdings``).
 """
 
 from __future__ import annotations
@@ -39,28 +44,32 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody.ceremony import Transcript, list_transcripts
 from custody.clock import Clock, utc_now
 from custody.ethereum import EthChain, SafeVaults, SigningPolicy
+from custody.ethereum.announcements import ServicesChainWindow
 from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.relayer import node_gas_payer
 from custody.ethereum.rpc import EvmRPC
 from custody.ethereum.signer import ERC20_ASSET_PREFIX
 from custody.exceptions import CustodyError
-from custody.records import VaultRecord
+from treasury.chains import chain_for
+from treasury.fee_bumps import BumpSpender
 from treasury.officers import institution_by_code, list_institutions
 from treasury.policy import ReconciliationFacts
 from treasury.proposals import (
     ChainSpender,
+    FeeBumpRow,
     LedgerSpendHook,
     ProposalView,
     SpendAccounts,
     Workflow,
 )
+from treasury.proposals.rotations import spending_vaults
 from treasury.reconcile import ReconcileGate, btc_scope, eth_scope
 from treasury.reconcile.accounts import approved_outflows_account, fees_account, holdings_account
 from treasury.reconcile.records import TrackedTokenRow
+from treasury.rotation import internal_holdings
 from treasury.settings import (
     BTC_VAULT_ENV,
     ETH_RELAYER_ENV,
-    RESERVE_RPC_URL_ENV,
     SAFE_VAULT_ENV,
     NodeNotConfiguredError,
     Settings,
@@ -115,8 +124,8 @@ def _pick(kind: str, env: str, chosen: str | None, names: Sequence[str], create_
 
 
 def btc_vault_name(session: Session, settings: Settings) -> str:
-    """The Bitcoin vault spends are paid from (``TREASURY_BTC_VAULT`` or the only one)."""
-    names = session.scalars(select(VaultRecord.name).order_by(VaultRecord.name)).all()
+    """The Bitcoin vault spends are paid from (``TREASURY_BTC_VAULT`` or the only spending one)."""
+    names = spending_vaults(session)
     return _pick(
         "Bitcoin vault",
         BTC_VAULT_ENV,
@@ -135,10 +144,17 @@ class SafeRef:
 
 
 def safe_vault(session: Session, settings: Settings) -> SafeRef:
-    """The Safe spends are paid from (``TREASURY_SAFE_VAULT`` or the only one)."""
-    rows = session.execute(
-        select(SafeVaultRow.name, SafeVaultRow.chain_id).order_by(SafeVaultRow.name)
-    ).all()
+    """The Safe spends are paid from (``TREASURY_SAFE_VAULT`` or the only one): a Safe of the
+    first EVM chain, whose native coin is ether; the Safes of the further chains
+    (``TREASURY_EVM_CHAINS``) hold their own chain's coins and are never chosen to pay ether."""
+    further = {chain.chain_id for chain in settings.evm_chains}
+    rows = [
+        row
+        for row in session.execute(
+            select(SafeVaultRow.name, SafeVaultRow.chain_id).order_by(SafeVaultRow.name)
+        ).all()
+        if row.chain_id not in further
+    ]
     name = _pick(
         "Safe vault",
         SAFE_VAULT_ENV,
@@ -262,26 +278,18 @@ def spend_accounts(session: Session, settings: Settings) -> dict[str, SpendAccou
 
 
 class TokenReconcileGate:
-    """The reconciler's gate for proposals that name a token by its code.
+    """The reconciler's gate, asked under the asset code a proposal names.
 
-    The reconciler records a token's results under its symbol (``ResultRow.gate_asset``), while
-    proposals, the policy and statements name it ``ERC20:<contract>``; this asks the reconciler's
-    gate under the symbol of the tracked token with that contract, and anything else as given.
+    The reconciler records each token's results under its asset code ``ERC20:<contract>``
+    (``ResultRow.gate_asset``), the name proposals, the policy and statements use; never under
+    its symbol, which two tokens (the same stablecoin on two chains) may share.
     """
 
     def __init__(self, gate: ReconcileGate | None = None) -> None:
         self._gate = gate or ReconcileGate()
 
     def latest(self, session: Session, asset: str) -> ReconciliationFacts | None:
-        name = asset
-        if asset.startswith(ERC20_ASSET_PREFIX):
-            rows = session.scalars(select(TrackedTokenRow)).all()
-            symbols = {
-                r.symbol for r in rows if is_address(r.address) and token_code(r.address) == asset
-            }
-            if len(symbols) == 1:
-                name = symbols.pop()
-        return self._gate.latest(session, name)
+        return self._gate.latest(session, asset)
 
 
 # --- Institutions -------------------------------------------------------------------------------
@@ -327,6 +335,21 @@ def _bitcoin_spender(sessions: sessionmaker[Session], settings: Settings) -> Bit
         institutions,
         fee_rate_sat_vb=settings.spends.btc_fee_rate_sat_vb,
         max_fee_sats=settings.spends.btc_max_fee_sats,
+        services=window_reader(settings),
+    )
+
+
+def window_reader(settings: Settings) -> ServicesChainWindow | None:
+    """The signers' own view of the spend window registry on the services chain, from the
+    settings (``TREASURY_WINDOW_REGISTRY`` and the services node), or ``None`` when no registry
+    is configured: the signers then refuse every spend the signed policy delays."""
+    registry = settings.spends.window_registry
+    if registry is None or settings.nodes.services_rpc_url is None:
+        return None
+    return ServicesChainWindow(
+        EthChain(EvmRPC(settings.nodes.services_rpc_url)),
+        registry,
+        from_block=settings.spends.window_from_block,
     )
 
 
@@ -356,16 +379,10 @@ def _safe_spender(
     if asset != ETH and token is None:
         raise _no_spender(asset)
     try:
-        chain = EthChain(EvmRPC(settings.reserve_rpc_url()))
-        if chain.chain_id != safe.chain_id:
-            raise NotConfiguredError(
-                f"The Safe vault {safe.name!r} is on chain {safe.chain_id}, but the node at "
-                f"{chain.rpc.url} is chain {chain.chain_id}; point {RESERVE_RPC_URL_ENV} "
-                "at the Safe's chain."
-            )
+        chain = chain_for(settings.reserve_chains(), safe.chain_id)
         relayer = eth_relayer(chain, settings)
         policy = _registry_on_chain(chain, tokens)
-    except (CustodyError, NodeNotConfiguredError) as exc:
+    except (CustodyError, NotConfiguredError) as exc:  # no node of the Safe's chain, or no payer
         raise NotConfiguredError(f"Spends of {asset} need the reserve's EVM node. {exc}") from None
     if token is not None and token.address not in policy.allowed_tokens:
         raise NotConfiguredError(
@@ -380,6 +397,7 @@ def _safe_spender(
         relayer=relayer,
         token=None if token is None else token.address,
         policy=policy,
+        services=window_reader(settings),
     )
 
 
@@ -395,12 +413,17 @@ def spender_for(sessions: sessionmaker[Session], asset: str, settings: Settings)
 def spender_for_proposal(
     sessions: sessionmaker[Session], view: ProposalView, settings: Settings
 ) -> ChainSpender:
-    """The spender of a prepared proposal, refusing one whose vault is no longer the configured one.
+    """The spender of a proposal, refusing one whose vault is no longer the configured one.
 
     Signing or broadcasting through another vault's spender would book the spend against the
-    wrong holdings account.
+    wrong holdings account. A fee bump's spender builds the replacement of the transaction it
+    bumps (``treasury.fee_bumps.BumpSpender``).
     """
-    spender = spender_for(sessions, view.asset, settings)
+    spender: ChainSpender = spender_for(sessions, view.asset, settings)
+    with sessions() as session:
+        is_bump = session.get(FeeBumpRow, view.id) is not None
+    if is_bump:  # a fee bump's transaction is the replacement of another proposal's
+        spender = BumpSpender(sessions, settings.bitcoin_endpoint().rpc(), spender)
     prepared_from = None if view.tx_summary is None else view.tx_summary.get("vault")
     if prepared_from is not None:
         with sessions() as session:
@@ -455,7 +478,7 @@ def configured_workflow(
         accounts = spend_accounts(session, settings)
     return Workflow(
         sessions,
-        LedgerSpendHook(accounts, clock=clock),
+        LedgerSpendHook(accounts, clock=clock, internal=internal_holdings),
         clock=clock,
         reconciliation=TokenReconcileGate(),
         confirmations_required=settings.spends.confirmations_required(),

@@ -10,7 +10,12 @@ file, and trusted for nothing. ``check_before_signing`` then:
    however well signed, is refused, so a database writer cannot invent the officers;
 2. replays the chain from that genesis (``replay``): every officer, key, role and policy change
    must carry the signatures the rules require;
-3. checks the quorum of statements against the decoded spend (``verify_authorization``).
+3. checks the quorum of statements against the decoded spend (``verify_authorization``);
+4. applies the public delay window (``delay.check_delay_window``): a spend at or above the signed
+   policy's veto threshold must be announced on the services chain, its window passed by that
+   chain's block time, and no genuine veto submitted there. The signer reads the services chain
+   through the reader it was configured with (``AuthorityEvidence.services``), never through the
+   database.
 
 Any failure raises the library's typed error and the signer signs nothing. The result names the
 approvers, so the share holders and the logs see whose signatures were verified.
@@ -26,11 +31,13 @@ money with the multisig threshold alone.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from embit.bip32 import HDKey
 
+from custody.authority.delay import SpendWindowReader, check_delay_window
 from custody.authority.errors import AuthorizationError, GenesisError
 from custody.authority.quorum import (
     SignedStatement,
@@ -50,6 +57,8 @@ __all__ = [
     "check_before_signing",
 ]
 
+log = logging.getLogger(__name__)
+
 BREAK_GLASS_REASON_MAX = 500
 
 
@@ -65,6 +74,10 @@ class AuthorityEvidence:
     """The roster and policy chain, genesis first."""
     statements: tuple[SignedStatement, ...]
     """The signed approval (and veto) statements of one proposal."""
+    services: SpendWindowReader | None = None
+    """Where the signer reads announcements, vetoes and the time: the services chain it was
+    configured with at the signing machine (RPC URL, registry address), not a database row.
+    Without it, a spend the signed policy puts under a window is refused."""
 
     def __post_init__(self) -> None:
         # Accept any sequence but keep the value immutable (a list could change after checking).
@@ -130,15 +143,37 @@ def check_before_signing(
         )
     verify_genesis_for(root, evidence.records[0])
     state = replay(evidence.records)
-    return verify_authorization(
+    authorization = verify_authorization(
         state,
         evidence.statements,
         spend,
         now,
         require_user_verification=require_user_verification,
     )
+    window = check_delay_window(
+        state,
+        spend,
+        authorization.proposal_id,
+        evidence.services,
+        require_user_verification=require_user_verification,
+    )
+    if window is not None:
+        log.info(
+            "delay window passed with no veto",
+            extra={
+                "proposal_id": authorization.proposal_id,
+                "announced_at": window.announced_at.isoformat(),
+                "opened_at": window.opens_at.isoformat(),
+                "services_block": window.block_number,
+            },
+        )
+    return authorization
 
 
 def approvers_line(authorization: VerifiedAuthorization) -> str:
-    """``Alice (CB), Carol (MOF)``: whose signatures the signer verified, for screens and logs."""
-    return ", ".join(f"{a.name} ({a.institution})" for a in authorization.approvers)
+    """``Alice (CB), Carol (MOF)``: whose signatures the signer verified, for screens and logs
+    (a name that already ends with its institution, ``Carol (MOF)``, is not given it twice)."""
+    return ", ".join(
+        a.name if a.name.endswith(f"({a.institution})") else f"{a.name} ({a.institution})"
+        for a in authorization.approvers
+    )

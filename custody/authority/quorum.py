@@ -56,6 +56,7 @@ __all__ = [
     "VerifiedAuthorization",
     "verify_authorization",
     "verify_signer",
+    "verify_veto",
 ]
 
 _VETO_ROLES = frozenset({OfficerRole.APPROVER, OfficerRole.OVERSIGHT})
@@ -115,6 +116,20 @@ def verify_signer(
     The check a server makes before it stores a statement. Whether the statement names the spend
     being signed, and whether it has expired, are the signer's questions (``verify_authorization``).
     """
+    return _verify_one(state, signed, None, require_user_verification)
+
+
+def verify_veto(
+    state: RosterState, signed: SignedStatement, *, require_user_verification: bool = True
+) -> VerifiedApprover:
+    """Who vetoed, if ``signed`` is a genuine VETO statement of an active approver or oversight
+    officer; otherwise the specific error. A veto is honoured whatever its fields or expiry say
+    (it stops a spend, it never authorises one), so only its signer and signature are checked.
+    """
+    if signed.statement.kind is not StatementKind.VETO:
+        raise StatementMismatchError(
+            f"The statement of {signed.statement.officer_id} is an approval, not a veto."
+        )
     return _verify_one(state, signed, None, require_user_verification)
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import binascii
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from io import BytesIO
 
-from embit.psbt import PSBT, read_string
+from embit.psbt import PSBT, InputScope, read_string
 from embit.transaction import Transaction
 
 from custody.bitcoin.approval import Payment
@@ -23,13 +25,62 @@ WITNESS_SCALE_FACTOR = 4
 SEGWIT_MARKER_FLAG_BYTES = 2
 PSBT_GLOBAL_UNSIGNED_TX_KEY = b"\x00"
 """Key of the global unsigned transaction record (type 0x00, no key data)."""
+PSBT_INPUT_NON_WITNESS_UTXO_KEY = b"\x00"
+"""Key of an input's previous transaction record (type 0x00, no key data)."""
+
+
+_PREVIOUS_TRANSACTIONS: ContextVar[dict[bytes, Transaction] | None] = ContextVar(
+    "previous_transactions", default=None
+)
+"""Previous transactions already parsed in the PSBT being decoded, by their exact bytes."""
+
+
+class _SharedPreviousInput(InputScope):  # type: ignore[misc]  # embit is untyped
+    """An input scope that parses each distinct previous transaction once per PSBT.
+
+    bitcoind puts the whole previous transaction in every input it funds; when the coins come
+    from one batched payout, a 200-input PSBT carries the same transaction 200 times, and
+    parsing it was most of the signer's time. Inputs spending the same transaction share one
+    parsed object: nothing in custody mutates a previous transaction (the signer reads it, and
+    ``encode_psbt`` swaps the attribute, not the object). The bytes are read as one record, so a
+    record with trailing bytes is refused, where embit would read past it.
+    """
+
+    def read_value(self, stream: BytesIO, k: bytes) -> None:
+        cache = _PREVIOUS_TRANSACTIONS.get()
+        if cache is None or k != PSBT_INPUT_NON_WITNESS_UTXO_KEY or self.compress:
+            super().read_value(stream, k)
+            return
+        if getattr(self, "non_witness_utxo", None) is not None:
+            raise MalformedPSBTError("An input of the PSBT has two previous transactions.")
+        raw = read_string(stream)
+        previous = cache.get(raw)
+        if previous is None:
+            previous = cache[raw] = Transaction.parse(raw)
+        self.non_witness_utxo = previous
+
+
+class _SharingPSBT(PSBT):  # type: ignore[misc]  # embit is untyped
+    """embit's PSBT with inputs that share their parsed previous transactions."""
+
+    PSBTIN_CLS = _SharedPreviousInput
+
+
+@contextmanager
+def _sharing_previous_transactions() -> Iterator[None]:
+    token = _PREVIOUS_TRANSACTIONS.set({})
+    try:
+        yield
+    finally:
+        _PREVIOUS_TRANSACTIONS.reset(token)
 
 
 def parse_psbt(text: str) -> PSBT:
     """Decode a base64 PSBT; anything else raises ``MalformedPSBTError`` (no content echoed)."""
     try:
         raw = _psbt_bytes(text.strip())
-        psbt = PSBT.parse(raw)
+        with _sharing_previous_transactions():
+            psbt = _SharingPSBT.parse(raw)
     except Exception as exc:  # embit raises assorted types (binascii, EmbitError, ValueError, ...)
         raise MalformedPSBTError(
             f"The PSBT does not decode ({type(exc).__name__}): expected base64 of a BIP-174 PSBT."

@@ -116,13 +116,20 @@ def transaction_id(tx: Transaction) -> bytes:
     return bytes(reversed(double_sha256(b"".join(parts))))
 
 
-def _check_input(position: int, inp: InputScope, vault: VaultDescriptor) -> None:
+def _check_input(
+    position: int, inp: InputScope, vault: VaultDescriptor, txids: dict[int, bytes]
+) -> None:
+    """``txids`` holds the ids of the previous transactions already hashed in this check, by
+    object: inputs spending one transaction share its parsed object (``parse_psbt``)."""
     where = f"Input {position} ({_outpoint(inp)})"
     if inp.witness_utxo is None:
         raise ForeignInputError(f"{where} carries no witness UTXO; a vault coin always has one.")
     if inp.non_witness_utxo is not None:
         previous = inp.non_witness_utxo
-        if transaction_id(previous) != inp.txid or inp.vout >= len(previous.vout):
+        txid = txids.get(id(previous))
+        if txid is None:
+            txid = txids[id(previous)] = transaction_id(previous)
+        if txid != inp.txid or inp.vout >= len(previous.vout):
             raise ForeignInputError(
                 f"{where} comes with a previous transaction that is not its own."
             )
@@ -179,8 +186,9 @@ def check_psbt(
             f"The PSBT's unsigned transaction is {txid}, but the approval is for "
             f"{approval.unsigned_txid}: it was altered after approval; approve it again."
         )
+    txids: dict[int, bytes] = {}
     for position, inp in enumerate(psbt.inputs):
-        _check_input(position, inp, vault)
+        _check_input(position, inp, vault, txids)
     expected = Counter((p.script_pubkey.data, p.amount_sats) for p in approval.payments)
     paid = change = 0
     for position, out in enumerate(psbt.outputs):
@@ -361,17 +369,20 @@ def encode_psbt(psbt: PSBT) -> str:
     """
     originals = [inp.non_witness_utxo for inp in psbt.inputs]
     serialized: dict[tuple[bytes, tuple[bytes, ...]], _SerializedTransaction] = {}
+    by_object: dict[int, _SerializedTransaction] = {}  # one shared object: one lookup
     try:
         for inp, previous in zip(psbt.inputs, originals, strict=True):
             if previous is None:
                 continue
-            key = (
-                transaction_id(previous),
-                tuple(bytes(vin.witness.serialize()) for vin in previous.vin),
-            )
-            if key not in serialized:
-                serialized[key] = _SerializedTransaction(bytes(previous.serialize()))
-            inp.non_witness_utxo = serialized[key]
+            if id(previous) not in by_object:
+                key = (
+                    transaction_id(previous),
+                    tuple(bytes(vin.witness.serialize()) for vin in previous.vin),
+                )
+                if key not in serialized:
+                    serialized[key] = _SerializedTransaction(bytes(previous.serialize()))
+                by_object[id(previous)] = serialized[key]
+            inp.non_witness_utxo = by_object[id(previous)]
         return str(psbt.to_string())
     finally:
         for inp, previous in zip(psbt.inputs, originals, strict=True):

@@ -15,6 +15,11 @@ A caller that reserves coins (the treasury's proposals) builds with ``avoid``: t
 locked in the watch-only wallet for the one funding call, so bitcoind's coin selection skips them.
 A caller that records what it sends before sending (write-ahead) finalizes with
 ``finalize_spend``, sends with ``send_finalized`` and lets ``broadcast_spend`` do both otherwise.
+
+A sweep (a vault rotation's: every coin to the new vault) is an ordinary spend whose amount
+``sweep_quote`` computes first, from the coins' real sizes; ``build_spend`` then funds it with
+every coin when coin selection's estimate falls a few sats short. A stuck spend is replaced by
+fee with ``bump_spend`` (the same payments, less change, more fee, under its own ceiling).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from custody.authority.gate import Authority, IncompleteBreakGlassError
 from custody.authority.quorum import VerifiedAuthorization
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy, Payment
 from custody.bitcoin.psbt import fund_psbt, parse_psbt, unsigned_txid
-from custody.bitcoin.rpc import BitcoinRPC
+from custody.bitcoin.rpc import BitcoinRPC, btc_to_sats, sats_to_btc
 from custody.bitcoin.signer import (
     break_glass_marks,
     check_psbt,
@@ -209,6 +214,126 @@ def _add_spend(
     return _spend_from_record(record)
 
 
+RPC_INSUFFICIENT_FUNDS_CODE = -4
+"""``walletcreatefundedpsbt``: "Insufficient funds" (bitcoind's ``RPC_WALLET_ERROR``)."""
+SWEEP_FEE_SLACK_SATS = 4096
+"""The most a sweep's fee may exceed bitcoind's subtract-fee estimate before the quote gives up
+(in practice a few sats: the two funding paths round input sizes differently)."""
+
+
+def _fund_with_every_coin(
+    wallet: BitcoinRPC, payments: Sequence[Payment], fee_rate_sat_vb: Decimal
+) -> tuple[str, int]:
+    """Fund ``payments`` with every confirmed, unlocked coin of the wallet as inputs.
+
+    Coin selection estimates each coin's spending cost; when a payment needs every coin (a
+    sweep, whose amount ``sweep_quote`` computed from the coins' real sizes) that estimate can
+    fall a few sats short and bitcoind answers "Insufficient funds". With every coin preselected
+    the fee is computed from the real sizes, so the sweep funds exactly (with no change). A
+    payment that truly exceeds the vault still fails, with bitcoind's own error.
+    """
+    locked = {(c["txid"], int(c["vout"])) for c in wallet.call("listlockunspent")}
+    coins = [
+        {"txid": c["txid"], "vout": int(c["vout"])}
+        for c in wallet.call("listunspent", 1, 9999999, [], False)
+        if (c["txid"], int(c["vout"])) not in locked
+    ]
+    outputs = [{payment.address: sats_to_btc(payment.amount_sats)} for payment in payments]
+    funded = wallet.call(
+        "walletcreatefundedpsbt",
+        coins,
+        outputs,
+        0,
+        {
+            "fee_rate": fee_rate_sat_vb,
+            "replaceable": True,
+            "includeWatching": True,
+            "add_inputs": False,
+        },
+        True,
+    )
+    return str(funded["psbt"]), int(parse_psbt(str(funded["psbt"])).fee())
+
+
+@dataclass(frozen=True)
+class SweepQuote:
+    """What sweeping every coin of a vault to one address moves: all of it, less the fee."""
+
+    inputs: int
+    """How many coins the sweep spends (every confirmed coin of the vault)."""
+    total_sats: int
+    fee_sats: int
+
+    @property
+    def amount_sats(self) -> int:
+        """What arrives at the destination: the vault's whole balance less the fee."""
+        return self.total_sats - self.fee_sats
+
+
+def sweep_quote(
+    session: Session,
+    rpc: BitcoinRPC,
+    vault_name: str,
+    destination: str,
+    fee_rate_sat_vb: Decimal,
+    *,
+    policy: FeePolicy | None = None,
+) -> SweepQuote:
+    """The amount a sweep of every coin of ``vault_name`` to ``destination`` pays, at this fee rate.
+
+    A proposal names a fixed amount, so the sweep's amount is computed first: bitcoind funds a
+    trial PSBT with every confirmed coin as input, one output to ``destination`` and the fee
+    taken from that output. Nothing is recorded; the sweep itself is then an ordinary spend of
+    that amount, which needs every coin and leaves no change. A vault with unconfirmed coins is
+    refused: a sweep must leave nothing behind.
+    """
+    policy = policy or FeePolicy()
+    _validate_fee_rate(fee_rate_sat_vb, policy)
+    vault = load_vault(session, vault_name)
+    wallet = rpc.wallet(vault.wallet_name)
+    coins = wallet.call("listunspent", 0, 9999999, [], True)
+    if not coins:
+        raise InvalidPaymentError(
+            f"Vault {vault_name!r} holds no coins; there is nothing to sweep."
+        )
+    unconfirmed = [c for c in coins if int(c["confirmations"]) < 1]
+    if unconfirmed:
+        raise InvalidPaymentError(
+            f"Vault {vault_name!r} has {len(unconfirmed)} unconfirmed coin(s); a sweep waits until "
+            "every coin is confirmed, so that none is left behind."
+        )
+    total = sum(btc_to_sats(Decimal(str(c["amount"]))) for c in coins)
+    trial = wallet.call(
+        "walletcreatefundedpsbt",
+        [{"txid": c["txid"], "vout": int(c["vout"])} for c in coins],
+        [{destination: sats_to_btc(total)}],
+        0,
+        {
+            "fee_rate": fee_rate_sat_vb,
+            "replaceable": True,
+            "includeWatching": True,
+            "add_inputs": False,
+            "subtractFeeFromOutputs": [0],
+        },
+        True,
+    )
+    fee = int(parse_psbt(str(trial["psbt"])).fee())
+    # Funded without subtracting the fee (as ``build_spend`` funds it), bitcoind counts a few
+    # sats more; the amount is lowered until that funding succeeds, and the rest is the fee.
+    network = vault.descriptor.network
+    gap = 0
+    while True:
+        amount = total - fee - gap
+        try:
+            _fund_with_every_coin(wallet, [Payment(destination, amount, network)], fee_rate_sat_vb)
+        except BitcoinRPCError as exc:
+            if exc.code != RPC_INSUFFICIENT_FUNDS_CODE or gap >= SWEEP_FEE_SLACK_SATS:
+                raise
+            gap = max(1, gap * 2)
+            continue
+        return SweepQuote(len(coins), total, total - amount)
+
+
 def build_spend(
     session: Session,
     rpc: BitcoinRPC,
@@ -232,7 +357,15 @@ def build_spend(
     vault = load_vault(session, vault_name)
     wallet = rpc.wallet(vault.wallet_name)
     with _locked_coins(wallet, avoid):
-        psbt_text, fee = fund_psbt(wallet, payments, fee_rate_sat_vb)
+        try:
+            psbt_text, fee = fund_psbt(wallet, payments, fee_rate_sat_vb)
+        except BitcoinRPCError as exc:
+            if exc.code != RPC_INSUFFICIENT_FUNDS_CODE:
+                raise
+            try:
+                psbt_text, fee = _fund_with_every_coin(wallet, payments, fee_rate_sat_vb)
+            except BitcoinRPCError:
+                raise exc from None  # more than every coin pays: bitcoind's first answer
     used = set(spend_inputs(psbt_text)) & set(avoid)
     if used:
         raise InvalidPaymentError(

@@ -1,7 +1,8 @@
 """An anvil EVM devnet on a free port, for tests and the demo.
 
-Two of them run side by side: the reserve's Ethereum devnet (anvil's default chain id) and the
-government's services chain, which carries proof-of-reserves anchors under its own chain id.
+Three of them run side by side: the reserve's Ethereum devnet (anvil's default chain id), the
+government's services chain, which carries proof-of-reserves anchors under its own chain id, and
+a second reserve chain standing for BNB Chain (where the national stablecoin runs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ RESERVE_CHAIN_ID = 31337
 """anvil's default chain id; the reserve's Ether and tokens live here."""
 SERVICES_CHAIN_ID = 31338
 """The government's services chain (an EVM chain of its own) in the devnet."""
+BNB_DEVNET_CHAIN_ID = 31339
+"""The devnet's stand-in for BNB Chain: deliberately neither BNB Chain's 56 nor its public
+testnet's 97, so nothing a devnet signs (a SafeTx, an EIP-1271 message: both commit to the chain
+id) can be replayed on a real chain."""
+BNB_DEVNET_NATIVE_ASSET = "BNB"
+"""The asset code of the BNB devnet's native coin."""
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 """anvil's public development mnemonic: its funded accounts are test money only, never custody."""
 

@@ -179,6 +179,37 @@ class KeyHealth:
     alarm: bool
 
 
+class WindowStatus(StrEnum):
+    """Where an announced large spend stands in its public delay window (``pending_spends``)."""
+
+    WAITING = "waiting"
+    """The window has not passed: anyone may still veto."""
+    OPEN = "open"
+    """The window passed with no veto: the signers may sign."""
+    VETOED = "vetoed"
+    """An institution vetoed it: it can never be signed."""
+
+
+@dataclass(frozen=True)
+class PendingSpend:
+    """A large spend announced on the services chain before signing, with its window."""
+
+    proposal_id: int
+    chain: str
+    asset: str
+    amount: int
+    destination: str
+    tx_hash: str
+    announced_at: datetime
+    opens_at: datetime
+    status: WindowStatus
+    vetoed_by: Named | None
+    services_chain_id: int
+    registry: str
+    announcement_tx: str
+    veto_tx: str | None
+
+
 @dataclass(frozen=True)
 class TreasuryRecords:
     """What the site shows from the treasury's export."""
@@ -197,6 +228,9 @@ class TreasuryRecords:
     key_health: tuple[KeyHealth, ...] = ()
     """Per institution with a key ceremony, its share holders' last health check (absent in
     older exports)."""
+    pending_spends: tuple[PendingSpend, ...] = ()
+    """Large spends announced on the services chain, with their window and veto status (absent
+    in older exports)."""
 
 
 def bundle_file_name(sequence: int) -> str:
@@ -417,6 +451,7 @@ class _Export:
             movements=self.movements(root),
             original_language=original,
             key_health=self.key_health(root, names),
+            pending_spends=self.pending_spends(root, names),
         )
 
     def flag(self, item: Mapping[str, Any], key: str, where: str) -> bool:
@@ -455,6 +490,53 @@ class _Export:
                     due_at=due_at,
                     overdue=self.flag(item, "overdue", where),
                     alarm=self.flag(item, "alarm", where),
+                )
+            )
+        return tuple(found)
+
+    def pending_spends(
+        self, root: Mapping[str, Any], names: Mapping[str, Named]
+    ) -> tuple[PendingSpend, ...]:
+        """``pending_spends``: announced large spends and their windows (optional)."""
+        if "pending_spends" not in root:
+            return ()
+        found = []
+        for where, item in self.array(root, "pending_spends"):
+            announced_at = self.moment(item, "announced_at", where)
+            opens_at = self.moment(item, "opens_at", where)
+            if announced_at is None or opens_at is None or opens_at < announced_at:
+                raise self.error(
+                    where, "needs announced_at and opens_at, the window opening after it"
+                )
+            status = self.choice(WindowStatus, item, "status", where)
+            vetoed_by = self.optional_text(item, "vetoed_by", where)
+            if (vetoed_by is None) == (status is WindowStatus.VETOED):
+                raise self.error(
+                    _field(where, "vetoed_by"), "names an institution exactly when vetoed"
+                )
+            if vetoed_by is not None and vetoed_by not in names:
+                raise self.error(
+                    _field(where, "vetoed_by"),
+                    f"names the institution {vetoed_by!r}, which institutions does not list",
+                )
+            services = self.mapping(item.get("services"), _field(where, "services"))
+            at = _field(where, "services")
+            found.append(
+                PendingSpend(
+                    proposal_id=self.count(item, "proposal_id", where),
+                    chain=self.text(item, "chain", where),
+                    asset=self.text(item, "asset", where),
+                    amount=self.amount(item, "amount", where),
+                    destination=self.text(item, "destination", where),
+                    tx_hash=self.text(item, "tx_hash", where),
+                    announced_at=announced_at,
+                    opens_at=opens_at,
+                    status=status,
+                    vetoed_by=None if vetoed_by is None else names[vetoed_by],
+                    services_chain_id=self.count(services, "chain_id", at),
+                    registry=self.text(services, "registry", at),
+                    announcement_tx=self.text(services, "announcement_tx", at),
+                    veto_tx=self.optional_text(services, "veto_tx", at),
                 )
             )
         return tuple(found)

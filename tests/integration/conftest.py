@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration tests that work on one fresh database per test."""
+"""Fixtures shared by the integration tests that work on one fresh database per test, and the
+BNB devnet node (started only by the tests that ask for it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from custody.devnet import BNB_DEVNET_CHAIN_ID, EvmNode, NodeBinaries
 from treasury import migrate
 from treasury.db import make_engine, session_factory
 
@@ -25,3 +27,11 @@ def engine(db_url: str) -> Iterator[Engine]:
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine``."""
     return session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def bnb_node(binaries: NodeBinaries) -> Iterator[EvmNode]:
+    """The reserve's second EVM chain: an anvil standing for BNB Chain under a chain id no real
+    chain uses (started once, by the first test that needs it)."""
+    with EvmNode(binaries.anvil, chain_id=BNB_DEVNET_CHAIN_ID) as node:
+        yield node

@@ -27,7 +27,9 @@ from treasury.proposals import ProposalState, SpendProposalRow
 
 BTC = 100_000_000
 PARALLEL = 8
-REPETITIONS = 20
+REPETITIONS = 10
+"""Each race is run this many times: with the limit's lock taken out, eight racing approvals
+pass the limit in the first repetition or two, so ten are a margin, not a lottery."""
 DAILY_LIMIT = 15 * BTC
 """The world's policy: a rolling 24 h limit of 15 BTC (``workflow_support.POLICY``)."""
 
@@ -109,7 +111,7 @@ def _next_day(world: World) -> None:
 
 
 def test_concurrent_final_approvals_never_exceed_the_daily_limit(world: World) -> None:
-    """Eight final approvals of 4 BTC at once against 15 BTC a day: exactly 3 pass, 20 times."""
+    """Eight final approvals of 4 BTC at once against 15 BTC a day: exactly 3 pass, 10 times."""
     amount = 4 * BTC
     for repetition in range(REPETITIONS):
         decree = f"RACE-DAILY-{repetition}"
@@ -123,7 +125,7 @@ def test_concurrent_final_approvals_never_exceed_the_daily_limit(world: World) -
 
 
 def test_concurrent_final_approvals_never_exceed_a_decree_ceiling(world: World) -> None:
-    """Eight final approvals of 3 BTC at once under a 10 BTC decree: exactly 3 pass, 20 times."""
+    """Eight final approvals of 3 BTC at once under a 10 BTC decree: exactly 3 pass, 10 times."""
     amount, ceiling = 3 * BTC, 10 * BTC
     for repetition in range(REPETITIONS):
         decree = f"RACE-CEILING-{repetition}"

@@ -120,7 +120,7 @@ def test_ether_and_token_deposits_are_booked_once(world: EthWorld) -> None:
     assert len(world.db.bookings(world.scope)) == 3
     assert world.db.trial_balance_zero()
     with world.db.sessions() as session:
-        for asset in ("ETH", "DEV"):
+        for asset in ("ETH", world.token_code):
             facts = ReconcileGate().latest(session, asset)
             assert facts is not None
             assert facts.outcome is ReconciliationOutcome.MATCHED

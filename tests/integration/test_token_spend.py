@@ -238,7 +238,7 @@ def test_a_token_spend_is_proposed_approved_signed_relayed_and_booked_through_cl
     status = cli("reconcile", "status")
     assert "MISMATCH" not in status
     assert "0 open alarm(s)" in status
-    assert f"KGST: chain {format_amount(SAFE_HOLDS - SPEND, KGST_DECIMALS)}" in status
+    assert f"{code}: chain {format_amount(SAFE_HOLDS - SPEND, KGST_DECIMALS)}" in status
     assert _posted(cli, code, code)[holdings] == format_amount(SAFE_HOLDS - SPEND, KGST_DECIMALS)
 
     log.info("the API serves the token's spender: propose and prepare through it")

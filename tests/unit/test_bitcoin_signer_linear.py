@@ -4,6 +4,7 @@ that these faster paths must keep (a forged amount, a transaction that is not th
 
 from __future__ import annotations
 
+import binascii
 import random
 
 import pytest
@@ -20,7 +21,7 @@ from custody.bitcoin.descriptor import Branch, VaultDescriptor
 from custody.bitcoin.multisig_signing import sign_multisig_inputs
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
 from custody.bitcoin.signer import check_psbt, encode_psbt, signed_fingerprints, transaction_id
-from custody.exceptions import ForeignInputError
+from custody.exceptions import ForeignInputError, MalformedPSBTError
 from custody.keys import cosigner_keys
 from custody.secret import SecretBytes
 
@@ -132,11 +133,11 @@ def test_transaction_id_equals_embits_txid(
 
 def test_the_encoding_is_embits_and_gives_the_previous_transactions_back() -> None:
     """The signed PSBT's text equals embit's ``to_string`` for inputs sharing one large previous
-    transaction, and each input holds its own previous-transaction object again afterwards."""
+    transaction (parsed once, so one object), and each input holds that object again afterwards."""
     psbt, _ = _vault_spend(30, seed=1)
     sign_multisig_inputs(psbt, _root(SEEDS[0]))
     before = [inp.non_witness_utxo for inp in psbt.inputs]
-    assert len({id(tx) for tx in before}) == len(before)
+    assert len({id(tx) for tx in before}) == 1
     assert encode_psbt(psbt) == psbt.to_string()
     assert all(inp.non_witness_utxo is tx for inp, tx in zip(psbt.inputs, before, strict=True))
 
@@ -145,7 +146,8 @@ def test_previous_transactions_with_one_txid_but_other_witnesses_keep_their_own_
     """Two copies of one previous transaction that differ only in their witness (so in bytes, not
     in txid) are each written as they are, as embit writes them."""
     psbt, _ = _vault_spend(3, seed=2)
-    other = psbt.inputs[1].non_witness_utxo
+    other = Transaction.parse(psbt.inputs[1].non_witness_utxo.serialize())
+    psbt.inputs[1].non_witness_utxo = other
     other.vin[0].witness = Witness([b"\x03" * 70, b"\x02" * 33])
     assert transaction_id(other) == transaction_id(psbt.inputs[0].non_witness_utxo)
     assert other.serialize() != psbt.inputs[0].non_witness_utxo.serialize()
@@ -173,7 +175,8 @@ def test_a_previous_transaction_that_is_not_the_inputs_own_is_refused(change: st
     """A previous transaction changed in any byte (so with another txid), or one without the
     spent output, is refused."""
     psbt, approval = _vault_spend(5, seed=3)
-    previous = psbt.inputs[4].non_witness_utxo
+    previous = Transaction.parse(psbt.inputs[4].non_witness_utxo.serialize())
+    psbt.inputs[4].non_witness_utxo = previous
     if change == "output value":
         previous.vout[-1].value += 1
     elif change == "locktime":
@@ -261,3 +264,41 @@ def test_a_taproot_input_counts_no_fingerprint() -> None:
     assert signed_fingerprints(unsigned, signed) == {FINGERPRINTS[0]}
     unsigned.inputs[1].witness_utxo.script_pubkey = Script(b"\x51\x20" + bytes(32))
     assert signed_fingerprints(unsigned, signed) == frozenset()
+
+
+def test_previous_transactions_are_parsed_once_per_distinct_bytes() -> None:
+    """Inputs carrying the same previous transaction share one parsed object; an input whose
+    previous transaction differs in any byte gets its own, so a forged copy is never hidden
+    behind the genuine one."""
+    psbt, _ = _vault_spend(4, seed=5)
+    forged = Transaction.parse(psbt.inputs[2].non_witness_utxo.serialize())
+    forged.locktime += 1
+    psbt.inputs[2].non_witness_utxo = forged
+    parsed = parse_psbt(str(psbt.to_string()))
+    shared = parsed.inputs[0].non_witness_utxo
+    assert parsed.inputs[1].non_witness_utxo is shared
+    assert parsed.inputs[3].non_witness_utxo is shared
+    assert parsed.inputs[2].non_witness_utxo is not shared
+    assert parsed.inputs[2].non_witness_utxo.locktime == shared.locktime + 1
+
+
+def test_a_previous_transaction_record_with_trailing_bytes_is_refused() -> None:
+    """The record holding an input's previous transaction must hold exactly one transaction;
+    bytes after it are refused rather than read past."""
+    psbt, _ = _vault_spend(2, seed=6)
+    raw = psbt.serialize()
+    previous = psbt.inputs[0].non_witness_utxo.serialize()
+    record = b"\x01\x00" + _compact(len(previous)) + previous
+    assert raw.count(record) == 2
+    padded = b"\x01\x00" + _compact(len(previous) + 1) + previous + b"\x00"
+    tampered = raw.replace(record, padded, 1)
+    with pytest.raises(MalformedPSBTError, match="does not decode"):
+        parse_psbt(binascii.b2a_base64(tampered, newline=False).decode())
+
+
+def _compact(n: int) -> bytes:
+    if n < 0xFD:
+        return bytes([n])
+    if n <= 0xFFFF:
+        return b"\xfd" + n.to_bytes(2, "little")
+    return b"\xfe" + n.to_bytes(4, "little")

@@ -28,14 +28,19 @@ from treasury.settings import (
     BTC_VAULT_ENV,
     CONFIRMATIONS_ENV,
     ETH_RELAYER_ENV,
+    EVM_CHAINS_ENV,
+    KEY_HEALTH_INTERVAL_ENV,
     RECONCILE_BTC_MIN_CONF_ENV,
     RECONCILE_DROP_POLICY_ENV,
     RECONCILE_DROP_TIMEOUT_ENV,
     RECONCILE_ETH_MIN_CONF_ENV,
     RECONCILE_MAX_AGE_ENV,
+    RECONCILE_REFRESH_ALARM_ENV,
     RESERVE_RPC_URL_ENV,
     SAFE_VAULT_ENV,
     SERVICES_RPC_URL_ENV,
+    WINDOW_FROM_BLOCK_ENV,
+    WINDOW_REGISTRY_ENV,
     NodeNotConfiguredError,
     Settings,
     SettingsError,
@@ -59,6 +64,7 @@ EVERY_VARIABLE = (
     BITCOIN_RPC_URL_ENV,
     RESERVE_RPC_URL_ENV,
     SERVICES_RPC_URL_ENV,
+    EVM_CHAINS_ENV,
     BITCOIN_NETWORK_ENV,
     BTC_VAULT_ENV,
     SAFE_VAULT_ENV,
@@ -66,11 +72,15 @@ EVERY_VARIABLE = (
     BTC_FEE_RATE_ENV,
     BTC_MAX_FEE_ENV,
     *CONFIRMATIONS_ENV.values(),
+    WINDOW_REGISTRY_ENV,
+    WINDOW_FROM_BLOCK_ENV,
     RECONCILE_BTC_MIN_CONF_ENV,
     RECONCILE_ETH_MIN_CONF_ENV,
     RECONCILE_MAX_AGE_ENV,
     RECONCILE_DROP_TIMEOUT_ENV,
     RECONCILE_DROP_POLICY_ENV,
+    RECONCILE_REFRESH_ALARM_ENV,
+    KEY_HEALTH_INTERVAL_ENV,
     API_TOKEN_ENV,
     API_TOKEN_FILE_ENV,
     NODES_DIR_ENV,
@@ -310,3 +320,30 @@ def test_a_command_meets_an_unusable_setting_as_one_error_line(tmp_path: Path) -
         "not 'soon'.\n"
     )
     assert CliRunner().invoke(app, ["ledger", "balances", "--help"], env=env).exit_code == 0
+
+
+def test_the_window_registry_refresh_alarm_and_health_interval_are_read_and_bounded() -> None:
+    """The spend window registry (checksummed), where its events start, the recovery refresh
+    alarm's share of N (0-100) and the key health interval (positive) are typed settings; a
+    value out of bounds is refused with its variable's name."""
+    settings = Settings.from_env(
+        {
+            WINDOW_REGISTRY_ENV: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+            WINDOW_FROM_BLOCK_ENV: "17",
+            RECONCILE_REFRESH_ALARM_ENV: "35",
+            KEY_HEALTH_INTERVAL_ENV: "30",
+        },
+        devnet=_no_devnet,
+    )
+    assert settings.spends.window_registry == "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    assert settings.spends.window_from_block == 17
+    assert settings.reconcile.refresh_alarm_percent_left == 35
+    assert settings.key_health_interval_days == 30
+    for variable, raw in (
+        (RECONCILE_REFRESH_ALARM_ENV, "101"),
+        (KEY_HEALTH_INTERVAL_ENV, "0"),
+        (WINDOW_REGISTRY_ENV, "0x1234"),
+        (WINDOW_FROM_BLOCK_ENV, "-1"),
+    ):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({variable: raw}, devnet=_no_devnet)

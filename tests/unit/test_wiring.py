@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody.ceremony import CeremonyPlan, ShareFiles, run_ceremony
 from custody.devnet.binaries import NODES_DIR_ENV
 from custody.ethereum import EthChain
+from custody.ethereum.announcements import ServicesChainWindow
 from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.rpc import EvmRPC
+from custody.nodes import NodeEndpoints
 from custody.records import VaultRecord
 from treasury import ledger, migrate
 from treasury.db import make_engine, session_factory
@@ -37,6 +39,8 @@ from treasury.settings import (
     ETH_RELAYER_ENV,
     RESERVE_RPC_URL_ENV,
     SAFE_VAULT_ENV,
+    SERVICES_RPC_URL_ENV,
+    WINDOW_REGISTRY_ENV,
     Settings,
 )
 from treasury.spenders import BitcoinSpender
@@ -52,6 +56,7 @@ from treasury.wiring import (
     spender_for,
     spender_for_proposal,
     spender_setup,
+    window_reader,
 )
 from treasury.workflow_exceptions import NotConfiguredError
 
@@ -319,3 +324,26 @@ def test_institutions_map_to_ceremonies_by_their_registered_name(
             match="Institution PARL is registered as 'Parliament', but no key ceremony",
         ):
             institution_transcript(session, "PARL")
+
+
+def test_the_signers_read_the_window_registry_the_settings_name_or_none() -> None:
+    """With a registry and a services node configured, the spenders' signers are given their own
+    reader of that registry on that node; without either, none (so they refuse delayed spends
+    rather than trust the database)."""
+
+    def no_devnet() -> NodeEndpoints:
+        return NodeEndpoints()
+
+    registry = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+    both = Settings.from_env(
+        {SERVICES_RPC_URL_ENV: "http://127.0.0.1:9", WINDOW_REGISTRY_ENV: registry},
+        devnet=no_devnet,
+    )
+    reader = window_reader(both)
+    assert isinstance(reader, ServicesChainWindow)
+    assert reader.registry.lower() == registry
+    assert reader.chain.rpc.url == "http://127.0.0.1:9"
+    only_node = Settings.from_env({SERVICES_RPC_URL_ENV: "http://127.0.0.1:9"}, devnet=no_devnet)
+    assert window_reader(only_node) is None
+    only_registry = Settings.from_env({WINDOW_REGISTRY_ENV: registry}, devnet=no_devnet)
+    assert window_reader(only_registry) is None

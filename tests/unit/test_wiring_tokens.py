@@ -139,18 +139,21 @@ def _result(session: Session, gate_asset: str, *, matched: bool) -> None:
     )  # fmt: skip
 
 
-def test_the_gate_answers_for_a_token_code_with_the_reconcilers_result_for_its_symbol(
+def test_the_gate_answers_for_a_token_code_with_the_reconcilers_result_for_that_code(
     sessions: sessionmaker[Session],
 ) -> None:
-    """The reconciler records the token under its symbol; a proposal naming the code sees it."""
+    """The reconciler records the token under its code; a proposal naming the code sees it, and a
+    result recorded under its symbol (another token may share it) does not count."""
     gate = TokenReconcileGate()
     with sessions.begin() as session:
         assert gate.latest(session, KGST_CODE) is None
         _result(session, "KGST", matched=True)
+        assert gate.latest(session, KGST_CODE) is None
+        _result(session, KGST_CODE, matched=True)
         facts = gate.latest(session, KGST_CODE)
         assert facts is not None
         assert facts.outcome is ReconciliationOutcome.MATCHED
-        _result(session, "KGST", matched=False)
+        _result(session, KGST_CODE, matched=False)
         facts = gate.latest(session, KGST_CODE)
         assert facts is not None
         assert facts.outcome is ReconciliationOutcome.MISMATCHED

@@ -50,6 +50,7 @@ from treasury.officers import Officer, Role, authenticate
 from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals import ChainSpender, ProposalState, Workflow
 from treasury.settings import Settings
+from treasury.wiring import resolve_asset
 from treasury.workflow_exceptions import (
     AuthenticationError,
     NotConfiguredError,
@@ -195,10 +196,13 @@ def create_app(
 
     @app.post("/proposals", status_code=status.HTTP_201_CREATED, tags=["spend"])
     def propose(body: ProposeBody, actor: Actor) -> ProposalOut:
-        """Propose a spend citing a legal basis (proposer role)."""
+        """Propose a spend citing a legal basis (proposer role); the asset is named by its code
+        (``BTC``, ``ERC20:<contract>``) or a tracked token's symbol (``KGST``), as on the CLI."""
+        with sessions() as session:
+            code = resolve_asset(session, body.asset, app.state.settings)
         view = workflow.propose(
             actor,
-            asset=body.asset,
+            asset=code,
             amount=int(body.amount),
             destination=body.destination,
             purpose=body.purpose,

@@ -6,6 +6,9 @@ the body states what the chain says. The vault set lists every Bitcoin vault scr
 Safe, so an auditor can refuse a coin or Safe that is not a vault and read every vault's balance
 of every registered asset, listed in the snapshot or not.
 
+Each EVM chain adds its native coin under its configured code (``ETH``, ``BNB``) and its tokens;
+a code on two chains is refused.
+
 Bitcoin vaults are ranged descriptors with no fixed list of scripts; the set holds, per vault,
 the receive and change scripts at every index below ``max(next receive index, highest index of
 a snapshot coin + 1)``: every address the treasury has handed out, on both branches, and every
@@ -92,19 +95,49 @@ def asset_registry(
     network: str, chain: EthChain, tokens: Mapping[str, str], block: int
 ) -> dict[str, AssetInfo]:
     """Bitcoin, the Safe chain's ether and each token (asset code -> contract) at ``block``."""
-    registry = {
+    registry = bitcoin_registry(network)
+    add_chain_assets(registry, chain, ETHER_ASSET, tokens, block)
+    return registry
+
+
+def bitcoin_registry(network: str) -> dict[str, AssetInfo]:
+    """The registry's first entry: bitcoin on ``network`` (each EVM chain adds its own)."""
+    return {
         BITCOIN_ASSET: AssetInfo(
             bitcoin_chain(network), AssetKind.NATIVE, None, BITCOIN_DECIMALS, BITCOIN_ASSET
-        ),
-        ETHER_ASSET: AssetInfo(
-            evm_chain(chain.chain_id), AssetKind.NATIVE, None, ETHER_DECIMALS, ETHER_ASSET
-        ),
+        )
+    }
+
+
+def add_chain_assets(
+    registry: dict[str, AssetInfo],
+    chain: EthChain,
+    native_asset: str,
+    tokens: Mapping[str, str],
+    block: int,
+) -> None:
+    """Add one EVM chain's native coin (as ``native_asset``) and tokens to ``registry``.
+
+    An asset code names one asset on one chain: a code already registered (another chain's
+    native coin, or the same token code on two chains) is refused, since the holdings of two
+    different assets would be summed under it.
+    """
+    entries = {
+        native_asset: AssetInfo(
+            evm_chain(chain.chain_id), AssetKind.NATIVE, None, ETHER_DECIMALS, native_asset
+        )
     }
     for code, token in sorted(tokens.items()):
-        if code in registry:
+        if code in entries:
             raise SnapshotError(f"The token {token} is named {code!r}, a native coin's code.")
-        registry[code] = token_info(chain, token, block)
-    return registry
+        entries[code] = token_info(chain, token, block)
+    for code, info in entries.items():
+        if code in registry:
+            raise SnapshotError(
+                f"The asset code {code!r} of chain {chain.chain_id} is already registered on "
+                f"{registry[code].chain}; one code cannot name assets on two chains."
+            )
+        registry[code] = info
 
 
 def vault_set(

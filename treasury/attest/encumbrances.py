@@ -44,9 +44,13 @@ def bitcoin_encumbrances(session: Session) -> list[Encumbrance]:
 
 
 def safe_encumbrances(
-    session: Session, safes: Sequence[SafeVault], tokens: Mapping[str, str]
+    session: Session,
+    safes: Sequence[SafeVault],
+    tokens: Mapping[str, str],
+    native_asset: str = ETHER_ASSET,
 ) -> list[Encumbrance]:
-    """Every proposed, executable Safe transfer of ether or a tracked token."""
+    """Every proposed, executable Safe transfer of the chain's native coin (``native_asset``) or
+    a tracked token."""
     by_token = {address.lower(): asset for asset, address in tokens.items()}
     found = []
     for safe in safes:
@@ -65,7 +69,7 @@ def safe_encumbrances(
             transfer = decode_transfer(row.data) if row.data else None
             moves = []
             if row.value:
-                moves.append((ETHER_ASSET, row.value))
+                moves.append((native_asset, row.value))
             if transfer is not None and row.to_address.lower() in by_token:
                 moves.append((by_token[row.to_address.lower()], transfer[1]))
             for asset, amount in moves:

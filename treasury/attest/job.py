@@ -30,6 +30,7 @@ from treasury.attest.service import (
     attest,
     previous_attestation,
 )
+from treasury.chains import connect
 from treasury.db import make_engine, session_factory
 from treasury.settings import Settings
 
@@ -49,7 +50,8 @@ def run_daily_attestation(
     """Produce and anchor the next attestation; return the bundle file's path.
 
     ``bitcoin_rpc_url`` is ``http://user:password@host:port``; the EVM nodes come from
-    ``TREASURY_RESERVE_RPC_URL`` / ``TREASURY_SERVICES_RPC_URL`` or the devnet state.
+    ``TREASURY_RESERVE_RPC_URL`` / ``TREASURY_SERVICES_RPC_URL`` and ``TREASURY_EVM_CHAINS``
+    (every further reserve chain), or the devnet state.
     """
     settings = Settings.from_env(os.environ)  # a scheduled job is an edge: read once, here
     endpoint = BitcoinEndpoint.from_url(bitcoin_rpc_url)
@@ -58,6 +60,7 @@ def run_daily_attestation(
         anchor_wallet=anchor_wallet,
         reserve=EthChain(EvmRPC(settings.reserve_rpc_url())),
         services=web3_client(settings.services_rpc_url()),
+        evm_chains=connect(settings.evm_chains),
     )
     passphrases = passphrase_files or {}
     institutions = [

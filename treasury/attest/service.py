@@ -4,7 +4,8 @@ The steps, each reported through ``progress``:
 
 1. the previous attestation (from the database) fixes this one's sequence and previous digest;
 2. the attestation registry on the services chain (deployed once, its address recorded);
-3. the snapshot: every vault coin and Safe balance at one confirmed block per chain;
+3. the snapshot: every vault coin and Safe balance at one confirmed block per chain (every
+   configured EVM chain: the reserve's first, and ``AttestNodes.evm_chains``);
 4. the liabilities: the ledger's fund accounts, and optionally a CSV, into the sum tree;
 5. the audit log's head and the pending encumbrances; the bundle is built;
 6. proofs of control through the institutions' share quorums: the BIP-127 reserve proof
@@ -53,6 +54,7 @@ from custody.ethereum.chain import EthChain
 from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.safe_vaults import SafeVaults
 from custody.ethereum.signer import KeyQuorum
+from custody.ethereum.vault import Vault as SafeVault
 from custody.nodes import BitcoinEndpoint as BitcoinEndpoint  # re-exported: the attest API names it
 from custody.records import VaultRecord
 from custody.shamir import ShareMnemonic
@@ -62,6 +64,8 @@ from reporting.attestation import (
     AttestationInputs,
     AuditHead,
     BitcoinSnapshot,
+    Encumbrance,
+    EvmSnapshot,
     KeySigner,
     RegistryRef,
     build_attestation,
@@ -71,7 +75,7 @@ from reporting.bundle import GENESIS_DIGEST_HEX, Bundle, canonical_json
 from reporting.sumtree import LiabilityTree
 from treasury import audit
 from treasury.attest.account_proofs import keep_liability_tree
-from treasury.attest.assets import asset_registry, vault_set
+from treasury.attest.assets import add_chain_assets, bitcoin_registry, vault_set
 from treasury.attest.encumbrances import bitcoin_encumbrances, safe_encumbrances
 from treasury.attest.errors import AttestError
 from treasury.attest.liabilities import (
@@ -82,8 +86,10 @@ from treasury.attest.liabilities import (
 )
 from treasury.attest.proofs import reserve_claim, sign_attestation
 from treasury.attest.records import AttestationRecord, RegistryRecord
-from treasury.attest.snapshot import bitcoin_snapshot, evm_snapshot
+from treasury.attest.snapshot import ETHER_ASSET, bitcoin_snapshot, evm_snapshot
+from treasury.chains import ConnectedChain
 from treasury.ledger import Asset
+from treasury.reconcile.records import TrackedTokenRow
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +111,32 @@ class AttestNodes:
     anchor_wallet: str
     """The bitcoind wallet that pays the OP_RETURN anchor's fee (not a vault)."""
     reserve: EthChain
+    """The reserve's first EVM chain (native coin ``ETH``, depth ``confirmations_evm``)."""
     services: Web3
+    evm_chains: tuple[ConnectedChain, ...] = ()
+    """The further EVM reserve chains (``treasury.chains``), each with its native coin and depth."""
+
+    def chains(self, confirmations: int) -> tuple[ChainToAttest, ...]:
+        """Every EVM reserve chain, the first one first (its depth ``confirmations``)."""
+        first = ChainToAttest(self.reserve, ETHER_ASSET, confirmations)
+        further = (
+            ChainToAttest(c.chain, c.native_asset, c.settings.confirmations)
+            for c in self.evm_chains
+        )
+        chains = (first, *further)
+        ids = [c.chain.chain_id for c in chains]
+        if len(set(ids)) != len(ids):
+            raise AttestError(f"Two of the EVM nodes given serve the same chain ({ids}).")
+        return chains
+
+
+@dataclass(frozen=True)
+class ChainToAttest:
+    """One EVM chain of an attestation: its node, its native coin's code and its depth."""
+
+    chain: EthChain
+    native_asset: str
+    confirmations: int
 
 
 class InstitutionShares:
@@ -263,6 +294,32 @@ def ledger_tokens(session: Session) -> dict[str, str]:
     }
 
 
+def tokens_by_chain(
+    session: Session, tokens: Mapping[str, str], chain_ids: Sequence[int]
+) -> dict[int, dict[str, str]]:
+    """Chain id -> the tokens (asset code -> contract) read from that chain's Safes.
+
+    A token tracked on exactly one of the attested chains is read there; any other (tracked
+    nowhere, as a ledger asset registered by hand) on the first chain, as before chains were
+    configured. A token tracked on two attested chains is refused: its one asset code would
+    name two contracts.
+    """
+    tracked: dict[str, set[int]] = {}
+    for row in session.scalars(select(TrackedTokenRow)):
+        if row.chain_id in chain_ids:
+            tracked.setdefault(row.address.lower(), set()).add(row.chain_id)
+    found: dict[int, dict[str, str]] = {chain_id: {} for chain_id in chain_ids}
+    for code, contract in tokens.items():
+        chains = tracked.get(contract.lower(), set())
+        if len(chains) > 1:
+            raise AttestError(
+                f"The token {code} is tracked on chains {sorted(chains)}; one asset code cannot "
+                "name a contract on two chains."
+            )
+        found[chains.pop() if chains else chain_ids[0]][code] = contract
+    return found
+
+
 def _bitcoin_vaults(session: Session) -> list[BitcoinVault]:
     names = session.scalars(select(VaultRecord.name).order_by(VaultRecord.name))
     return [load_vault(session, name) for name in names]
@@ -313,21 +370,25 @@ def _reserve_proof(
 def _eip1271(
     session: Session,
     bundle: Bundle,
-    reserve: EthChain,
+    chains: Sequence[EthChain],
     institutions: Sequence[InstitutionShares],
     progress: Progress,
 ) -> list[dict[str, object]]:
-    """Each Safe's EIP-1271 signature of the digest, from its owners' share quorums."""
-    vaults = SafeVaults(reserve, sessionmaker(bind=session.get_bind()))
+    """Each Safe's EIP-1271 signature of the digest, on its own chain, from its owners' share
+    quorums."""
+    sessions = sessionmaker(bind=session.get_bind())
+    by_chain = {chain.chain_id: SafeVaults(chain, sessions) for chain in chains}
     by_address = {
-        row.address.lower(): row.name
+        (row.chain_id, row.address.lower()): row.name
         for row in session.scalars(
-            select(SafeVaultRow).where(SafeVaultRow.chain_id == reserve.chain_id)
+            select(SafeVaultRow).where(SafeVaultRow.chain_id.in_(list(by_chain)))
         )
     }
     proofs: list[dict[str, object]] = []
     for slot in bundle.body["proofs_of_control"]["eip1271"]:
-        name = by_address[str(slot["safe_address"]).lower()]
+        chain_id = int(slot["chain_id"])
+        name = by_address[(chain_id, str(slot["safe_address"]).lower())]
+        vaults = by_chain[chain_id]
         vault = vaults.vault(name)
         roster = {owner.institution: owner.fingerprint for owner in vault.owners}
         quorums = [
@@ -370,6 +431,16 @@ def attest(
     sequence = previous.sequence + 1 if previous else 1
     previous_digest = previous.digest if previous else GENESIS_DIGEST_HEX
     progress(f"attestation {sequence} (previous {previous_digest[:16]}...)")
+    chains = nodes.chains(options.confirmations_evm)
+    ids = [c.chain.chain_id for c in chains]
+    every_safe = SafeVaults(nodes.reserve, sessionmaker(bind=session.get_bind())).vaults()
+    unread = sorted({safe.chain_id for safe in every_safe} - set(ids))
+    if unread:
+        raise AttestError(
+            f"Safe vaults live on chain(s) {unread}, but no node of those chains was given "
+            f"(chains given: {ids}); configure every EVM reserve chain (TREASURY_EVM_CHAINS), "
+            "so no vault is left out of the attestation."
+        )
     registry = ensure_registry(session, nodes.services, publisher, clock=clock)
     progress(f"registry {registry.address} on chain {registry.chain_id}")
 
@@ -382,14 +453,33 @@ def attest(
         f"bitcoin snapshot at height {bitcoin.block.height}: {len(bitcoin.utxos)} coin(s) "
         f"in {len(btc_vaults)} vault(s)"
     )
-    safes = SafeVaults(nodes.reserve, sessionmaker(bind=session.get_bind())).vaults()
-    safes = [safe for safe in safes if safe.chain_id == nodes.reserve.chain_id]
-    evm = evm_snapshot(nodes.reserve, safes, tokens, confirmations=options.confirmations_evm)
-    progress(
-        f"chain {evm.chain_id} snapshot at block {evm.block.height}: "
-        f"{len(evm.balances)} balance(s) of {len(safes)} Safe(s)"
-    )
-    assets = asset_registry(bitcoin.network, nodes.reserve, tokens, evm.block.height)
+    per_chain = tokens_by_chain(session, tokens, ids)
+    snapshots: list[EvmSnapshot] = []
+    safes: list[SafeVault] = []
+    assets = bitcoin_registry(bitcoin.network)
+    encumbered: list[Encumbrance] = []
+    for target in chains:
+        chain = target.chain
+        here = [safe for safe in every_safe if safe.chain_id == chain.chain_id]
+        evm = evm_snapshot(
+            chain,
+            here,
+            per_chain[chain.chain_id],
+            confirmations=target.confirmations,
+            native_asset=target.native_asset,
+        )
+        progress(
+            f"chain {evm.chain_id} snapshot at block {evm.block.height}: "
+            f"{len(evm.balances)} balance(s) of {len(here)} Safe(s)"
+        )
+        add_chain_assets(
+            assets, chain, target.native_asset, per_chain[chain.chain_id], evm.block.height
+        )
+        encumbered += safe_encumbrances(
+            session, here, per_chain[chain.chain_id], target.native_asset
+        )
+        snapshots.append(evm)
+        safes += here
     vaults = vault_set(btc_vaults, coins, safes)
     progress(
         f"asset registry: {', '.join(sorted(assets))}; vault set: "
@@ -398,7 +488,9 @@ def attest(
 
     funds = fund_balances(session)
     csv_rows = read_liabilities_csv(options.csv) if options.csv is not None else None
-    holding_assets = {u.holding.asset for u in bitcoin.utxos} | {b.asset for b in evm.balances}
+    holding_assets = {u.holding.asset for u in bitcoin.utxos} | {
+        b.asset for evm in snapshots for b in evm.balances
+    }
     tree = liability_tree(
         funds,
         csv_rows,
@@ -422,7 +514,7 @@ def attest(
         previous_digest=previous_digest,
         as_of=clock(),
         bitcoin=bitcoin,
-        evm=(evm,),
+        evm=tuple(snapshots),
         liabilities=tree,
         ledger_totals=ledger_totals(funds),
         audit_head=AuditHead(head.sequence, head.hash),
@@ -431,10 +523,7 @@ def attest(
         auditor=auditor,
         assets=assets,
         vaults=vaults,
-        encumbrances=(
-            *bitcoin_encumbrances(session),
-            *safe_encumbrances(session, safes, tokens),
-        ),
+        encumbrances=(*bitcoin_encumbrances(session), *encumbered),
         public_accounts=public,
     )
     bundle = build_attestation(inputs)
@@ -448,7 +537,8 @@ def attest(
         progress("reserve proof (BIP-127) signed and checked")
     if bundle.body["proofs_of_control"]["eip1271"]:
         bundle = bundle.with_proof(
-            "eip1271", _eip1271(session, bundle, nodes.reserve, institutions, progress)
+            "eip1271",
+            _eip1271(session, bundle, [c.chain for c in chains], institutions, progress),
         )
         progress("EIP-1271 signatures accepted by every Safe")
     bundle = sign_bundle(sign_bundle(bundle, treasury), auditor)

@@ -5,8 +5,8 @@ lists its coins with that many confirmations; each coin's creating block must be
 snapshot height and on the best chain, its script must be the vault's at the descriptor path the
 wallet reports, and the snapshot block must still be the best chain's when the listing ends.
 (A coin spent after the snapshot height but before the listing is left out: the snapshot never
-overstates.) Ethereum: every Safe's ether and tracked-token balances read at the snapshot block
-number, whose hash must not change while they are read.
+overstates.) EVM chains: every Safe's native-coin and tracked-token balances read at the snapshot
+block number, whose hash must not change while they are read; one snapshot per chain.
 
 The chain reads are custody's (``custody.bitcoin.observe``, ``custody.ethereum.balances``);
 this module decides what belongs in the snapshot. ``reporting`` (which the verifier imports)
@@ -114,8 +114,10 @@ def evm_snapshot(
     tokens: Mapping[str, str],
     *,
     confirmations: int = 1,
+    native_asset: str = ETHER_ASSET,
 ) -> EvmSnapshot:
-    """Every Safe's ether and ``tokens`` (asset code -> contract) balances at the snapshot block."""
+    """Every Safe's native coin (as ``native_asset``: ``ETH``, ``BNB``) and ``tokens`` (asset
+    code -> contract) balances at the snapshot block."""
     number = _snapshot_height(chain.block_number(), confirmations)
     block_hash = chain.block_hash(number)
     balances: list[SafeBalanceHolding] = []
@@ -126,7 +128,7 @@ def evm_snapshot(
                 f"chain {chain.chain_id}."
             )
         ether = ether_balance(chain, safe.address, number)
-        balances.append(SafeBalanceHolding(chain.chain_id, safe.address, ETHER_ASSET, None, ether))
+        balances.append(SafeBalanceHolding(chain.chain_id, safe.address, native_asset, None, ether))
         for asset, token in sorted(tokens.items()):
             amount = token_balance(chain, token, safe.address, number)
             balances.append(SafeBalanceHolding(chain.chain_id, safe.address, asset, token, amount))

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from custody.exceptions import CustodyError
 from reporting.exceptions import ReportingError
 from treasury.cli import (
+    airgap,
     announce,
     api,
     attest,
@@ -29,6 +30,7 @@ from treasury.cli import (
     proofs,
     publish,
     reconcile,
+    recovery,
     roster,
     safe,
     scheduler,
@@ -104,9 +106,11 @@ app.add_typer(officers.policy_app, name="policy")
 app.add_typer(roster.app, name="roster")
 app.add_typer(passkeys.app, name="passkeys")
 app.add_typer(spend.app, name="spend")
+app.add_typer(airgap.app, name="airgap")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(reconcile.app, name="reconcile")
 app.add_typer(scheduler.app, name="scheduler")
+app.add_typer(recovery.app, name="recovery")
 app.add_typer(audit.app, name="audit")
 app.add_typer(translations.app, name="translations")
 app.command(name="attest")(attest.attest)

@@ -35,6 +35,7 @@ from treasury.attest.service import (
 from treasury.attest.service import (
     attest as produce_attestation,
 )
+from treasury.chains import connect
 from treasury.cli.context import fail, settings
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
@@ -112,6 +113,7 @@ def attest(
             anchor_wallet=anchor_wallet,
             reserve=EthChain(EvmRPC(configured.reserve_rpc_url())),
             services=web3_client(configured.services_rpc_url()),
+            evm_chains=connect(configured.evm_chains),
         )
         engine = make_engine(configured.database_url)
         try:

@@ -64,6 +64,7 @@ from custody.records import SpendState
 from treasury.cli.ceremony import database_session, read_share
 from treasury.cli.context import fail, settings
 from treasury.cli.review import confirm_before_shares, review_bitcoin_spend
+from treasury.cli.rotation import app as rotation_app
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
 from treasury.logs import bound_ids
@@ -108,6 +109,7 @@ spend_app = typer.Typer(
 )
 app.add_typer(vault_app, name="vault")
 app.add_typer(spend_app, name="spend")
+app.add_typer(rotation_app, name="rotation")
 
 
 def _rpc() -> BitcoinRPC:
@@ -426,7 +428,9 @@ def spend_bump(
     fee_rate: Annotated[str, typer.Option(help="The new, higher fee rate in sat/vB.")],
     max_fee_sats: Annotated[int, typer.Option(help="The highest total fee the approvers accept.")],
 ) -> None:
-    """Build a replace-by-fee successor of a stuck spend; it needs its own signatures."""
+    """Build a custody-level fee bump of a stuck spend, which only break-glass can sign (bump a workflow spend with `treasury spend bump`)."""
+    # Its signers find no officers' statements for it (no proposal names it); a spend of the
+    # workflow is bumped through the officers' approvals with `treasury spend bump PROPOSAL`.
     rate = _fee_rate(fee_rate)
     rpc = _rpc()
     with bound_ids(spend_id=spend_id), database_session() as session:

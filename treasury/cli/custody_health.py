@@ -25,9 +25,11 @@ from treasury.custody_health import (
     raise_overdue_alarms,
     run_health_check,
     transcript_for,
+    verify_check_proof,
 )
+from treasury.settings import KEY_HEALTH_INTERVAL_ENV
 
-INTERVAL_ENV = "TREASURY_KEY_HEALTH_INTERVAL_DAYS"
+INTERVAL_ENV = KEY_HEALTH_INTERVAL_ENV
 """Days between required checks per institution (default 90)."""
 FAILED_CHECK_EXIT_CODE = 3
 """Exit code of ``health-check`` when the check ran and failed (it was still recorded)."""
@@ -80,7 +82,7 @@ def health_check(
 ) -> None:
     """Prove a quorum of INSTITUTION's shares recombines to its recorded key, and record it.
 
-    The seed is recombined in a wipeable buffer; its fingerprint, BIP-48 xpub and Safe owner address must equal the ceremony's. Nothing is signed, and the seed is wiped at once.
+    The seed is recombined in a wipeable buffer; its fingerprint, BIP-48 xpub and Safe owner address must equal the ceremony's. The quorum then proves possession by signing a fresh challenge with both keys (BIP-322 by the account key's /0/0 address, EIP-191 by the Safe owner); no transaction is signed, and the seed is wiped at once.
 
     The outcome (ok, mismatch or malformed), the member indexes that took part and the time go to the audit log; a failure opens an alarm (exit code 3), a pass clears the institution's open alarms. Example:
 
@@ -110,6 +112,10 @@ def health_check(
     typer.echo(f"health check {check.id} of {check.institution}: {check.outcome.value.upper()}")
     typer.echo(f"  took part: {holders or '(no readable share)'}")
     typer.echo(f"  {check.reason}")
+    if check.proof is not None:
+        typer.echo(f"  challenge: {check.challenge!r}")
+        typer.echo(f"  BIP-322 by {check.proof.bitcoin_address}: {check.proof.bip322_signature}")
+        typer.echo(f"  EIP-191 by {check.proof.eth_address}: {check.proof.eip191_signature}")
     if check.outcome is not HealthOutcome.OK:
         raise typer.Exit(code=FAILED_CHECK_EXIT_CODE)
 
@@ -144,3 +150,18 @@ def health(every_days: Annotated[int, IntervalOption] = DEFAULT_INTERVAL_DAYS) -
         typer.echo(_line(status))
     for alarm in raised:
         typer.echo(f"alarm {alarm.id} opened: {alarm.detail}")
+
+
+@app.command("verify-proof")
+def verify_proof(
+    check_id: Annotated[
+        int, typer.Argument(help="The health check's id (`treasury custody health`).")
+    ],
+) -> None:
+    """Re-verify a recorded check's proof of possession from the ceremony's public record alone."""
+    with committed_session() as session:
+        problem = verify_check_proof(session, check_id, settings().bitcoin_network)
+    if problem is not None:
+        typer.echo(f"health check {check_id}: NOT PROVEN: {problem}")
+        raise typer.Exit(code=FAILED_CHECK_EXIT_CODE)
+    typer.echo(f"health check {check_id}: both signatures verify against the ceremony's keys")

@@ -33,7 +33,7 @@ def install() -> None:
 
 @app.command()
 def up() -> None:
-    """Run bitcoind (regtest), the reserve's anvil and the services-chain anvil until Ctrl-C."""
+    """Run bitcoind (regtest) and the reserve's, services chain's and BNB devnet's anvils until Ctrl-C."""
     install_signal_handlers()
     try:
         binaries = find_binaries(install=True, log=typer.echo)
@@ -49,11 +49,12 @@ def up() -> None:
         typer.echo(
             f"services chain (anvil) {stack.services.rpc_url}  chain id {stack.services.chain_id}"
         )
-        typer.echo("Running; `treasury devnet status` in another shell; Ctrl-C stops all three.")
+        typer.echo(f"BNB devnet (anvil)     {stack.bnb.rpc_url}  chain id {stack.bnb.chain_id}")
+        typer.echo("Running; `treasury devnet status` in another shell; Ctrl-C stops them all.")
         stopped = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
         while not stopped.wait(1.0):
-            if not (stack.bitcoin.running and stack.reserve.running and stack.services.running):
+            if not all(node.running for node in (stack.bitcoin, *stack.evm_nodes)):
                 typer.secho(
                     "a node exited on its own; stopping the others", err=True, fg=typer.colors.RED
                 )
@@ -80,7 +81,13 @@ def status() -> None:
     try:
         height = btc.call("getblockcount")
         typer.echo(f"bitcoind       {info.bitcoin_rpc_url}  height {height}")
-        for label, url in (("reserve", info.reserve_rpc_url), ("services", info.services_rpc_url)):
+        for label, url in (
+            ("reserve", info.reserve_rpc_url),
+            ("services", info.services_rpc_url),
+            ("bnb", info.bnb_rpc_url),
+        ):
+            if url is None:
+                continue
             evm = EvmRPC(url)
             typer.echo(f"{label:14} {url}  chain id {evm.chain_id()}  height {evm.block_number()}")
     except CustodyError as exc:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reserve_verifier import Nodes
+from reserve_verifier import UsageError
+from reserve_verifier.cli import nodes_of
 
 from custody.clock import utc_now
 from reporting.site import SiteError, load_bundles, load_export, publish_site, site_server
@@ -47,7 +48,12 @@ def publish(
         typer.Option(help="A bitcoind to verify against, as http://user:password@host:port."),
     ] = None,
     evm_rpc: Annotated[
-        str | None, typer.Option(help="A node of the Safes' chain to verify against.")
+        list[str] | None,
+        typer.Option(
+            metavar="[CHAIN_ID=]URL",
+            help="A node of an EVM chain holding Safes to verify against, as CHAIN_ID=URL "
+            "(repeat it for each chain), or a bare URL of whichever chain it serves.",
+        ),
     ] = None,
     services_rpc: Annotated[
         str | None, typer.Option(help="A node of the services chain holding the registry.")
@@ -74,13 +80,11 @@ def publish(
                 bitcoin_network=settings().bitcoin_network.value,
             )
             records = load_export(export)
-        published = load_bundles(
-            bundles, nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc)
-        )
+        published = load_bundles(bundles, nodes=nodes_of(bitcoin_rpc, evm_rpc or (), services_rpc))
         site = publish_site(
             published, records, out, published_at=utc_now(), proofs_api_url=proofs_api
         )
-    except (SiteError, TreasuryError) as error:
+    except (SiteError, TreasuryError, UsageError) as error:
         raise _fail(str(error)) from None
     finally:
         engine.dispose()

@@ -53,6 +53,7 @@ def now() -> None:
             evm=evm,
             settings=configured.reconcile,
             progress=typer.echo,
+            evm_chains=configured.evm_chains,
         )
     except (TreasuryError, CustodyError) as exc:
         raise fail(exc, ERROR_EXIT_CODE) from None

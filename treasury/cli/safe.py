@@ -1,4 +1,8 @@
-"""``treasury safe``: Safe multisig vaults on the reserve's Ethereum chain.
+"""``treasury safe``: Safe multisig vaults on the reserve's EVM chains.
+
+``deploy`` and ``create`` act on the chain ``--chain`` names (``reserve``, the default, or a
+further chain of ``TREASURY_EVM_CHAINS`` such as ``bnb``); every other command acts on the chain
+its vault or SafeTx was recorded on, through that chain's configured node (which must serve it).
 
 Amounts are integers in base units (wei for ether, the token's smallest unit for ERC-20s). Gas is
 paid by a relayer account the node holds (``--relayer``, else the node's own first account, as
@@ -36,8 +40,10 @@ from custody.ethereum.rpc import EvmRPC
 from custody.ethereum.safe_vaults import SafeVaults
 from custody.ethereum.signer import KeyQuorum, SigningPolicy, TokenTransfer
 from custody.ethereum.vault import VaultOwner
+from custody.ethereum.vault_store import VaultStore
 from custody.exceptions import CustodyError
 from custody.shamir import ShareMnemonic, parse_shares
+from treasury.chains import RESERVE_CHAIN_NAME, chain_for
 from treasury.cli.btc import (
     BREAK_GLASS_HELP,
     REASON_HELP,
@@ -77,8 +83,30 @@ def _errors() -> Iterator[None]:
         ) from None
 
 
-def _chain() -> EthChain:
-    return EthChain(EvmRPC(settings().reserve_rpc_url()))
+def _chain(name: str = RESERVE_CHAIN_NAME) -> EthChain:
+    """The configured EVM chain called ``name``, its node checked to serve its chain id."""
+    chains = settings().reserve_chains()
+    for chain in chains:
+        if chain.name == name:
+            if chain.name == RESERVE_CHAIN_NAME:
+                return EthChain(EvmRPC(settings().reserve_rpc_url()))
+            return chain.client()
+    known = ", ".join(chain.name for chain in chains)
+    raise _CliError(f"No EVM chain is configured as {name!r} (configured: {known}).")
+
+
+def _store() -> VaultStore:
+    return VaultStore(session_factory(make_engine(settings().database_url)))
+
+
+def _vault_chain(name: str) -> EthChain:
+    """The configured node of the chain vault ``name`` lives on."""
+    return chain_for(settings().reserve_chains(), _store().vault(name).chain_id)
+
+
+def _safe_tx_chain(safe_tx_hash: str) -> EthChain:
+    """The configured node of the chain the SafeTx ``safe_tx_hash`` was proposed on."""
+    return chain_for(settings().reserve_chains(), _store().proposal(safe_tx_hash).safe_tx.chain_id)
 
 
 def _vaults(chain: EthChain) -> SafeVaults:
@@ -111,13 +139,18 @@ def _owner(text: str) -> VaultOwner:
 PAYER_OPTION = typer.Option(
     None, "--relayer", help="Account that pays gas (default: node's first)."
 )
+CHAIN_OPTION = typer.Option(
+    RESERVE_CHAIN_NAME,
+    "--chain",
+    help="The EVM reserve chain by its configured name (reserve, or one of TREASURY_EVM_CHAINS).",
+)
 
 
 @app.command()
-def deploy(relayer: str | None = PAYER_OPTION) -> None:
+def deploy(relayer: str | None = PAYER_OPTION, chain_name: str = CHAIN_OPTION) -> None:
     """Deploy the audited Safe v1.4.1 contracts at their canonical addresses (no-op if present)."""
     with _errors():
-        chain = _chain()
+        chain = _chain(chain_name)
         report = deploy_safe_contracts(chain, _gas_payer(chain, relayer))
         d = report.deployment
         typer.echo(f"chain {d.chain_id}: Safe v1.4.1 ready")
@@ -141,10 +174,11 @@ def create(
         ),
     ],
     relayer: str | None = PAYER_OPTION,
+    chain_name: str = CHAIN_OPTION,
 ) -> None:
     """Create a THRESHOLD-of-N Safe owned by the given institutions and record its roster."""
     with _errors():
-        chain = _chain()
+        chain = _chain(chain_name)
         owners = [_owner(text) for text in owner]
         vault = _vaults(chain).create(name, owners, threshold, payer=_gas_payer(chain, relayer))
         typer.echo(f"vault {vault.name}: Safe {vault.address} ({vault.threshold}-of-{len(owners)})")
@@ -154,7 +188,7 @@ def create(
 def show(name: str = typer.Argument(..., help="The vault's name.")) -> None:
     """Show a vault's roster, its on-chain check, balance and proposed transactions."""
     with _errors():
-        chain = _chain()
+        chain = _vault_chain(name)
         vaults = _vaults(chain)
         vault = vaults.vault(name)
         state = vaults.verify(vault)
@@ -182,7 +216,7 @@ def transfer(
 ) -> None:
     """Propose an ether or ERC-20 transfer from the vault and print the SafeTx hash to sign."""
     with _errors():
-        vaults = _vaults(_chain())
+        vaults = _vaults(_vault_chain(name))
         if token:
             safe_tx = vaults.propose_token_transfer(name, token, to, amount)
         else:
@@ -199,7 +233,7 @@ def rotate_owner(
     """Propose a swapOwner SafeTx replacing an institution's key; it needs the threshold too."""
     with _errors():
         owner = _owner(f"{institution}={new_owner}")
-        safe_tx = _vaults(_chain()).propose_owner_swap(name, owner)
+        safe_tx = _vaults(_vault_chain(name)).propose_owner_swap(name, owner)
         typer.echo(f"proposed SafeTx {safe_tx.hash_hex} (nonce {safe_tx.nonce})")
 
 
@@ -236,7 +270,7 @@ def sign(
     """Show the action decoded from the SafeTx and its hash, then sign it with the institution's recombined key on the officers' approval statements (or, in an emergency, with --break-glass --reason)."""
     emergency = break_glass_choice(break_glass, reason)
     with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
-        chain = _chain()
+        chain = _safe_tx_chain(safe_tx_hash)
         vaults = _vaults(chain)
         policy = SigningPolicy(frozenset(allow_token or ()))
         approval = vaults.approval(safe_tx_hash, policy)
@@ -290,7 +324,7 @@ def execute(
 ) -> None:
     """Execute a SafeTx once it has the threshold of owner signatures (every owner's, if any signed under break-glass), and wait for its receipt."""
     with _errors(), bound_ids(safe_tx_hash=safe_tx_hash):
-        chain = _chain()
+        chain = _safe_tx_chain(safe_tx_hash)
         vaults = _vaults(chain)
         safe_tx = vaults.proposal(safe_tx_hash).safe_tx
         with session_factory(make_engine(settings().database_url))() as session:

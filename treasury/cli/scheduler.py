@@ -14,7 +14,10 @@ from treasury.logs import LogFormat, configure_logging
 from treasury.scheduler import run_scheduler
 
 app = typer.Typer(
-    help="Run the reconciliation on a schedule; several instances never reconcile at once.",
+    help=(
+        "Run the reconciliation, then the overdue key health check, on a schedule; several "
+        "instances never reconcile at once."
+    ),
     no_args_is_help=True,
 )
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,7 @@ from treasury.cli.review import (
     spend_id_of,
 )
 from treasury.cli.share_input import share_words, slip39_passphrase
+from treasury.fee_bumps import propose_bump
 from treasury.logs import bound_ids
 from treasury.officers import Role, get_officer, list_institutions
 from treasury.proposals import ProposalState, ProposalView
@@ -62,7 +64,6 @@ from treasury.wiring import (
     institution_transcript,
     resolve_asset,
     safe_vault,
-    spender_for,
     spender_for_proposal,
     token_registry,
     vault_of,
@@ -204,12 +205,54 @@ def prepare(proposal_id: int, token_file: str | None = TokenOption) -> None:
     with _on_proposal(token_file, proposal_id) as ctx:
         ctx.actor.require(Role.PROPOSER, Role.ADMIN)
         view = ctx.workflow.status(ctx.actor, proposal_id)
-        spender = spender_for(ctx.sessions, view.asset, ctx.settings)
+        spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
         view = ctx.workflow.prepare(ctx.actor, proposal_id, spender)
     _show(view)
     typer.echo(
         f"hash to approve: {view.tx_hash} "
         f"(`treasury spend approve {view.id} --tx-hash {view.tx_hash}`)"
+    )
+
+
+FEE_RATE_TEXT = re.compile(r"[1-9][0-9]{0,5}(\.[0-9]{1,3})?")
+"""A fee rate as an officer types it: sat/vB, at most three decimals."""
+
+
+@app.command()
+def bump(
+    proposal_id: Annotated[int, typer.Argument(help="The broadcast, unconfirmed BTC spend.")],
+    fee_rate: Annotated[str, typer.Option(help="The replacement's fee rate in sat/vB.")],
+    max_fee_sats: Annotated[
+        str, typer.Option(help="The fee ceiling the approvers' statements name, in sats.")
+    ],
+    token_file: str | None = TokenOption,
+) -> None:
+    """Propose and prepare a replace-by-fee bump of a stuck Bitcoin spend (proposer or admin).
+
+    The bump is a proposal of its own paying exactly what the stuck one pays; approvers approve
+    its replacement transaction (with the fee ceiling in their statements), institutions sign
+    it, and `treasury spend broadcast` sends it. Once it confirms, the stuck proposal fails on
+    `treasury spend refresh` and its pending ledger entry is voided.
+    """
+    if not FEE_RATE_TEXT.fullmatch(fee_rate):
+        raise typer.BadParameter(f"--fee-rate {fee_rate!r} is not a fee rate in sat/vB.")
+    ceiling = whole_base_units(max_fee_sats)
+    with _on_proposal(token_file, proposal_id) as ctx:
+        ctx.actor.require(Role.PROPOSER, Role.ADMIN)
+        view = propose_bump(
+            ctx.workflow,
+            ctx.sessions,
+            ctx.actor,
+            proposal_id,
+            fee_rate_sat_vb=Decimal(fee_rate),
+            fee_ceiling_sats=ceiling,
+        )
+        spender = spender_for_proposal(ctx.sessions, view, ctx.settings)
+        view = ctx.workflow.prepare(ctx.actor, view.id, spender)
+    _show(view)
+    typer.echo(
+        f"bump proposal {view.id} replaces proposal {proposal_id}'s transaction; hash to "
+        f"approve: {view.tx_hash} (`treasury spend approve {view.id} --tx-hash {view.tx_hash}`)"
     )
 
 

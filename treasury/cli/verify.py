@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reserve_verifier import Nodes, UsageError
-from reserve_verifier.cli import Invocation, run
+from reserve_verifier import UsageError
+from reserve_verifier.cli import Invocation, nodes_of, run
 
 
 def verify(
@@ -51,7 +51,14 @@ def verify(
     bitcoin_rpc: Annotated[
         str | None, typer.Option(help="Your bitcoind, as http://user:password@host:port.")
     ] = None,
-    evm_rpc: Annotated[str | None, typer.Option(help="Your node of the Safes' chain.")] = None,
+    evm_rpc: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="[CHAIN_ID=]URL",
+            help="Your node of an EVM chain holding Safes, as CHAIN_ID=URL (repeat it for each "
+            "chain), or a bare URL of whichever chain it serves.",
+        ),
+    ] = None,
     services_rpc: Annotated[
         str | None, typer.Option(help="Your node of the services chain holding the registry.")
     ] = None,
@@ -60,17 +67,17 @@ def verify(
     ] = False,
 ) -> None:
     """Check an attestation bundle (roots, totals, signatures, proofs of control, anchors) and exit 0 only if every check holds."""
-    invocation = Invocation(
-        bundle=bundle,
-        leaf=leaf,
-        salt=salt,
-        proof=proof,
-        previous=previous,
-        trust=trust,
-        announcements=announcements,
-        nodes=Nodes(bitcoin=bitcoin_rpc, evm=evm_rpc, services=services_rpc),
-    )
     try:
+        invocation = Invocation(
+            bundle=bundle,
+            leaf=leaf,
+            salt=salt,
+            proof=proof,
+            previous=previous,
+            trust=trust,
+            announcements=announcements,
+            nodes=nodes_of(bitcoin_rpc, evm_rpc or (), services_rpc),
+        )
         report = run(invocation)
     except UsageError as error:
         typer.echo(f"error: {error}", err=True)

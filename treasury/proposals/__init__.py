@@ -21,7 +21,9 @@ The modules, lowest first:
 - ``ports``: the ``ChainSpender`` and ``SpendLedger`` protocols and the values crossing them.
 - ``actors``: the audit actor of steps no officer takes.
 - ``ledger_hook``: ``LedgerSpendHook``, the ``SpendLedger`` port on the state ledger.
-- ``tables``: the ORM tables (registered with ``treasury.migrate`` through this package).
+- ``tables``: the ORM tables (registered with ``treasury.migrate`` through this package),
+  among them the Bitcoin vault rotations whose sweeps are spends (``treasury.rotation``) and
+  the fee bumps that replace a broadcast spend (``treasury.fee_bumps``).
 - ``reservations``: the Safe nonce and Bitcoin inputs a prepared transaction holds for its
   proposal, one live holder per resource.
 - ``rows``: locking, moving and reading proposal rows, shared by the phases.
@@ -56,11 +58,13 @@ from treasury.proposals.tables import (
     TX_HASH_MAX_CHARS,
     ApprovalRow,
     ApprovalVoidRow,
+    FeeBumpRow,
     PreparedTxRow,
     ReservationRow,
     SealedTxRow,
     SignatureRow,
     SpendProposalRow,
+    VaultRotationRow,
 )
 from treasury.proposals.views import ApprovalView, ProposalView
 from treasury.proposals.workflow import Workflow
@@ -77,6 +81,7 @@ __all__ = [
     "ApprovalView",
     "ApprovalVoidRow",
     "ChainSpender",
+    "FeeBumpRow",
     "LedgerSpendHook",
     "PreparedTx",
     "PreparedTxRow",
@@ -91,6 +96,7 @@ __all__ = [
     "SpendPosting",
     "SpendProposalRow",
     "SpendRequest",
+    "VaultRotationRow",
     "Workflow",
     "check_transition",
 ]

@@ -2,11 +2,16 @@
 
 A broadcast spend is held as a pending entry, then posted when confirmed or voided when it
 failed; this adapter is the one place that knows which accounts a spend moves between.
+
+A spend to another of the reserve's own vaults (the sweep of a rotation, ``treasury.rotation``)
+is an internal transfer: the receiving vault's holdings are debited instead of the paid-out
+account, so the reserve's total changes only by the fee. ``internal`` says which destinations
+are the reserve's own, read in the same database transaction as the hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -30,12 +35,24 @@ class SpendAccounts:
     """The network-fee expense account (debited with the fee)."""
 
 
+InternalDestinations = Callable[[Session, str, str], str | None]
+"""``(session, asset, destination)`` -> the holdings account of the reserve's own vault that
+``destination`` belongs to, or ``None`` for a payment out of the reserve."""
+
+
 class LedgerSpendHook:
     """``SpendLedger`` on the state ledger: pending at broadcast, posted or voided at the end."""
 
-    def __init__(self, accounts: Mapping[str, SpendAccounts], *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        accounts: Mapping[str, SpendAccounts],
+        *,
+        clock: Clock = utc_now,
+        internal: InternalDestinations | None = None,
+    ) -> None:
         self._accounts = dict(accounts)
         self._clock = clock
+        self._internal = internal
 
     def _for(self, asset: str) -> SpendAccounts:
         found = self._accounts.get(asset)
@@ -54,17 +71,30 @@ class LedgerSpendHook:
         if ledger.find_entry(session, spend.idempotency_key) is not None:
             return
         accounts = self._for(spend.asset)
+        own = (
+            None
+            if self._internal is None
+            else self._internal(session, spend.asset, spend.destination)
+        )
+        if own == accounts.holdings:
+            raise NotConfiguredError(
+                f"Spend proposal {spend.proposal_id} pays {spend.destination}, an address of the "
+                "vault it is paid from; a vault's own address is no destination."
+            )
         legs = [
             ledger.Leg.credit(accounts.holdings, spend.amount + spend.fee),
-            ledger.Leg.debit(accounts.payments, spend.amount),
+            ledger.Leg.debit(accounts.payments if own is None else own, spend.amount),
         ]
         if spend.fee:
             legs.append(ledger.Leg.debit(accounts.fees, spend.fee))
+        what = "Spend" if own is None else "Internal transfer of spend"
         ledger.record_entry(
             session,
             spend.idempotency_key,
             legs,
-            description=f"Spend proposal {spend.proposal_id} to {spend.destination}, txid {spend.txid}",
+            description=(
+                f"{what} proposal {spend.proposal_id} to {spend.destination}, txid {spend.txid}"
+            ),
             pending=True,
             clock=self._clock,
         )

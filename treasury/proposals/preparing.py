@@ -31,9 +31,9 @@ from treasury.proposals.reservations import (
 )
 from treasury.proposals.rows import current_tx, locked, standing_approval_rows, void_approval
 from treasury.proposals.states import ProposalState
-from treasury.proposals.tables import PreparedTxRow, SpendProposalRow
+from treasury.proposals.tables import FeeBumpRow, PreparedTxRow, SpendProposalRow
 from treasury.proposals.views import ProposalView, proposal_view
-from treasury.workflow_exceptions import ProposalTransitionError
+from treasury.workflow_exceptions import ProposalTransitionError, TransactionMismatchError
 
 
 def prepare(
@@ -79,6 +79,33 @@ def preparable(session: Session, proposal_id: int) -> SpendProposalRow:
     return row
 
 
+REPLACES_TXID = "replaces_txid"
+"""Summary key of the transaction a fee bump's replacement replaces (``treasury.fee_bumps``)."""
+
+
+def require_replacement(session: Session, proposal_id: int, built: PreparedTx) -> None:
+    """Refuse to record for a fee-bump proposal anything but the replacement of its transaction.
+
+    A bump proposal pays what the stuck proposal pays; prepared by an ordinary spender it would
+    be a second payment of the same amount, not a replacement. And a replacement is recorded only
+    for the bump proposal that asked for it.
+    """
+    bump = session.get(FeeBumpRow, proposal_id)
+    replaces = built.summary.get(REPLACES_TXID)
+    if bump is None and replaces is not None:
+        raise TransactionMismatchError(
+            f"The transaction built for proposal {proposal_id} replaces {replaces}, but the "
+            "proposal is not a fee bump; nothing was recorded."
+        )
+    if bump is not None and replaces != bump.replaced_txid:
+        raise TransactionMismatchError(
+            f"Proposal {proposal_id} is a fee bump of transaction {bump.replaced_txid}, but the "
+            "transaction built for it replaces "
+            f"{'nothing' if replaces is None else replaces}; prepare it with the bump spender "
+            "(`treasury spend bump`). Nothing was recorded."
+        )
+
+
 def record_prepared(
     ctx: WorkflowContext,
     session: Session,
@@ -93,6 +120,7 @@ def record_prepared(
     releases its reservations and voids the standing approvals.
     """
     row = preparable(session, proposal_id)
+    require_replacement(session, row.id, built)
     current = current_tx(session, row.id)
     if current is not None and current.tx_hash == built.tx_hash:
         return proposal_view(session, row)

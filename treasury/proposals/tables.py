@@ -218,6 +218,61 @@ class SealedTxRow(Base):
     sealed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+VAULT_NAME_MAX_CHARS = 200
+"""A custody vault's name (``custody_btc_vaults.name``)."""
+
+
+class VaultRotationRow(Base):
+    """A Bitcoin vault replaced by a new one: the sweep that empties it, and when it retired.
+
+    Written by ``treasury.rotation``. While ``retired_at`` is NULL the rotation is sweeping: spends
+    still come from the old vault (the sweep is one of them) and the new vault is not yet the
+    spending vault; once retired, the old vault pays nothing and a deposit to it is an alarm. A
+    vault is the old (or the new) vault of at most one rotation.
+    """
+
+    __tablename__ = "btc_vault_rotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    old_vault: Mapped[str] = mapped_column(String(VAULT_NAME_MAX_CHARS), unique=True)
+    new_vault: Mapped[str] = mapped_column(String(VAULT_NAME_MAX_CHARS), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    started_by: Mapped[int] = mapped_column(ForeignKey("officers.id"))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sweep_address: Mapped[str] = mapped_column(String(ADDRESS_MAX_CHARS), unique=True)
+    """The new vault's receive address the sweep pays: the ledger books a spend to it as an
+    internal transfer into the new vault's holdings."""
+    sweep_proposal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("spend_proposals.id"), nullable=True
+    )
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    retired_by: Mapped[int | None] = mapped_column(ForeignKey("officers.id"), nullable=True)
+
+
+class FeeBumpRow(Base):
+    """A spend proposal that replaces (by fee) the broadcast transaction of an earlier one.
+
+    Written by ``treasury.fee_bumps``. The bump is a proposal of its own (same asset, amount,
+    destination and legal basis), approved and signed like any spend, with the officers' fee
+    ceiling as its statements' ``max_fee``; once it is on chain the replaced proposal's
+    transaction conflicts, so that proposal fails and its pending ledger entry is voided.
+    """
+
+    __tablename__ = "spend_fee_bumps"
+
+    proposal_id: Mapped[int] = mapped_column(
+        ForeignKey("spend_proposals.id"), primary_key=True, autoincrement=False
+    )
+    """The bump's own proposal."""
+    replaces_proposal_id: Mapped[int] = mapped_column(ForeignKey("spend_proposals.id"))
+    replaced_txid: Mapped[str] = mapped_column(String(TX_HASH_MAX_CHARS))
+    fee_rate_sat_vb: Mapped[str] = mapped_column(String(32))
+    """The replacement's fee rate, as a decimal string (sat/vB)."""
+    fee_ceiling: Mapped[int] = mapped_column(Amount)
+    """The most fee the replacement may pay (sats): what the approvers' statements name."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 def _refuse_orm_change(_mapper: Any, _connection: Any, target: Any) -> None:
     raise ImmutableRecordError(
         f"{type(target).__name__} records are immutable; void an approval by appending an "

@@ -64,6 +64,7 @@ from custody.authority import (
 from custody.authority.statement import BITCOIN_CHAIN_PREFIX, EVM_CHAIN_PREFIX
 from custody.bitcoin import load_vault
 from custody.bitcoin.psbt import parse_psbt, unsigned_txid
+from custody.bitcoin.recovery import spend_under_review as recovery_spend_under_review
 from custody.bitcoin.signer import spend_under_review as bitcoin_spend_under_review
 from custody.ethereum.records import SafeTxRow, SafeVaultRow
 from custody.ethereum.signer import SigningPolicy, decode_action
@@ -79,6 +80,12 @@ from treasury.reconcile.break_glass import break_glass_signatures_for
 from treasury.reconcile.errors import ReconcileError
 from treasury.reconcile.ethereum import eth_scope
 from treasury.reconcile.observation import SpendEvent
+from treasury.recovery_vaults import (
+    RecoveryVaultRow,
+    StoredRecoveryVault,
+    load_recovery_vault,
+    locate_address,
+)
 
 __all__ = [
     "Authoriser",
@@ -201,13 +208,25 @@ class Authoriser:
         )
         return name if name is not None and btc_scope(name) == scope else None
 
+    def _recovery_vault(self, scope: str) -> StoredRecoveryVault | None:
+        """The recovery vault reconciled as ``scope`` (``btc:<name>``), if there is one."""
+        name = self._session.scalar(
+            select(RecoveryVaultRow.name).where(RecoveryVaultRow.name == scope.removeprefix("btc:"))
+        )
+        if name is None or btc_scope(name) != scope:
+            return None
+        return load_recovery_vault(self._session, name)
+
     def _chain_name(self, scope: str, chain: str) -> str | None:
         """The chain as statements and break-glass records name it (``bitcoin:regtest``,
         ``eip155:31337``), for the vault reconciled as ``scope``."""
         if chain == "bitcoin":
             name = self._btc_vault_name(scope)
             if name is None:
-                return None
+                recovery = self._recovery_vault(scope)
+                if recovery is None:
+                    return None
+                return f"{BITCOIN_CHAIN_PREFIX}{recovery.policy.network.value}"
             network = load_vault(self._session, name).descriptor.network.value
             return f"{BITCOIN_CHAIN_PREFIX}{network}"
         parts = scope.split(":", 2)
@@ -273,6 +292,9 @@ class Authoriser:
     def _bitcoin(self, scope: str, event: SpendEvent, prepared: PreparedTxRow) -> SpendUnderReview:
         name = self._btc_vault_name(scope)
         if name is None:
+            recovery = self._recovery_vault(scope)
+            if recovery is not None:
+                return self._recovery(recovery, event, prepared)
             raise _UnprovenError(f"no Bitcoin vault is reconciled as {scope}")
         psbt = _prepared_psbt(prepared)
         txid = unsigned_txid(psbt)
@@ -284,6 +306,25 @@ class Authoriser:
         if event.outflow is None:
             raise _UnprovenError("the chain reader gave no net outflow to take the fee from")
         return replace(spend, fee=event.outflow - spend.amount)
+
+    def _recovery(
+        self, vault: StoredRecoveryVault, event: SpendEvent, prepared: PreparedTxRow
+    ) -> SpendUnderReview:
+        """A recovery vault's spend, decoded by its own signer code. A refresh pays one of the
+        vault's own addresses, so only the fee left the vault: the whole net outflow is the fee."""
+        psbt = _prepared_psbt(prepared)
+        txid = unsigned_txid(psbt)
+        if txid != event.evidence:
+            raise _UnprovenError(
+                f"its stored PSBT is transaction {txid}, not the observed {event.evidence}"
+            )
+        spend = recovery_spend_under_review(psbt, vault.policy)
+        if event.outflow is None:
+            raise _UnprovenError("the chain reader gave no net outflow to take the fee from")
+        # The address row is only a hint: the vault's own policy must derive the destination.
+        located = locate_address(self._session, vault.id, spend.destination)
+        internal = located is not None and vault.policy.address(*located) == spend.destination
+        return replace(spend, fee=event.outflow if internal else event.outflow - spend.amount)
 
     def _safe(self, scope: str, event: SpendEvent) -> SpendUnderReview:
         found = self._session.execute(

@@ -107,6 +107,11 @@ class BitcoinReader(ConfirmedReader[BitcoinRPC]):
         super().__init__(rpc, min_confirmations=min_confirmations, progress=progress)
         self._drop_policy = drop_policy
 
+    @property
+    def rpc(self) -> BitcoinRPC:
+        """The node this reader reads (the refresh watch reads recovery vaults' coins from it)."""
+        return self._rpc
+
     def _canonical(self, height: int) -> str | None:
         return observe.block_hash(self._rpc, height)
 

@@ -27,6 +27,7 @@ from treasury import ledger
 from treasury.db import begin_serialised_write
 from treasury.ledger import AssetSpec, EntryRequest, Leg
 from treasury.proposals import ProposalState, SpendProposalRow
+from treasury.proposals.rotations import retired_rotation, sweep_arrival
 from treasury.reconcile import drops, settlement
 from treasury.reconcile.accounts import (
     ACTOR,
@@ -300,7 +301,10 @@ class Booker:
                     session, existing, f"Transaction moved to block {movement.block.hash}."
                 )
                 moved += 1
-            if movement.kind is MovementKind.OUTFLOW and movement.tx_ref not in unauthorised:
+            settles = movement.kind is MovementKind.OUTFLOW or (
+                sweep_arrival(session, observation.scope, movement.tx_ref) is not None
+            )  # a rotation's sweep arrives in the new vault: its one posting covers both ends
+            if settles and movement.tx_ref not in unauthorised:
                 if movement.tx_ref not in proposals:
                     proposals[movement.tx_ref] = settlement.proposal_for(session, movement.tx_ref)
                 proposal_id = proposals[movement.tx_ref]
@@ -371,6 +375,21 @@ class Booker:
         code = movement.asset.code
         where = f"{movement.tx_ref} in block {movement.block.height}"
         if movement.kind is MovementKind.DEPOSIT:
+            retired = retired_rotation(session, scope)
+            if retired is not None:
+                raise_alarm(
+                    session,
+                    AlarmKind.RETIRED_VAULT_DEPOSIT,
+                    f"retired-deposit:{movement.chain_key}",
+                    scope,
+                    f"{movement.amount} base units of {code} arrived at {scope} ({where}), but "
+                    f"vault {retired.old_vault!r} was retired by rotation {retired.id} (swept to "
+                    f"{retired.new_vault!r}): its keys include a replaced, perhaps compromised, "
+                    "one. Sweep the coin to the new vault.",
+                    tx_ref=movement.tx_ref,
+                    run_id=self._run_id,
+                    clock=self._clock,
+                )
             legs = (
                 Leg.debit(holdings, movement.amount),
                 Leg.credit(inflows_account(code), movement.amount),

@@ -8,6 +8,11 @@ during the read is detected, not booked.
 Movements: ether received by the Safe (also from internal calls), token transfers to the Safe,
 a Safe execution's ether sent (value plus an ether gas refund), token transfers from the Safe.
 Each execution's SafeTx hash is the evidence an approved Safe record must name.
+
+One reader reads one EVM chain; the reserve has Safes on several (``treasury.chains``), so the
+reconciler is given one reader per configured chain. A reader configured for a chain id refuses
+a node that serves another (its Safes' movements would be another chain's), and books the chain's
+native coin under its own asset code (``ETH``, ``BNB``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from eth_utils.address import to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from custody.ethereum.balances import ether_balance, token_balance
 from custody.ethereum.chain import EthChain
@@ -28,22 +35,28 @@ from custody.ethereum.events import (
     TokenTransferred,
     safe_logs,
 )
+from custody.ethereum.records import SafeVaultRow
 from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import EvmRPCError, RPCError
+from treasury.chains import EvmChainSettings
 from treasury.ledger import ETH, AssetSpec, erc20_asset
-from treasury.reconcile.errors import ChainMovedError
+from treasury.reconcile.errors import ChainMovedError, NodeUnavailableError
 from treasury.reconcile.observation import (
     BlockRef,
     BookedState,
     ChainBalance,
     Movement,
     Observation,
+    Progress,
     SpendEvent,
+    no_progress,
 )
 from treasury.reconcile.reader import ChainNode, ConfirmedReader
-from treasury.reconcile.records import MovementKind
+from treasury.reconcile.records import MovementKind, TrackedTokenRow
 
 DEFAULT_MIN_CONFIRMATIONS_ETH = 1
+NATIVE_DECIMALS = 18
+"""Every EVM chain's native coin has 18 decimals."""
 LOG_RANGE_BLOCKS = 2000
 """Blocks per ``eth_getLogs`` request (and per progress line)."""
 
@@ -53,9 +66,22 @@ def eth_scope(chain_id: int, vault_name: str) -> str:
     return f"eth:{chain_id}:{vault_name}"
 
 
+def native_asset(code: str, chain: str) -> AssetSpec:
+    """The ledger asset of an EVM chain's native coin: ``ETH`` is the ledger's own, any other
+    (``BNB``) an 18-decimal coin of the chain named ``chain``."""
+    if code == ETH.code:
+        return ETH
+    return AssetSpec(code=code, chain=chain, unit_name="wei", decimals=NATIVE_DECIMALS)
+
+
 @dataclass(frozen=True)
 class TrackedToken:
-    """An ERC-20 watched in every Safe: its contract, proposal symbol and decimals."""
+    """An ERC-20 watched in every Safe of its chain: its contract, symbol and decimals.
+
+    Its results are gated under its asset code (``ERC20:<contract>``), the name proposals, the
+    policy and the statements use, never under its symbol: two tokens may share a symbol (the
+    same stablecoin on two chains), and one's match must not stand for the other's.
+    """
 
     address: str
     symbol: str
@@ -76,14 +102,37 @@ class EthereumReader(ConfirmedReader[EvmRPC]):
 
     kind = ChainNode("ethereum", "The EVM node", DEFAULT_MIN_CONFIRMATIONS_ETH, _unreachable)
 
+    def __init__(
+        self,
+        rpc: EvmRPC,
+        *,
+        min_confirmations: int | None = None,
+        progress: Progress = no_progress,
+        native: AssetSpec = ETH,
+        expected_chain_id: int | None = None,
+    ) -> None:
+        super().__init__(rpc, min_confirmations=min_confirmations, progress=progress)
+        self.native = native
+        """The chain's native coin as the ledger books it."""
+        self.expected_chain_id = expected_chain_id
+        """The chain the configuration says this node serves (``None``: whichever it serves)."""
+
     @cached_property
     def _chain(self) -> EthChain:
         """Custody's typed reads of the node."""
         return EthChain(self._rpc)
 
     def chain_id(self) -> int:
+        """The node's chain id; ``NodeUnavailableError`` if it is not the configured one (the
+        configured chain's node is then missing, as if it did not answer)."""
         with self._node_answers():
-            return self._rpc.chain_id()
+            served = self._rpc.chain_id()
+        if self.expected_chain_id is not None and served != self.expected_chain_id:
+            raise NodeUnavailableError(
+                f"The EVM node at {self._rpc.url} serves chain {served}, not the configured "
+                f"chain {self.expected_chain_id}; its Safes are not read from it."
+            )
+        return served
 
     def _canonical(self, height: int) -> str | None:
         return self._chain.block_hash(height)
@@ -113,10 +162,11 @@ class EthereumReader(ConfirmedReader[EvmRPC]):
             events += read.events
             self._progress(f"{scope}: read blocks {start}..{end} of {height}")
         self._check_hashes(logs, target)
-        movements, spends = _movements(safe, tokens, events)
-        balances = [ChainBalance(ETH, "ETH", ether_balance(chain, safe, target))]
+        movements, spends = _movements(safe, tokens, events, self.native)
+        native = self.native
+        balances = [ChainBalance(native, native.code, ether_balance(chain, safe, target))]
         balances += [
-            ChainBalance(t.asset, t.symbol, token_balance(chain, t.address, safe, target))
+            ChainBalance(t.asset, t.asset.code, token_balance(chain, t.address, safe, target))
             for t in tokens
         ]
         failed = tuple(tx for tx in state.in_flight if chain.reverted(tx))
@@ -147,9 +197,13 @@ class EthereumReader(ConfirmedReader[EvmRPC]):
 
 
 def _movements(
-    safe: str, tokens: Sequence[TrackedToken], events: Sequence[SafeEvent]
+    safe: str,
+    tokens: Sequence[TrackedToken],
+    events: Sequence[SafeEvent],
+    native: AssetSpec = ETH,
 ) -> tuple[tuple[Movement, ...], tuple[SpendEvent, ...]]:
-    """Ledger movements and spend events from the Safe's events, in chain order."""
+    """Ledger movements and spend events from the Safe's events, in chain order (the native
+    coin's as ``native``)."""
     by_token: dict[str, AssetSpec] = {to_checksum_address(t.address): t.asset for t in tokens}
     movements: list[Movement] = []
     spends: list[SpendEvent] = []
@@ -159,14 +213,21 @@ def _movements(
         if isinstance(event, EtherReceived):
             if event.amount_wei:
                 movements.append(
-                    Movement(key, MovementKind.DEPOSIT, ETH, event.amount_wei, at.tx_hash, at.block)
+                    Movement(
+                        key, MovementKind.DEPOSIT, native, event.amount_wei, at.tx_hash, at.block
+                    )
                 )
         elif isinstance(event, SafeExecuted):
             spends.append(SpendEvent(at.tx_hash, event.safe_tx_hash, at.block))
             if event.ether_sent_wei:
                 movements.append(
                     Movement(
-                        key, MovementKind.OUTFLOW, ETH, event.ether_sent_wei, at.tx_hash, at.block
+                        key,
+                        MovementKind.OUTFLOW,
+                        native,
+                        event.ether_sent_wei,
+                        at.tx_hash,
+                        at.block,
                     )
                 )
         elif isinstance(event, TokenTransferred):
@@ -184,3 +245,90 @@ def _explained(events: list[SpendEvent]) -> tuple[SpendEvent, ...]:
     """Drop the placeholder of a token outflow whose transaction also executed a SafeTx."""
     executed = {e.tx_ref for e in events if e.evidence is not None}
     return tuple(e for e in events if e.evidence is not None or e.tx_ref not in executed)
+
+
+@dataclass(frozen=True)
+class SafeRead:
+    """One Safe to reconcile in a run: its scope, and the reader of its chain with the tracked
+    tokens of that chain, or why it cannot be read this run (``problem``)."""
+
+    scope: str
+    address: str
+    reader: EthereumReader | None
+    tokens: tuple[TrackedToken, ...] = ()
+    problem: str | None = None
+
+
+def safe_reads(session: Session, readers: Sequence[EthereumReader]) -> list[SafeRead]:
+    """Every Safe in the database, each paired with the reader of its own chain.
+
+    Each reader is asked which chain its node serves (and a reader configured for a chain id
+    refuses a node that serves another); a Safe is read only by the reader of its chain, with
+    that chain's tracked tokens. A Safe whose chain's node did not answer, or on a chain no
+    reader serves, gets its ``problem`` instead: it is never read from another chain's node, and
+    the run reports it rather than passing over it.
+    """
+    served: dict[int, EthereumReader] = {}
+    down: dict[int | None, str] = {}
+    for reader in readers:
+        try:
+            served.setdefault(reader.chain_id(), reader)
+        except NodeUnavailableError as exc:
+            down[reader.expected_chain_id] = str(exc)
+    tokens = {
+        chain_id: tuple(
+            TrackedToken(t.address, t.symbol, t.decimals)
+            for t in session.scalars(
+                select(TrackedTokenRow)
+                .where(TrackedTokenRow.chain_id == chain_id)
+                .order_by(TrackedTokenRow.id)
+            )
+        )
+        for chain_id in served
+    }
+    reads: list[SafeRead] = []
+    safes = session.execute(
+        select(SafeVaultRow.chain_id, SafeVaultRow.name, SafeVaultRow.address).order_by(
+            SafeVaultRow.id
+        )
+    ).all()
+    for chain_id, name, address in safes:
+        scope = eth_scope(chain_id, name)
+        if chain_id in served:
+            reads.append(SafeRead(scope, address, served[chain_id], tokens[chain_id]))
+        elif chain_id in down or None in down:
+            reads.append(SafeRead(scope, address, None, problem=down.get(chain_id, down.get(None))))
+        elif not readers:
+            reads.append(
+                SafeRead(
+                    scope, address, None, problem="No EVM node is configured for the reconciler."
+                )
+            )
+        else:
+            reads.append(
+                SafeRead(
+                    scope,
+                    address,
+                    None,
+                    problem=f"No EVM node of chain {chain_id} is configured for the reconciler.",
+                )
+            )
+    return reads
+
+
+def chain_readers(
+    chains: Sequence[EvmChainSettings], *, progress: Progress = no_progress
+) -> list[EthereumReader]:
+    """One reader per configured EVM chain with a node: its depth, its native coin, and the
+    chain id its node must serve (``treasury.chains``)."""
+    return [
+        EthereumReader(
+            EvmRPC(chain.rpc_url),
+            min_confirmations=chain.confirmations,
+            progress=progress,
+            native=native_asset(chain.native_asset, chain.name),
+            expected_chain_id=chain.chain_id,
+        )
+        for chain in chains
+        if chain.rpc_url is not None
+    ]

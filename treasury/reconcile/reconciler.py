@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from custody.clock import Clock, utc_now
-from custody.ethereum.records import SafeVaultRow
 from custody.records import VaultRecord
 from treasury.exceptions import TreasuryError
 from treasury.policy import ReconciliationOutcome, record_reconciliation
@@ -30,10 +29,17 @@ from treasury.reconcile.bitcoin import BitcoinReader, btc_scope
 from treasury.reconcile.booking import Booker, booked_state
 from treasury.reconcile.drops import DEFAULT_DROP_TIMEOUT_S
 from treasury.reconcile.errors import NodeUnavailableError, ReconcileError
-from treasury.reconcile.ethereum import EthereumReader, TrackedToken, eth_scope
+from treasury.reconcile.ethereum import EthereumReader, TrackedToken, safe_reads
 from treasury.reconcile.gate import ReconcileGate, newest_results
 from treasury.reconcile.observation import Observation, Progress, no_progress
-from treasury.reconcile.records import AlarmKind, RunRow, RunStatus, TrackedTokenRow
+from treasury.reconcile.records import AlarmKind, RunRow, RunStatus
+from treasury.reconcile.refresh import (
+    DEFAULT_REFRESH_ALARM_PERCENT_LEFT,
+    RefreshOutcome,
+    check_alarm_percent,
+    watch_refresh,
+)
+from treasury.recovery_vaults import RecoveryVaultRow
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,8 @@ class RunReport:
     run_id: int | None
     status: RunStatus | None
     vaults: tuple[VaultOutcome, ...] = ()
+    refresh: tuple[RefreshOutcome, ...] = ()
+    """Each recovery vault's coins against its timelock, and what happened to its refresh alarm."""
 
     @property
     def skipped(self) -> bool:
@@ -74,22 +82,31 @@ class _VaultJob:
 
 
 class Reconciler:
-    """Reconciles every Bitcoin vault and every Safe of the EVM node's chain, once per ``run``."""
+    """Reconciles every Bitcoin vault and every Safe, each by its own chain's reader, once per ``run``."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         *,
         bitcoin: BitcoinReader | None,
-        ethereum: EthereumReader | None,
+        ethereum: EthereumReader | Sequence[EthereumReader] | None,
         max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S,
         drop_timeout_s: int = DEFAULT_DROP_TIMEOUT_S,
+        refresh_alarm_percent_left: int = DEFAULT_REFRESH_ALARM_PERCENT_LEFT,
         clock: Clock = utc_now,
         progress: Progress = no_progress,
     ) -> None:
         self._sessions = sessions
+        self._refresh_percent = check_alarm_percent(refresh_alarm_percent_left)
         self._bitcoin = bitcoin
-        self._ethereum = ethereum
+        self._ethereum: tuple[EthereumReader, ...] = (
+            ()
+            if ethereum is None
+            else (ethereum,)
+            if isinstance(ethereum, EthereumReader)
+            else tuple(ethereum)
+        )
+        """One reader per configured EVM chain (``treasury.chains``)."""
         self._max_age = timedelta(seconds=max_cursor_age_s)
         self._drop_timeout = timedelta(seconds=drop_timeout_s)
         self._clock = clock
@@ -100,6 +117,7 @@ class Reconciler:
         run_id = self._start()
         booker = Booker(run_id, self._clock, self._progress, drop_timeout=self._drop_timeout)
         outcomes = [self._vault(booker, run_id, job) for job in self._jobs()]
+        refresh = self._watch_refresh(run_id)
         failed = [o for o in outcomes if not o.ok]
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
         with self._sessions.begin() as session:
@@ -115,7 +133,7 @@ class Reconciler:
             run_id, status.value, len(outcomes), row.booked, row.reversed,
             extra={"run_id": run_id},
         )  # fmt: skip
-        return RunReport(run_id, status, tuple(outcomes))
+        return RunReport(run_id, status, tuple(outcomes), tuple(refresh))
 
     def _start(self) -> int:
         with self._sessions.begin() as session:
@@ -161,42 +179,26 @@ class Reconciler:
                 jobs.append(
                     _VaultJob(btc_scope(name), "bitcoin", self._btc_reader(btc_scope(name), wallet))
                 )
-            if self._ethereum is None:
-                safes = session.execute(select(SafeVaultRow.chain_id, SafeVaultRow.name)).all()
-                jobs += [
-                    _VaultJob(eth_scope(c, n), "ethereum", self._missing("EVM")) for c, n in safes
-                ]
-                return jobs
-            chain_id = self._ethereum_chain_id(self._ethereum)
-            if chain_id is None:
-                safes = session.execute(select(SafeVaultRow.chain_id, SafeVaultRow.name)).all()
-                jobs += [
-                    _VaultJob(eth_scope(c, n), "ethereum", self._unreachable("EVM"))
-                    for c, n in safes
-                ]
-                return jobs
-            tokens = tuple(
-                TrackedToken(t.address, t.symbol, t.decimals)
-                for t in session.scalars(
-                    select(TrackedTokenRow).where(TrackedTokenRow.chain_id == chain_id)
+            for name, wallet in session.execute(
+                select(RecoveryVaultRow.name, RecoveryVaultRow.wallet_name).order_by(
+                    RecoveryVaultRow.id
                 )
-            )
-            for name, address in session.execute(
-                select(SafeVaultRow.name, SafeVaultRow.address)
-                .where(SafeVaultRow.chain_id == chain_id)
-                .order_by(SafeVaultRow.id)
             ).all():
-                scope = eth_scope(chain_id, name)
-                read = self._eth_reader(self._ethereum, scope, address, tokens)
-                jobs.append(_VaultJob(scope, "ethereum", read))
+                jobs.append(
+                    _VaultJob(btc_scope(name), "bitcoin", self._btc_reader(btc_scope(name), wallet))
+                )
+            for read in safe_reads(session, self._ethereum):
+                if read.reader is None:
+                    jobs.append(_VaultJob(read.scope, "ethereum", self._down(read.problem)))
+                else:
+                    jobs.append(
+                        _VaultJob(
+                            read.scope,
+                            "ethereum",
+                            self._eth_reader(read.reader, read.scope, read.address, read.tokens),
+                        )
+                    )
         return jobs
-
-    @staticmethod
-    def _ethereum_chain_id(ethereum: EthereumReader) -> int | None:
-        try:
-            return ethereum.chain_id()
-        except NodeUnavailableError:
-            return None
 
     def _btc_reader(self, scope: str, wallet: str) -> Callable[[Session], Observation]:
         def read(session: Session) -> Observation:
@@ -220,16 +222,9 @@ class Reconciler:
         return read
 
     @staticmethod
-    def _missing(what: str) -> Callable[[Session], Observation]:
+    def _down(problem: str | None) -> Callable[[Session], Observation]:
         def read(_session: Session) -> Observation:
-            raise NodeUnavailableError(f"No {what} node is configured for the reconciler.")
-
-        return read
-
-    @staticmethod
-    def _unreachable(what: str) -> Callable[[Session], Observation]:
-        def read(_session: Session) -> Observation:
-            raise NodeUnavailableError(f"The {what} node did not answer eth_chainId.")
+            raise NodeUnavailableError(problem or "The EVM node did not answer eth_chainId.")
 
         return read
 
@@ -254,6 +249,18 @@ class Reconciler:
         )
         return VaultOutcome(
             job.scope, True, applied.booked, applied.reversed, observation.target.height
+        )
+
+    def _watch_refresh(self, run_id: int) -> list[RefreshOutcome]:
+        """The recovery vaults' windows and refresh alarms (``refresh.py``), after the bookings."""
+        if self._bitcoin is None:
+            return []
+        return watch_refresh(
+            self._sessions,
+            self._bitcoin.rpc,
+            self._refresh_percent,
+            run_id=run_id,
+            clock=self._clock,
         )
 
     def _node_down(self, run_id: int, job: _VaultJob, message: str) -> None:

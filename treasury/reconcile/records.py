@@ -94,6 +94,8 @@ class AlarmKind(enum.StrEnum):
     """No successful run within the configured age."""
     BREAK_GLASS = "break_glass"
     """An institution's share holders signed without the officers' statements (emergency path)."""
+    RETIRED_VAULT_DEPOSIT = "retired_vault_deposit"
+    """A deposit reached a vault retired by a rotation (its keys include a replaced one)."""
 
 
 class CursorRow(Base):

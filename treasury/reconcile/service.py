@@ -6,6 +6,7 @@ the edge); credentials are read at run time and never stored with the job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -15,15 +16,21 @@ from custody.bitcoin.rpc import BitcoinRPC
 from custody.clock import Clock, utc_now
 from custody.ethereum.rpc import EvmRPC
 from custody.nodes import NodeEndpoints
+from treasury.chains import EvmChainSettings
 from treasury.db import make_engine, session_factory
 from treasury.reconcile.bitcoin import DEFAULT_MIN_CONFIRMATIONS_BTC, BitcoinReader
 from treasury.reconcile.drops import DEFAULT_DROP_TIMEOUT_S, DropPolicy
 from treasury.reconcile.errors import ReconcileConfigError
-from treasury.reconcile.ethereum import DEFAULT_MIN_CONFIRMATIONS_ETH, EthereumReader
+from treasury.reconcile.ethereum import (
+    DEFAULT_MIN_CONFIRMATIONS_ETH,
+    EthereumReader,
+    chain_readers,
+)
 from treasury.reconcile.lock import run_lock
 from treasury.reconcile.observation import Progress, no_progress
 from treasury.reconcile.reconciler import DEFAULT_MAX_CURSOR_AGE_S, Reconciler, RunReport
 from treasury.reconcile.records import TrackedTokenRow
+from treasury.reconcile.refresh import DEFAULT_REFRESH_ALARM_PERCENT_LEFT
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class ReconcileSettings:
     max_cursor_age_s: int = DEFAULT_MAX_CURSOR_AGE_S
     dropped_spend_timeout_s: int = DEFAULT_DROP_TIMEOUT_S
     dropped_spend_policy: DropPolicy = DropPolicy.VOID
+    refresh_alarm_percent_left: int = DEFAULT_REFRESH_ALARM_PERCENT_LEFT
+    """A recovery vault's refresh alarm opens when a coin has at most this share of ``N`` left."""
 
 
 def configured_nodes(endpoints: NodeEndpoints) -> tuple[BitcoinRPC | None, EvmRPC | None]:
@@ -56,9 +65,22 @@ def reconcile_now(
     settings: ReconcileSettings | None = None,
     clock: Clock = utc_now,
     progress: Progress = no_progress,
+    evm_chains: Sequence[EvmChainSettings] = (),
 ) -> RunReport:
-    """Run once if no other process is reconciling (else a skipped report), and dispose after."""
+    """Run once if no other process is reconciling (else a skipped report), and dispose after.
+
+    ``evm`` is the reserve's first EVM chain; ``evm_chains`` the further ones
+    (``Settings.evm_chains``), each read by its own reader.
+    """
     settings = settings or ReconcileSettings()
+    ethereum = (
+        []
+        if evm is None
+        else [
+            EthereumReader(evm, min_confirmations=settings.eth_min_confirmations, progress=progress)
+        ]
+    )
+    ethereum += chain_readers(evm_chains, progress=progress)
     engine = make_engine(url)
     try:
         with run_lock(engine) as held:
@@ -74,13 +96,10 @@ def reconcile_now(
                     progress=progress,
                     drop_policy=settings.dropped_spend_policy,
                 ),
-                ethereum=None
-                if evm is None
-                else EthereumReader(
-                    evm, min_confirmations=settings.eth_min_confirmations, progress=progress
-                ),
+                ethereum=ethereum,
                 max_cursor_age_s=settings.max_cursor_age_s,
                 drop_timeout_s=settings.dropped_spend_timeout_s,
+                refresh_alarm_percent_left=settings.refresh_alarm_percent_left,
                 clock=clock,
                 progress=progress,
             )

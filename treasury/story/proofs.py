@@ -31,6 +31,7 @@ from treasury.attest import (
 )
 from treasury.attest.account_proofs import kept_tree
 from treasury.attest.keys import role_key
+from treasury.chains import ConnectedChain
 from treasury.publication import EXPORT_FILE_NAME, write_export
 
 __all__ = [
@@ -78,9 +79,11 @@ def attest_reserve(
     *,
     clock: Clock,
     echo: Echo,
+    evm_chains: Sequence[ConnectedChain] = (),
 ) -> AttestResult:
-    """Snapshot both chains, prove control through the share quorums given, sign as treasury and
-    audit office, and anchor on Bitcoin and the services chain."""
+    """Snapshot Bitcoin and every EVM reserve chain (``chain``, and ``evm_chains``), prove control
+    through the share quorums given, sign as treasury and audit office, and anchor on Bitcoin and
+    the services chain."""
     keys = workdir / "keys"
     treasury_key = role_key(keys / "treasury.key", SignerRole.TREASURY, generate=True)
     auditor_key = role_key(keys / "auditor.key", SignerRole.AUDITOR, generate=True)
@@ -99,6 +102,7 @@ def attest_reserve(
                 "miner",
                 chain,
                 services_w3,
+                evm_chains=tuple(evm_chains),
             ),
             treasury=treasury_key,
             auditor=auditor_key,

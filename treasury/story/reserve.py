@@ -96,6 +96,13 @@ from treasury.story.proofs import (
     verify_reserve,
 )
 from treasury.story.roster import AllowlistItem, RosterSummary, found_roster
+from treasury.story.second_chain import (
+    SecondChain,
+    attest_chains,
+    reconcile_chains,
+    story_settings,
+    verifier_nodes,
+)
 from treasury.story.translated import translate_purpose, translate_records
 from treasury.story.units import human_duration, token_units
 from treasury.wiring import configured_workflow
@@ -135,6 +142,8 @@ class Reserve:
     """The signed roster, once ``govern`` has founded it."""
     verifications: list[Verification] = field(default_factory=list)
     """Each signer's verification of the officers' signatures, in signing order."""
+    second_chain: SecondChain | None = None
+    """The BNB chain and the reserve's Safe on it, once ``open_second_chain`` has opened it."""
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +279,7 @@ class Reserve:
                 max_cursor_age_s=POLICY["reconciliation_max_age_seconds"],
             ),
             clock=self.clock,
+            evm_chains=reconcile_chains(self.second_chain),
         )
         for outcome in report.vaults:
             state = "ok" if outcome.ok else f"FAILED: {outcome.error}"
@@ -323,7 +333,7 @@ class Reserve:
                     DECREE,
                     "Rebalancing of the national reserve",
                     now + timedelta(days=30),
-                    {"BTC": 1 * SATS_PER_BTC, "ETH": 10 * WEI_PER_ETH},
+                    {"BTC": 2 * SATS_PER_BTC, "ETH": 10 * WEI_PER_ETH},
                 ),
                 now=now,
             )
@@ -390,7 +400,9 @@ class Reserve:
     def workflow(self) -> Workflow:
         """The approval workflow as the CLI and API build it: booking into the reconciler's
         accounts of this reserve's vaults, gated by its reconciliation results."""
-        return configured_workflow(self.sessions, clock=self.clock)
+        return configured_workflow(
+            self.sessions, story_settings(self.second_chain), clock=self.clock
+        )
 
     def spenders(self) -> dict[str, BitcoinSpender | SafeSpender]:
         """The custody signers of both chains behind the workflow's ``ChainSpender``; each tells
@@ -519,6 +531,7 @@ class Reserve:
             quorum,
             clock=self.clock,
             echo=echo,
+            evm_chains=attest_chains(self.second_chain),
         )
 
     def translate(self) -> int:
@@ -534,7 +547,7 @@ class Reserve:
         return publish_reserve(
             self.sessions,
             self.workdir,
-            node_endpoints(self.bitcoin, self.evm, services),
+            verifier_nodes(node_endpoints(self.bitcoin, self.evm, services), self.second_chain),
             clock=self.clock,
         )
 
@@ -547,6 +560,6 @@ class Reserve:
         trust = self.workdir / TRUST_FILE_NAME
         return verify_reserve(
             bundle_path,
-            node_endpoints(self.bitcoin, self.evm, services),
+            verifier_nodes(node_endpoints(self.bitcoin, self.evm, services), self.second_chain),
             trust if trust.exists() else None,
         )

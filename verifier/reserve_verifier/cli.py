@@ -4,6 +4,8 @@ named file cannot be used); ``--offline`` accepts checks skipped for want of a n
 ``--trust FILE`` pins the signers' keys and the registry; without it the bundle is checked against
 its own claims, the report says so prominently, and a consistent bundle still exits 0.
 ``--announcements FILE`` applies published key rotations and vault-set changes to those pins.
+``--evm-rpc CHAIN_ID=URL``, repeated, names the auditor's node of each EVM chain holding Safes
+(a bare ``--evm-rpc URL`` is a node of whichever chain it serves).
 
 ``treasury verify`` offers the same options and reads them with :func:`run`, so both commands
 print the same report for the same files.
@@ -109,6 +111,37 @@ def _announced(invocation: Invocation) -> tuple[Announcement, ...] | None:
         ) from None
 
 
+def evm_node(option: str) -> tuple[int | None, str]:
+    """One ``--evm-rpc``: ``CHAIN_ID=URL`` (the node must serve that chain) or a bare URL."""
+    chain, sep, url = option.partition("=")
+    if not sep or "://" in chain:
+        return None, option
+    if not (chain.isascii() and chain.isdigit()) or int(chain) < 1 or not url:
+        raise UsageError(f"--evm-rpc {chain}=... must be CHAIN_ID=URL with a positive chain id.")
+    return int(chain), url
+
+
+def nodes_of(bitcoin: str | None, evm: Sequence[str], services: str | None) -> Nodes:
+    """The nodes named by ``--bitcoin-rpc``, each ``--evm-rpc`` and ``--services-rpc``.
+
+    At most one bare ``--evm-rpc URL`` (of whichever chain it serves), and each chain id once.
+    """
+    parsed = [evm_node(option) for option in evm]
+    bare = [url for chain, url in parsed if chain is None]
+    named = [(chain, url) for chain, url in parsed if chain is not None]
+    if len(bare) > 1:
+        raise UsageError("--evm-rpc without CHAIN_ID= may be given once; name each chain's node.")
+    chains = [chain for chain, _ in named]
+    if len(set(chains)) != len(chains):
+        raise UsageError("--evm-rpc names a chain id twice.")
+    return Nodes(
+        bitcoin=bitcoin,
+        evm=bare[0] if bare else None,
+        services=services,
+        evm_chains=tuple(named),
+    )
+
+
 def run(invocation: Invocation) -> Report:
     """Read the named files and verify the bundle; raise :class:`UsageError` if a file is unusable."""
     query = _query(invocation)
@@ -177,7 +210,15 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     command.add_argument("--bitcoin-rpc", help="Your bitcoind, as http://user:password@host:port.")
-    command.add_argument("--evm-rpc", help="Your node of the Safes' chain.")
+    command.add_argument(
+        "--evm-rpc",
+        action="append",
+        metavar="[CHAIN_ID=]URL",
+        help=(
+            "Your node of an EVM chain holding Safes, as CHAIN_ID=URL (repeat it for each "
+            "chain; the node must serve that chain), or a bare URL of whichever chain it serves."
+        ),
+    )
     command.add_argument(
         "--services-rpc", help="Your node of the services chain holding the registry."
     )
@@ -192,19 +233,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; return its exit code."""
     arguments = parser().parse_args(argv)
-    invocation = Invocation(
-        bundle=arguments.bundle,
-        leaf=arguments.leaf,
-        salt=arguments.salt,
-        proof=arguments.proof,
-        previous=arguments.previous,
-        trust=arguments.trust,
-        announcements=arguments.announcements,
-        nodes=Nodes(
-            bitcoin=arguments.bitcoin_rpc, evm=arguments.evm_rpc, services=arguments.services_rpc
-        ),
-    )
     try:
+        invocation = Invocation(
+            bundle=arguments.bundle,
+            leaf=arguments.leaf,
+            salt=arguments.salt,
+            proof=arguments.proof,
+            previous=arguments.previous,
+            trust=arguments.trust,
+            announcements=arguments.announcements,
+            nodes=nodes_of(arguments.bitcoin_rpc, arguments.evm_rpc or (), arguments.services_rpc),
+        )
         report = run(invocation)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -212,25 +212,61 @@ class _Run:
         self.run("bitcoin anchor", partial(bitcoin_checks.check_bitcoin_anchor, ctx))
 
     def _live_evm(self) -> None:
-        """Blocks, balances and EIP-1271 signatures on the chain the auditor's node serves."""
+        """Blocks, balances and EIP-1271 signatures of each chain, on the auditor's node of it."""
         ctx = self.ctx
         slots = ctx.eip1271_slots()
-        if not ctx.nodes.evm:
+        endpoints = ctx.nodes.evm_endpoints()
+        if not endpoints:
             if ctx.body["snapshot"]["evm"]:
                 self.skip("evm balances at snapshot", "no --evm-rpc given")
             for slot in slots:
                 self.skip(f"eip1271 {slot['safe_address']}", "no --evm-rpc given")
             return
-        w3 = web3_client(ctx.nodes.evm)
-        chain_id = w3.eth.chain_id
+        nodes = self._evm_nodes(endpoints)
         for snapshot in ctx.body["snapshot"]["evm"]:
-            self._evm_snapshot(w3, chain_id, snapshot)
+            w3 = nodes.get(snapshot["chain_id"])
+            if w3 is None:
+                self.skip(
+                    f"evm chain {snapshot['chain_id']}",
+                    f"no --evm-rpc node of chain {snapshot['chain_id']} given "
+                    f"(nodes given serve {', '.join(map(str, sorted(nodes))) or 'no chain'})",
+                )
+                continue
+            self._evm_snapshot(w3, snapshot["chain_id"], snapshot)
         for slot in slots:
             name = f"eip1271 {slot['safe_address']}"
-            if slot["chain_id"] == chain_id:
+            w3 = nodes.get(slot["chain_id"])
+            if w3 is not None:
                 self.run(name, partial(evm_checks.check_eip1271, ctx, slot, w3))
             else:
                 self.skip(name, f"no node for chain {slot['chain_id']}")
+
+    def _evm_nodes(self, endpoints: Sequence[tuple[int | None, str]]) -> dict[int, Any]:
+        """Chain id -> client of each named node that answers and serves the chain it was named
+        for; a node that does not, fails its own check (and checks nothing)."""
+        nodes: dict[int, Any] = {}
+        for expected, url in endpoints:
+            w3 = web3_client(url)
+            served: list[int] = []
+
+            def serves(
+                w3: Any = w3, expected: int | None = expected, found: list[int] = served
+            ) -> str:
+                chain_id = int(w3.eth.chain_id)
+                if expected is not None and chain_id != expected:
+                    raise VerifierError(
+                        f"The node named for chain {expected} serves chain {chain_id}; its "
+                        "answers are not taken for either chain."
+                    )
+                if chain_id in nodes:
+                    raise VerifierError(f"Two nodes were named for chain {chain_id}.")
+                found.append(chain_id)
+                return f"the node serves chain {chain_id}"
+
+            name = f"evm node for chain {expected}" if expected is not None else "evm node"
+            if self.run(name, serves):
+                nodes[served[0]] = w3
+        return nodes
 
     def _evm_snapshot(self, w3: Any, chain_id: int, snapshot: Any) -> None:
         """One chain's snapshot block and balances, if the node serves that chain."""
@@ -320,7 +356,7 @@ def verify_bundle(
     scope = Scope(
         pinned=anchors.describe() if anchors is not None else None,
         bitcoin_node=bool(nodes.bitcoin),
-        evm_node=bool(nodes.evm),
+        evm_node=bool(nodes.evm_endpoints()),
         services_node=bool(nodes.services),
         previous=previous is not None,
     )

@@ -2,10 +2,20 @@
 
 ``policy`` is the descriptor (addresses, witness scripts, the export with checksums),
 ``timelock`` the blocks left before a coin's recovery path opens, ``spending`` builds and signs
-PSBTs with embit, ``satisfier`` finalises them for either path. The plain ``wsh(sortedmulti)``
-vaults (``custody.bitcoin.vault``) are unchanged; wiring these into the treasury is separate.
+PSBTs with embit, ``satisfier`` finalises them for either path, and ``cosign`` is the gated
+signer the treasury's workflow uses (the approval, the vault's coins and change, the officers'
+statements, then the signature). The plain ``wsh(sortedmulti)`` vaults (``custody.bitcoin.vault``)
+are unchanged; the treasury stores these in ``treasury.recovery_vaults``.
 """
 
+from custody.bitcoin.recovery.cosign import (
+    CheckedRecoverySpend,
+    SignedRecoveryPsbt,
+    check_recovery_psbt,
+    cosign_recovery_psbt,
+    recovery_vault_id,
+    spend_under_review,
+)
 from custody.bitcoin.recovery.errors import (
     RecoveryPolicyError,
     RecoveryTimelockError,
@@ -38,24 +48,30 @@ from custody.bitcoin.recovery.timelock import (
 )
 
 __all__ = [
+    "CheckedRecoverySpend",
     "CoinRecoveryWindow",
     "InputSatisfaction",
     "RecoveryPolicyError",
     "RecoveryTimelockError",
     "RecoveryVaultPolicy",
     "RecoveryWindowError",
+    "SignedRecoveryPsbt",
     "SpendPath",
     "UnsatisfiableInputError",
     "VaultCoin",
     "blocks_until_recovery",
     "bsms_record",
     "build_psbt",
+    "check_recovery_psbt",
     "coin_windows",
+    "cosign_recovery_psbt",
     "descriptor_export",
     "estimate_vsize",
     "extract_transaction",
     "finalize_psbt",
+    "recovery_vault_id",
     "refresh_due",
     "satisfy_input",
     "sign_vault_psbt",
+    "spend_under_review",
 ]

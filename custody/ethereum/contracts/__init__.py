@@ -1,0 +1,1 @@
+"""Contract sources and their committed compiled artifacts (read at run time; no compiler)."""
