@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -47,6 +48,7 @@ from custody.bitcoin.descriptor import Branch, VaultDescriptor
 from custody.bitcoin.multisig_signing import sign_multisig_inputs
 from custody.bitcoin.psbt import estimate_vsize, parse_psbt, unsigned_txid
 from custody.bitcoin.sighash import Bip143Sighasher, double_sha256
+from custody.bitcoin_network import BitcoinNetwork
 from custody.clock import Clock, utc_now
 from custody.exceptions import (
     AbsurdFeeError,
@@ -176,19 +178,40 @@ def _is_vault_change(out: OutputScope, vault: VaultDescriptor) -> bool:
     return False
 
 
-def check_psbt(
-    psbt: PSBT, vault: VaultDescriptor, approval: ApprovedSpend, policy: FeePolicy
-) -> CheckedSpend:
-    """Refuse, with a specific error, anything in ``psbt`` that the approval does not cover."""
+def check_approved_txid(psbt: PSBT, approval: ApprovedSpend) -> str:
+    """The PSBT's unsigned txid, refused unless it is the one the approval names."""
     txid = unsigned_txid(psbt)
     if txid != approval.unsigned_txid:
         raise SpendApprovalMismatchError(
             f"The PSBT's unsigned transaction is {txid}, but the approval is for "
             f"{approval.unsigned_txid}: it was altered after approval; approve it again."
         )
-    txids: dict[int, bytes] = {}
-    for position, inp in enumerate(psbt.inputs):
-        _check_input(position, inp, vault, txids)
+    return txid
+
+
+@dataclass(frozen=True)
+class CheckedOutputs:
+    """What a spend's outputs pay: the approved payments, the vault's change and the fee."""
+
+    paid_sats: int
+    change_sats: int
+    fee_sats: int
+
+
+def check_outputs_and_fee(
+    psbt: PSBT,
+    approval: ApprovedSpend,
+    policy: FeePolicy,
+    *,
+    is_change: Callable[[OutputScope], bool],
+    change_name: str,
+    vsize: int,
+    network: BitcoinNetwork,
+) -> CheckedOutputs:
+    """Refuse an output that is neither an approved payment nor the vault's change (by
+    ``is_change``), an approved payment the PSBT lacks, and a fee above the approval's maximum,
+    the signer's absolute cap or its rate cap for ``vsize``; every vault signer checks the same.
+    """
     expected = Counter((p.script_pubkey.data, p.amount_sats) for p in approval.payments)
     paid = change = 0
     for position, out in enumerate(psbt.outputs):
@@ -196,13 +219,13 @@ def check_psbt(
         if expected[key] > 0:
             expected[key] -= 1
             paid += out.value
-        elif _is_vault_change(out, vault):
+        elif is_change(out):
             change += out.value
         else:
             raise ForeignChangeError(
                 f"Output {position} pays {out.value} sats to "
-                f"{out.script_pubkey.address(vault.network.params)}, which is neither an approved "
-                "payment nor the vault's change descriptor; refusing to sign."
+                f"{out.script_pubkey.address(network.params)}, which is neither an approved "
+                f"payment nor {change_name}; refusing to sign."
             )
     missing = [p for p in approval.payments if expected[(p.script_pubkey.data, p.amount_sats)] > 0]
     if missing:
@@ -211,7 +234,6 @@ def check_psbt(
             "missing from the PSBT."
         )
     fee = int(psbt.fee())
-    vsize = estimate_vsize(psbt, vault.threshold)
     if fee > approval.max_fee_sats:
         raise AbsurdFeeError(
             f"The fee of {fee} sats exceeds the approved maximum of {approval.max_fee_sats} sats."
@@ -225,7 +247,30 @@ def check_psbt(
             f"The fee of {fee} sats for about {vsize} vB exceeds the signer's cap of "
             f"{policy.max_fee_rate_sat_vb} sat/vB."
         )
-    return CheckedSpend(txid, len(psbt.inputs), paid, change, fee, vsize)
+    return CheckedOutputs(paid, change, fee)
+
+
+def check_psbt(
+    psbt: PSBT, vault: VaultDescriptor, approval: ApprovedSpend, policy: FeePolicy
+) -> CheckedSpend:
+    """Refuse, with a specific error, anything in ``psbt`` that the approval does not cover."""
+    txid = check_approved_txid(psbt, approval)
+    txids: dict[int, bytes] = {}
+    for position, inp in enumerate(psbt.inputs):
+        _check_input(position, inp, vault, txids)
+    vsize = estimate_vsize(psbt, vault.threshold)
+    outputs = check_outputs_and_fee(
+        psbt,
+        approval,
+        policy,
+        is_change=lambda out: _is_vault_change(out, vault),
+        change_name="the vault's change descriptor",
+        vsize=vsize,
+        network=vault.network,
+    )
+    return CheckedSpend(
+        txid, len(psbt.inputs), outputs.paid_sats, outputs.change_sats, outputs.fee_sats, vsize
+    )
 
 
 BITCOIN_ASSET = "BTC"

@@ -53,6 +53,8 @@ CHECK_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^bitcoin anchor$", "bitcoin_anchor"),
         (r"^evm balances at snapshot$", "evm_balances"),
         (r"^evm snapshot block (?P<chain>\d+)$", "evm_block"),
+        (r"^evm node for chain (?P<chain>\d+)$", "evm_node_for"),
+        (r"^evm node$", "evm_node"),
         (r"^balance (?P<asset>\S+) of (?P<address>\S+)$", "balance_of"),
         (r"^token (?P<asset>\S+)$", "token"),
         (r"^vault holdings of (?P<address>\S+)$", "vault_holdings_of"),

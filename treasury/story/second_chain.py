@@ -99,7 +99,8 @@ def open_second_chain(reserve: StoryReserve, node: EvmNode, echo: Echo) -> Secon
         f"{safe.threshold}-of-{len(owners)} (the same institutions' keys)"
     )
     chain.transact(payer, safe.address, b"", action="fund the BNB Safe", value=BNB_DEPOSIT_WEI)
-    echo(f"   {format_amount(BNB_DEPOSIT_WEI, NATIVE_DECIMALS)} BNB paid into the BNB Safe")
+    coins = format_amount(BNB_DEPOSIT_WEI, NATIVE_DECIMALS).rstrip("0").rstrip(".")
+    echo(f"   {coins} BNB ({BNB_DEPOSIT_WEI} wei) paid into the BNB Safe")
     return SecondChain(node, settings, safe)
 
 

@@ -23,7 +23,6 @@ made with ``sign_vault_psbt`` directly, outside the workflow.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 
 from embit.psbt import PSBT, OutputScope
@@ -42,8 +41,8 @@ from custody.bitcoin.recovery.spending import (
     sign_vault_psbt,
     signer_path,
 )
+from custody.bitcoin.signer import check_approved_txid, check_outputs_and_fee
 from custody.clock import Clock, utc_now
-from custody.exceptions import AbsurdFeeError, ForeignChangeError, SpendApprovalMismatchError
 from custody.keys import SigningKeys
 
 log = logging.getLogger(__name__)
@@ -81,55 +80,26 @@ class CheckedRecoverySpend:
 def check_recovery_psbt(
     psbt: PSBT, policy: RecoveryVaultPolicy, approval: ApprovedSpend, fee_policy: FeePolicy
 ) -> CheckedRecoverySpend:
-    """Refuse, with a specific error, anything in ``psbt`` that the approval does not cover."""
-    txid = unsigned_txid(psbt)
-    if txid != approval.unsigned_txid:
-        raise SpendApprovalMismatchError(
-            f"The PSBT's unsigned transaction is {txid}, but the approval is for "
-            f"{approval.unsigned_txid}: it was altered after approval; approve it again."
-        )
+    """Refuse, with a specific error, anything in ``psbt`` that the approval does not cover: the
+    vault signer's own output and fee checks, with this vault's inputs, change and size."""
+    txid = check_approved_txid(psbt, approval)
     for position, inp in enumerate(psbt.inputs):
         locate_input(position, inp, policy)
-    expected = Counter((p.script_pubkey.data, p.amount_sats) for p in approval.payments)
-    paid = change = 0
-    for position, out in enumerate(psbt.outputs):
-        key = (out.script_pubkey.data, out.value)
-        if expected[key] > 0:
-            expected[key] -= 1
-            paid += out.value
-        elif is_vault_change(out, policy):
-            change += out.value
-        else:
-            raise ForeignChangeError(
-                f"Output {position} pays {out.value} sats to "
-                f"{out.script_pubkey.address(policy.network.params)}, which is neither an "
-                "approved payment nor the recovery vault's change; refusing to sign."
-            )
-    missing = [p for p in approval.payments if expected[(p.script_pubkey.data, p.amount_sats)] > 0]
-    if missing:
-        raise SpendApprovalMismatchError(
-            f"The approved payment of {missing[0].amount_sats} sats to {missing[0].address} is "
-            "missing from the PSBT."
-        )
-    fee = int(psbt.fee())
     vsize = estimate_vsize(
         policy, SpendPath.PRIMARY, len(psbt.inputs), [out.script_pubkey for out in psbt.outputs]
     )
-    if fee > approval.max_fee_sats:
-        raise AbsurdFeeError(
-            f"The fee of {fee} sats exceeds the approved maximum of {approval.max_fee_sats} sats."
-        )
-    if fee > fee_policy.max_fee_sats:
-        raise AbsurdFeeError(
-            f"The fee of {fee} sats exceeds the signer's absolute cap of "
-            f"{fee_policy.max_fee_sats} sats."
-        )
-    if fee > fee_policy.max_fee_rate_sat_vb * vsize:
-        raise AbsurdFeeError(
-            f"The fee of {fee} sats for about {vsize} vB exceeds the signer's cap of "
-            f"{fee_policy.max_fee_rate_sat_vb} sat/vB."
-        )
-    return CheckedRecoverySpend(txid, len(psbt.inputs), paid, change, fee)
+    outputs = check_outputs_and_fee(
+        psbt,
+        approval,
+        fee_policy,
+        is_change=lambda out: is_vault_change(out, policy),
+        change_name="the recovery vault's change",
+        vsize=vsize,
+        network=policy.network,
+    )
+    return CheckedRecoverySpend(
+        txid, len(psbt.inputs), outputs.paid_sats, outputs.change_sats, outputs.fee_sats
+    )
 
 
 def spend_under_review(psbt: PSBT, policy: RecoveryVaultPolicy) -> SpendUnderReview:
