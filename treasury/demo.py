@@ -199,6 +199,7 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
         "== 10b. A vault with a recovery path: recovery bodies' keys, the refresh alarm, a refresh"
     )
     recovery_vault_story(reserve, echo)
+    reserve.translate()  # the purposes of the proposals made since, in Kyrgyz and Russian
     with reserve.sessions() as session:
         balanced = all(totals.balanced for totals in ledger.trial_balance(session))
         verdict = audit.verify(session)

@@ -103,7 +103,11 @@ from treasury.story.second_chain import (
     story_settings,
     verifier_nodes,
 )
-from treasury.story.translated import translate_purpose, translate_records
+from treasury.story.translated import (
+    translate_generated_purposes,
+    translate_purpose,
+    translate_records,
+)
 from treasury.story.units import human_duration, token_units
 from treasury.wiring import configured_workflow
 from treasury.workflow_exceptions import ProposalTransitionError
@@ -333,7 +337,7 @@ class Reserve:
                     DECREE,
                     "Rebalancing of the national reserve",
                     now + timedelta(days=30),
-                    {"BTC": 2 * SATS_PER_BTC, "ETH": 10 * WEI_PER_ETH},
+                    {"BTC": 2 * SATS_PER_BTC, "ETH": 20 * WEI_PER_ETH},
                 ),
                 now=now,
             )
@@ -538,8 +542,11 @@ class Reserve:
         """The treasury admin enters the Kyrgyz and Russian names of the story's records."""
         symbols = {f"ERC20:{self.token}": TOKEN_SYMBOL} if self.token else {}
         with self.sessions.begin() as session:
-            return translate_records(
+            count = translate_records(
                 session, self.officers[TREASURY_ADMIN], self.clock, decree=DECREE, symbols=symbols
+            )
+            return count + translate_generated_purposes(
+                session, self.officers[PROPOSER], self.clock
             )
 
     def publish(self, services: EvmNode) -> PublishedSite:

@@ -9,16 +9,18 @@ the Kyrgyz and Russian pages of the demo's site read in their own language.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from treasury.ledger.models import Account, Asset
-from treasury.officers import Officer
+from treasury.officers import InstitutionRow, Officer
 from treasury.policy.tables import AllowlistEntryRow
+from treasury.proposals import SpendProposalRow
 from treasury.story.clock import StoryClock
-from treasury.translations import TranslationKind, set_translations
+from treasury.translations import TranslationKind, TranslationRow, set_translations
 
 Texts = Mapping[str, str]
 """language code -> text, for ``ky`` and ``ru``"""
@@ -113,6 +115,81 @@ def translate_records(
             session, admin, TranslationKind.PAYEE, entry.address, _filled(PAYEE, asset), now=now
         )
         count += 1
+    return count
+
+
+PURPOSE_PATTERNS: tuple[tuple[re.Pattern[str], Texts], ...] = (
+    (
+        re.compile(r"^Fee bump of proposal (?P<proposal>\d+): replaces transaction (?P<txid>\w+)$"),
+        {
+            "ky": "№ {proposal} сунуштун комиссиясын жогорулатуу: {txid} транзакциясын алмаштырат",
+            "ru": "Повышение комиссии предложения № {proposal}: заменяет транзакцию {txid}",
+        },
+    ),
+    (
+        re.compile(
+            r"^Sweep of vault (?P<old>\S+) to vault (?P<new>\S+) \(rotation (?P<rotation>\d+): "
+            r"the (?P<institution>.+) cosigner key is presumed compromised\)$"
+        ),
+        {
+            "ky": "{old} сактагычын {new} сактагычына толук которуу (алмаштыруу № {rotation}: "
+            "{institution} ачкычы бузулган деп эсептелет)",
+            "ru": "Перевод всех средств хранилища {old} в хранилище {new} (замена № {rotation}: "
+            "ключ {institution} считается скомпрометированным)",
+        },
+    ),
+    (
+        re.compile(r"^Refresh of recovery vault (?P<vault>\S+) before its recovery path opens$"),
+        {
+            "ky": "{vault} калыбына келтирүү сактагычын жаңылоо, калыбына келтирүү жолу ачыла электе",
+            "ru": "Обновление хранилища {vault} до открытия пути восстановления",
+        },
+    ),
+)
+"""The story's generated purposes (a fee bump's, a sweep's, a refresh's) and their wording;
+an institution named inside takes its own translated name."""
+
+
+def translate_generated_purposes(session: Session, proposer: Officer, clock: StoryClock) -> int:
+    """Enter the Kyrgyz and Russian purposes of the proposals the story's steps generated
+    (``PURPOSE_PATTERNS``), where no translation is entered yet; returns how many."""
+    entered = set(
+        session.scalars(
+            select(TranslationRow.key).where(TranslationRow.kind == TranslationKind.PURPOSE)
+        )
+    )
+    names = {
+        name: INSTITUTIONS[code]
+        for code, name in session.execute(select(InstitutionRow.code, InstitutionRow.name))
+        if code in INSTITUTIONS
+    }
+    count = 0
+    for proposal_id, purpose in session.execute(
+        select(SpendProposalRow.id, SpendProposalRow.purpose).order_by(SpendProposalRow.id)
+    ):
+        if str(proposal_id) in entered:
+            continue
+        for pattern, texts in PURPOSE_PATTERNS:
+            found = pattern.fullmatch(purpose)
+            if found is None:
+                continue
+            fields = found.groupdict()
+            translated = {}
+            for language, text in texts.items():
+                local = dict(fields)
+                if "institution" in local and local["institution"] in names:
+                    local["institution"] = names[local["institution"]][language]
+                translated[language] = text.format(**local)
+            set_translations(
+                session,
+                proposer,
+                TranslationKind.PURPOSE,
+                str(proposal_id),
+                translated,
+                now=clock(),
+            )
+            count += 1
+            break
     return count
 
 
