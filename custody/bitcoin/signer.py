@@ -289,13 +289,28 @@ def bitcoin_vault_id(vault: VaultDescriptor) -> str:
 
 def spend_under_review(psbt: PSBT, vault: VaultDescriptor) -> SpendUnderReview:
     """What ``psbt`` does, read from its bytes alone: the one payment, its txid and its fee.
-
-    Every output that is not the vault's own change is a payment; an approval statement names
-    one destination, so a transaction with several payments (or none) is refused here rather
-    than authorised by a statement that covers only part of it. Call after ``check_psbt``, which
-    has checked the inputs and that the change is the vault's.
+    Call after ``check_psbt``, which has checked the inputs and that the change is the vault's.
     """
-    payments = [out for out in psbt.outputs if not _is_vault_change(out, vault)]
+    return review_single_payment(
+        psbt,
+        is_change=lambda out: _is_vault_change(out, vault),
+        vault_id=bitcoin_vault_id(vault),
+        network=vault.network,
+    )
+
+
+def review_single_payment(
+    psbt: PSBT,
+    *,
+    is_change: Callable[[OutputScope], bool],
+    vault_id: str,
+    network: BitcoinNetwork,
+) -> SpendUnderReview:
+    """The spend a statement must name: every output that is not the vault's own change (by
+    ``is_change``) is a payment; an approval statement names one destination, so a transaction
+    with several payments (or none) is refused here rather than authorised by a statement that
+    covers only part of it. Every Bitcoin vault signer reviews its PSBT this way."""
+    payments = [out for out in psbt.outputs if not is_change(out)]
     if len(payments) != 1:
         raise StatementMismatchError(
             f"The transaction pays {len(payments)} outputs besides the vault's change; an "
@@ -304,11 +319,11 @@ def spend_under_review(psbt: PSBT, vault: VaultDescriptor) -> SpendUnderReview:
         )
     payment = payments[0]
     return SpendUnderReview(
-        chain=f"{BITCOIN_CHAIN_PREFIX}{vault.network.value}",
-        vault_id=bitcoin_vault_id(vault),
+        chain=f"{BITCOIN_CHAIN_PREFIX}{network.value}",
+        vault_id=vault_id,
         asset=BITCOIN_ASSET,
         amount=int(payment.value),
-        destination=str(payment.script_pubkey.address(vault.network.params)),
+        destination=str(payment.script_pubkey.address(network.params)),
         tx_hash=unsigned_txid(psbt),
         fee=int(psbt.fee()),
         safe_nonce=None,

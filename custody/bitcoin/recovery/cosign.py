@@ -27,13 +27,11 @@ from dataclasses import dataclass
 
 from embit.psbt import PSBT, OutputScope
 
-from custody.authority.errors import StatementMismatchError
 from custody.authority.gate import AuthorityEvidence, approvers_line, check_before_signing
 from custody.authority.quorum import SpendUnderReview, VerifiedAuthorization
-from custody.authority.statement import BITCOIN_CHAIN_PREFIX
 from custody.bitcoin.approval import ApprovedSpend, FeePolicy
 from custody.bitcoin.descriptor import Branch
-from custody.bitcoin.psbt import parse_psbt, unsigned_txid
+from custody.bitcoin.psbt import parse_psbt
 from custody.bitcoin.recovery.policy import RecoveryVaultPolicy, SpendPath
 from custody.bitcoin.recovery.spending import (
     estimate_vsize,
@@ -41,7 +39,11 @@ from custody.bitcoin.recovery.spending import (
     sign_vault_psbt,
     signer_path,
 )
-from custody.bitcoin.signer import check_approved_txid, check_outputs_and_fee
+from custody.bitcoin.signer import (
+    check_approved_txid,
+    check_outputs_and_fee,
+    review_single_payment,
+)
 from custody.clock import Clock, utc_now
 from custody.keys import SigningKeys
 
@@ -105,23 +107,11 @@ def check_recovery_psbt(
 def spend_under_review(psbt: PSBT, policy: RecoveryVaultPolicy) -> SpendUnderReview:
     """What ``psbt`` does, read from its bytes alone: its one payment (a refresh pays one of the
     vault's own receive addresses), txid and fee. Call after ``check_recovery_psbt``."""
-    payments = [out for out in psbt.outputs if not is_vault_change(out, policy)]
-    if len(payments) != 1:
-        raise StatementMismatchError(
-            f"The transaction pays {len(payments)} outputs besides the vault's change; an "
-            "approval statement names exactly one destination, so it cannot authorise this "
-            "spend. Build one spend per payment."
-        )
-    payment = payments[0]
-    return SpendUnderReview(
-        chain=f"{BITCOIN_CHAIN_PREFIX}{policy.network.value}",
+    return review_single_payment(
+        psbt,
+        is_change=lambda out: is_vault_change(out, policy),
         vault_id=recovery_vault_id(policy),
-        asset=BITCOIN_ASSET,
-        amount=int(payment.value),
-        destination=str(payment.script_pubkey.address(policy.network.params)),
-        tx_hash=unsigned_txid(psbt),
-        fee=int(psbt.fee()),
-        safe_nonce=None,
+        network=policy.network,
     )
 
 
