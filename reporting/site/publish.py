@@ -32,6 +32,7 @@ import reserve_verifier
 from embit.networks import NETWORKS
 from embit.script import Script
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from reserve_verifier import CheckStatus
 
 from reporting.site import charts
@@ -270,6 +271,11 @@ class _Pages:
             return "—"
         return _moment(moment).strftime("%Y-%m-%d %H:%M UTC")
 
+    def moment(self, moment: str | datetime | None) -> Markup:
+        """:meth:`when` kept on one line inside a sentence: a narrow phone otherwise breaks a
+        date at its hyphens ("2026-11-" / "26")."""
+        return Markup('<span class="nowrap">{}</span>').format(self.when(moment))
+
     def context(self, page: str) -> dict[str, Any]:
         latest = self.bundles[-1]
         return {
@@ -286,6 +292,7 @@ class _Pages:
             "asset_chain": self.asset_chain,
             "local": self.local,
             "when": self.when,
+            "moment": self.moment,
             "status_of": _status,
             "published_at": self.when(self.published_at),
             "latest": latest,

@@ -94,10 +94,11 @@ def pending_site(
 @pytest.mark.parametrize("width", [390, 1366])
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_pending_spends_section_reads_in_every_language(
-    browser: Browser, pending_site: str, lang: str, width: int
+    browser: Browser, pending_site: str, lang: str, width: int, screenshots: Path
 ) -> None:
     """The section lists the three spends, newest first, with their window state and the
-    vetoing institution, and the page stays readable."""
+    vetoing institution, each time on one line (a phone once broke dates at their hyphens),
+    and the page stays readable."""
     catalogue = CATALOGUES[lang]
     with guarded_page(browser, pending_site) as (page, traffic):
         page.set_viewport_size({"width": width, "height": 900})
@@ -113,5 +114,10 @@ def test_pending_spends_section_reads_in_every_language(
             catalogue.text("pending.status.open"),
         ]
         assert catalogue.text("pending.vetoed_by") in rows.nth(0).inner_text()
+        lines_per_time = section.locator("td .nowrap").evaluate_all(
+            "spans => spans.map(span => span.getClientRects().length)"
+        )
+        assert lines_per_time == [1] * 6, lines_per_time  # announced and opens, three rows
         assert_readable(page, f"{lang}/spends.html pending spends at {width} px")
+        section.screenshot(path=str(screenshots / f"site-pending-spends-{lang}-{width}.png"))
     traffic.assert_clean()
