@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from eth_utils.address import is_checksum_address
+
 from custody.ethereum.chain import EthChain
 from custody.ethereum.rpc import EvmRPC
 from custody.exceptions import CustodyError
@@ -34,6 +36,11 @@ ASSET_CODE_PATTERN = re.compile(r"[A-Z][A-Z0-9]{1,9}")
 """A native coin's asset code: 2-10 capital letters or digits (``ETH``, ``BNB``)."""
 RESERVED_ASSET_CODES = frozenset({"BTC"})
 """Codes no EVM chain's native coin may take (they name another chain's asset)."""
+DEFAULT_RELAYER_MIN_BALANCE = 5 * 10**16
+"""Below this many base units (0.05 coin) the relayer's low-balance alarm opens: about ten Safe
+executions at a busy mainnet's gas price, time enough to top it up."""
+MAX_RELAYER_MIN_BALANCE = 10**24
+"""The largest threshold accepted (a million coins): anything above is a slip of the decimals."""
 
 
 class ChainConfigError(NotConfiguredError, ValueError):
@@ -58,6 +65,14 @@ class EvmChainSettings:
     """Blocks a movement or snapshot must be deep before it is booked or attested."""
     native_asset: str = DEFAULT_NATIVE_ASSET
     """The asset code of the chain's native coin in the ledger and the attestation registry."""
+    relayer: str | None = None
+    """The account that sends the Safes' executions and pays their gas, checksummed (``None``:
+    the node's own first account, a devnet's convenience, which the reconciler does not watch)."""
+    relayer_min_balance: int = DEFAULT_RELAYER_MIN_BALANCE
+    """Base units of the native coin below which the relayer's low-balance alarm opens."""
+    safe_vault: str | None = None
+    """The name of the Safe that pays this chain's coin and tokens when the chain has several
+    (``None``: the only one there is, or the one ``TREASURY_SAFE_VAULT`` names on this chain)."""
 
     def __post_init__(self) -> None:
         if not CHAIN_NAME_PATTERN.fullmatch(self.name):
@@ -76,6 +91,22 @@ class EvmChainSettings:
             raise ChainConfigError(f"The chain id of {self.name!r} must be a positive integer.")
         if self.confirmations < 1:
             raise ChainConfigError(f"The confirmations of {self.name!r} must be at least 1.")
+        if self.relayer is not None and (
+            not is_checksum_address(self.relayer) or int(self.relayer, 16) == 0
+        ):
+            raise ChainConfigError(
+                f"The relayer of {self.name!r} must be a checksummed Ethereum address other than "
+                f"zero, not {self.relayer!r}."
+            )
+        if (
+            isinstance(self.relayer_min_balance, bool)
+            or not isinstance(self.relayer_min_balance, int)
+            or not 0 <= self.relayer_min_balance <= MAX_RELAYER_MIN_BALANCE
+        ):
+            raise ChainConfigError(
+                f"The relayer's minimum balance of {self.name!r} must be a whole number of base "
+                f"units from 0 to {MAX_RELAYER_MIN_BALANCE}, not {self.relayer_min_balance!r}."
+            )
 
     def client(self) -> EthChain:
         """A client of the chain's node, checked to serve the configured chain id."""
@@ -177,6 +208,8 @@ def chain_for(chains: Sequence[EvmChainSettings], chain_id: int) -> EthChain:
 
 __all__ = [
     "DEFAULT_NATIVE_ASSET",
+    "DEFAULT_RELAYER_MIN_BALANCE",
+    "MAX_RELAYER_MIN_BALANCE",
     "NATIVE_DECIMALS",
     "RESERVE_CHAIN_NAME",
     "ChainConfigError",

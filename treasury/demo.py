@@ -18,20 +18,27 @@ from pathlib import Path
 
 from custody.authority import SignedStatement, VerifiedAuthorization
 from custody.devnet import DevnetStack, find_binaries, install_signal_handlers
+from custody.ethereum import EthChain
+from custody.ethereum.dev_token import token_balance
 from reporting.site import PublishedSite
 from treasury import audit, ledger
 from treasury.authority.statements import coin_units, human_summary
 from treasury.authority.store import statements_for
+from treasury.chains import NATIVE_DECIMALS
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalView, SpendPosting
+from treasury.reconcile import eth_scope, holdings_account
 from treasury.story import SATS_PER_BTC, WEI_PER_ETH, Reserve
 from treasury.story.airgap import sign_through_files
+from treasury.story.cast import KGST, SAFE_VAULT, TOKEN_SYMBOL, WEI_PER_BNB
 from treasury.story.delay_window import open_window_registry, vetoed_spend, waited_spend
 from treasury.story.explore import explore
 from treasury.story.proofs import TRUST_FILE_NAME
 from treasury.story.recovery import recovery_vault_story
+from treasury.story.relayers import open_relayers, show_relayers
 from treasury.story.rotation import fee_bump, rotation_drill
 from treasury.story.second_chain import open_second_chain
+from treasury.story.units import token_units
 
 Echo = Callable[[str], None]
 
@@ -44,11 +51,17 @@ ALLOCATIONS = {"BTC": 70_000_000, "ETH": 15 * WEI_PER_ETH}
 spends, so the attestation shows the reserve covering it."""
 BTC_SPEND_SATS = SATS_PER_BTC // 4
 ETH_SPEND_WEI = 3 * WEI_PER_ETH // 2
+KGST_SPEND = 12_500 * KGST
+"""A KGST payment, under the policy's KGST veto threshold (no public window needed)."""
+BNB_SPEND_WEI = 3 * WEI_PER_BNB // 2
+"""A small BNB payment on the second chain, under the policy's BNB veto threshold."""
 BTC_BUMP_SATS = 30 * SATS_PER_BTC // 100
 """The stuck spend that is bumped; it leaves the rotation's sweep below the policy's 0.5 BTC
 threshold, so the sweep needs no public window of its own."""
 SUMMARY_LINE_MAX_CHARS = 110
-"""Statement lines longer than this are shown abridged in the middle."""
+"""Vault id lines longer than this are shown abridged in the middle."""
+VAULT_ID_LINE = "vault id:"
+"""The statement line that may be abridged (a Bitcoin vault id is the whole descriptor)."""
 ABRIDGED_MARK = " ... "
 
 
@@ -115,13 +128,21 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
     reserve.deposit(echo, BTC_DEPOSITS_SATS, ETH_DEPOSIT_WEI, TOKEN_DEPOSIT)
     stack.reserve.rpc.call("evm_mine")
     reserve.reconcile(echo)
+    echo("== 4b. Gas: each EVM chain's own relayer, funded, its float in the ledger")
+    relayers = open_relayers(reserve, echo)
     echo(
         "== 5. Governance: officers and roles, the written policy, a decree, officers' keys and "
         "the signed roster, the allowlist"
     )
+    token, second = reserve.token_code, reserve.second_chain
+    if token is None or second is None:
+        raise RuntimeError("The story token and the second chain are made in steps 3 and 3b.")
+    bnb = second.settings.native_asset
     payees = {
         "BTC": stack.bitcoin.rpc.wallet("miner").call("getnewaddress", "", "bech32"),
         "ETH": stack.reserve.dev_accounts()[9],
+        token: stack.reserve.dev_accounts()[8],
+        bnb: stack.bnb.dev_accounts()[9],
     }
     reserve.govern(echo, payees)
     echo("== 6. Allocation of the reserve to the National Reserve Fund")
@@ -132,7 +153,20 @@ def _story(reserve: Reserve, stack: DevnetStack, echo: Echo) -> PublishedSite:
     )
     for asset, amount in (("BTC", BTC_SPEND_SATS), ("ETH", ETH_SPEND_WEI)):
         _spend(reserve, asset, amount, payees[asset], echo, through_files=asset == "BTC")
+    echo(
+        f"   {TOKEN_SYMBOL}, the ERC-20 the Safe holds, goes the same way: the Safe calls "
+        f"transfer(to, amount) on the {TOKEN_SYMBOL} contract, and the signers decode that call "
+        "and compare it with the statements before they sign"
+    )
+    _spend(reserve, token, KGST_SPEND, payees[token], echo)
+    echo(
+        f"   {bnb} on the second chain goes the same way, from the Safe on chain "
+        f"{second.safe.chain_id}, relayed through that chain's node"
+    )
+    _spend(reserve, bnb, BNB_SPEND_WEI, payees[bnb], echo)
     reserve.reconcile(echo)
+    show_relayers(reserve, relayers, echo)
+    _echo_agreement(reserve, echo)
     echo("== 8. Proof of reserves: snapshot, proofs of control, signatures, anchors")
     result = reserve.attest(echo, stack.services)
     echo("== 9. The auditor's independent verifier, against the live nodes")
@@ -237,7 +271,7 @@ def _spend(
     wf = reserve.workflow()
     view = reserve.propose_and_approve(wf, asset, amount, payee)
     echo(
-        f"   proposal {view.id}: {coin_units(asset, amount)} to {payee}; approved by "
+        f"   proposal {view.id}: {_units(reserve, asset, amount)} to {payee}; approved by "
         f"{', '.join(sorted(a.institution for a in view.approvals))} for tx {view.tx_hash}"
     )
     with reserve.sessions() as session:
@@ -274,6 +308,45 @@ def _spend(
     return view
 
 
+def _units(reserve: Reserve, asset: str, amount: int) -> str:
+    """``amount`` of ``asset`` in coin units with its symbol: the story token as ``KGST``, the
+    second chain's native coin with its 18 decimals, bitcoin and ether as the statements show
+    them."""
+    if asset == reserve.token_code:
+        return token_units(amount)
+    second = reserve.second_chain
+    if second is not None and asset == second.settings.native_asset:
+        coins = ledger.format_amount(amount, NATIVE_DECIMALS).rstrip("0").rstrip(".")
+        return f"{coins} {asset} ({amount} wei)"
+    return coin_units(asset, amount)
+
+
+def _echo_agreement(reserve: Reserve, echo: Echo) -> None:
+    """The story token's and the second chain's Safe balances, read from each chain and from the
+    ledger after the reconciliation run: what the spends left, in both places."""
+    rows: list[tuple[str, str, int, int]] = []
+    with reserve.sessions() as session:
+        if reserve.token is not None and reserve.token_code is not None:
+            safe = reserve.safes.vault(SAFE_VAULT)
+            held = token_balance(reserve.chain, reserve.token, safe.address)
+            scope = eth_scope(safe.chain_id, safe.name)
+            booked = ledger.balance(session, holdings_account(scope, reserve.token_code)).posted
+            rows.append((TOKEN_SYMBOL, reserve.token_code, held, booked))
+        second = reserve.second_chain
+        if second is not None:
+            native = second.settings.native_asset
+            held = EthChain(second.node.rpc).balance(second.safe.address)
+            scope = eth_scope(second.safe.chain_id, second.safe.name)
+            booked = ledger.balance(session, holdings_account(scope, native)).posted
+            rows.append((native, native, held, booked))
+    for label, code, held, booked in rows:
+        verdict = "they agree" if held == booked else "MISMATCH"
+        echo(
+            f"   {label} left in its Safe: {_units(reserve, code, held)} on chain, "
+            f"{_units(reserve, code, booked)} in the ledger: {verdict}"
+        )
+
+
 def _echo_statement(reserve: Reserve, statements: tuple[SignedStatement, ...], echo: Echo) -> None:
     """The statement the approvers signed, shown once (theirs differ only in signer and expiry)."""
     if not statements:
@@ -286,7 +359,16 @@ def _echo_statement(reserve: Reserve, statements: tuple[SignedStatement, ...], e
         f"{names.get(first.officer_id, first.officer_id)}'s reads:"
     )
     for line in human_summary(first).splitlines():
-        echo(f"     {_abridged(line)}")
+        echo(f"     {_abridged(line) if line.lstrip().startswith(VAULT_ID_LINE) else line}")
+    coins = _units(reserve, first.asset, first.amount).split(" (")[0]
+    second = reserve.second_chain
+    if first.asset == reserve.token_code:
+        echo(
+            f"     ({first.asset} is {TOKEN_SYMBOL}'s contract; {first.amount} of its base units "
+            f"are {coins})"
+        )
+    elif second is not None and first.asset == second.settings.native_asset:
+        echo(f"     ({first.amount} {first.asset} base units are {coins})")
 
 
 def _abridged(line: str) -> str:

@@ -73,6 +73,7 @@ def reconcile_job() -> None:
             settings=settings.reconcile,
             progress=_echo,
             evm_chains=settings.evm_chains,
+            reserve_chain=settings.reserve_chain(),
         )
 
     with bound_ids(job_id=JOB_ID):

@@ -15,8 +15,11 @@ asking for a missing node raises ``NodeNotConfiguredError``, which says what to 
 The EVM reserve chains are a list (``treasury.chains``): the first is the historic reserve chain
 (``TREASURY_RESERVE_RPC_URL``, its depth ``TREASURY_RECONCILE_ETH_MIN_CONFIRMATIONS``, native
 ``ETH``); ``TREASURY_EVM_CHAINS`` names further ones (``bnb``), each with
-``TREASURY_EVM_<NAME>_CHAIN_ID``, ``_RPC_URL``, ``_CONFIRMATIONS`` (default 1) and
-``_NATIVE_ASSET`` (default the name in capitals). Unset, it is the running devnet's BNB node.
+``TREASURY_EVM_<NAME>_CHAIN_ID``, ``_RPC_URL``, ``_CONFIRMATIONS`` (default 1),
+``_NATIVE_ASSET`` (default the name in capitals), ``_RELAYER`` (the account that pays the chain's
+Safe gas) and ``_RELAYER_MIN_BALANCE`` (base units below which its low-balance warning opens,
+default 0.05 coin). Unset, it is the running devnet's BNB node. The first chain's relayer is
+``TREASURY_ETH_RELAYER``, its threshold ``TREASURY_ETH_RELAYER_MIN_BALANCE``.
 
 ``treasury settings`` prints ``read_settings(os.environ).rows``: every variable with its value
 (passwords and tokens masked) and its source. The errors, as a tree::
@@ -54,6 +57,8 @@ from custody.devnet.stack import read_state
 from custody.nodes import BitcoinEndpoint, NodeEndpoints, devnet_endpoints
 from treasury.chains import (
     CHAIN_NAME_PATTERN,
+    DEFAULT_RELAYER_MIN_BALANCE,
+    MAX_RELAYER_MIN_BALANCE,
     RESERVE_CHAIN_NAME,
     ChainConfigError,
     EvmChainSettings,
@@ -83,13 +88,23 @@ SERVICES_RPC_URL_ENV = "TREASURY_SERVICES_RPC_URL"
 EVM_CHAINS_ENV = "TREASURY_EVM_CHAINS"
 """The further EVM reserve chains, by name (``bnb,polygon``); each one's values in
 ``TREASURY_EVM_<NAME>_<FIELD>`` (``evm_chain_env``)."""
-EVM_CHAIN_FIELDS = ("CHAIN_ID", "RPC_URL", "CONFIRMATIONS", "NATIVE_ASSET")
+EVM_CHAIN_FIELDS = (
+    "CHAIN_ID",
+    "RPC_URL",
+    "CONFIRMATIONS",
+    "NATIVE_ASSET",
+    "RELAYER",
+    "RELAYER_MIN_BALANCE",
+    "SAFE_VAULT",
+)
 DEVNET_BNB_CHAIN = "bnb"
 """The name the running devnet's BNB node takes when ``TREASURY_EVM_CHAINS`` is unset."""
 BITCOIN_NETWORK_ENV = "TREASURY_BITCOIN_NETWORK"
 BTC_VAULT_ENV = "TREASURY_BTC_VAULT"
 SAFE_VAULT_ENV = "TREASURY_SAFE_VAULT"
 ETH_RELAYER_ENV = "TREASURY_ETH_RELAYER"
+ETH_RELAYER_MIN_BALANCE_ENV = "TREASURY_ETH_RELAYER_MIN_BALANCE"
+"""Wei below which the first chain's relayer's low-balance warning opens."""
 BTC_FEE_RATE_ENV = "TREASURY_BTC_FEE_RATE_SAT_VB"
 BTC_MAX_FEE_ENV = "TREASURY_BTC_MAX_FEE_SATS"
 CONFIRMATIONS_ENV = {"BTC": "TREASURY_CONFIRMATIONS_BTC", "ETH": "TREASURY_CONFIRMATIONS_ETH"}
@@ -204,6 +219,16 @@ def evm_address(variable: str, raw: str) -> str:
     return str(to_checksum_address(raw))
 
 
+def relayer_address(variable: str, raw: str) -> str:
+    """A relayer's address: an Ethereum address (checksummed) other than the zero address."""
+    address = evm_address(variable, raw)
+    if int(address, 16) == 0:
+        raise SettingsError(
+            f"{variable} must be the address of an account that pays gas, not the zero address."
+        )
+    return address
+
+
 def member(kind: type[E]) -> Parser[E]:
     """A member of the enum ``kind``, by its value."""
 
@@ -244,6 +269,17 @@ def asset_code(variable: str, raw: str) -> str:
             f"{variable} must be an asset code of 2-10 capital letters or digits, not {raw!r}."
         )
     return raw
+
+
+relayer_min_balance = whole_number(
+    minimum=0,
+    maximum=MAX_RELAYER_MIN_BALANCE,
+    must_be=(
+        "a whole number of base units (wei: 50000000000000000 is 0.05 coin) from 0 to "
+        f"{MAX_RELAYER_MIN_BALANCE}"
+    ),
+)
+"""A relayer's low-balance threshold, in the chain coin's base units (never a decimal coin)."""
 
 
 def evm_chain_env(name: str, field: str) -> str:
@@ -289,7 +325,10 @@ class SpendSettings:
     safe_vault: str | None = None
     """The Safe spends are paid from (``None``: the only one in the database)."""
     eth_relayer: str | None = None
-    """The account that pays the Safe's gas (``None``: the node's own first account)."""
+    """The account that pays the first EVM chain's Safe gas (``None``: the node's own first
+    account); a further chain's is its ``EvmChainSettings.relayer``."""
+    eth_relayer_min_balance: int = DEFAULT_RELAYER_MIN_BALANCE
+    """Wei below which the first chain's relayer's low-balance warning opens."""
     btc_fee_rate_sat_vb: Decimal = DEFAULT_BTC_FEE_RATE_SAT_VB
     btc_max_fee_sats: int = DEFAULT_BTC_MAX_FEE_SATS
     confirmations_btc: int = DEFAULT_CONFIRMATIONS_REQUIRED
@@ -352,6 +391,8 @@ class Settings:
             RESERVE_CHAIN_NAME,
             self.nodes.reserve_rpc_url,
             confirmations=self.reconcile.eth_min_confirmations,
+            relayer=self.spends.eth_relayer,
+            relayer_min_balance=self.spends.eth_relayer_min_balance,
         )
 
     def reserve_chains(self) -> tuple[EvmChainSettings, ...]:
@@ -493,6 +534,13 @@ def _evm_chains(
             asset_code,
             devnet.native_asset if devnet is not None else name.upper(),
         )
+        relayer = env.optional(evm_chain_env(name, "RELAYER"), relayer_address)
+        threshold = env.value(
+            evm_chain_env(name, "RELAYER_MIN_BALANCE"),
+            relayer_min_balance,
+            DEFAULT_RELAYER_MIN_BALANCE,
+        )
+        safe = env.optional(evm_chain_env(name, "SAFE_VAULT"), text)
         if chain_id is None:
             env.errors.append(
                 SettingsError(
@@ -502,7 +550,11 @@ def _evm_chains(
             )
             continue
         try:
-            chains.append(EvmChainSettings(name, url, chain_id, depth, native))
+            chains.append(
+                EvmChainSettings(
+                    name, url, chain_id, depth, native, relayer, threshold, safe_vault=safe
+                )
+            )
         except ChainConfigError as exc:
             env.errors.append(SettingsError(f"{EVM_CHAINS_ENV}: {exc}"))
     try:
@@ -564,7 +616,10 @@ def read_settings(
     spends = SpendSettings(
         btc_vault=env.optional(BTC_VAULT_ENV, text),
         safe_vault=env.optional(SAFE_VAULT_ENV, text),
-        eth_relayer=env.optional(ETH_RELAYER_ENV, evm_address),
+        eth_relayer=env.optional(ETH_RELAYER_ENV, relayer_address),
+        eth_relayer_min_balance=env.value(
+            ETH_RELAYER_MIN_BALANCE_ENV, relayer_min_balance, DEFAULT_RELAYER_MIN_BALANCE
+        ),
         btc_fee_rate_sat_vb=env.value(
             BTC_FEE_RATE_ENV,
             exact_decimal(
@@ -598,6 +653,7 @@ def read_settings(
     )
     positive = whole_number(minimum=1, must_be="a positive whole number")
     defaults = ReconcileSettings()
+
     reconcile = ReconcileSettings(
         env.value(RECONCILE_BTC_MIN_CONF_ENV, positive, defaults.btc_min_confirmations),
         env.value(RECONCILE_ETH_MIN_CONF_ENV, positive, defaults.eth_min_confirmations),
@@ -664,6 +720,7 @@ __all__ = [
     "CONFIRMATIONS_ENV",
     "DATABASE_URL_ENV",
     "ETH_RELAYER_ENV",
+    "ETH_RELAYER_MIN_BALANCE_ENV",
     "EVM_CHAINS_ENV",
     "RECONCILE_BTC_MIN_CONF_ENV",
     "RECONCILE_DROP_POLICY_ENV",

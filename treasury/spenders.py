@@ -345,10 +345,21 @@ class BitcoinSpender:
         return int(found["confirmations"])
 
 
-class SafeSpender:
-    """Spends ether or one ERC-20 from a Safe vault through custody's SafeTx flow.
+def chain_signing_policy(
+    allowed_tokens: frozenset[str], chain_id: int | None, native_asset: str
+) -> SigningPolicy:
+    """The Safe signer's policy on one chain: its token registry, the chain id it signs for and
+    the code statements name for that chain's native coin (``ETH``, ``BNB``)."""
+    return SigningPolicy(allowed_tokens, chain_id=chain_id, native_asset=native_asset)
 
-    ``on_verified`` is told whose signatures the signer verified each time it signs.
+
+class SafeSpender:
+    """Spends a chain's native coin or one ERC-20 from a Safe vault through custody's SafeTx flow.
+
+    ``native_asset`` is the code of the Safe's chain's native coin (``ETH``, ``BNB``): what the
+    prepared summary and the statements name for a plain value transfer; ``policy`` must say the
+    same (the wiring builds both from the chain's configuration). ``on_verified`` is told whose
+    signatures the signer verified each time it signs.
     """
 
     def __init__(
@@ -363,19 +374,26 @@ class SafeSpender:
         policy: SigningPolicy | None = None,
         on_verified: VerifiedListener | None = None,
         services: SpendWindowReader | None = None,
+        native_asset: str = ETHER_ASSET,
     ) -> None:
         self._services = services
+        self._native_asset = native_asset
         self._vaults = vaults
         self._sessions = sessions
         self._vault_name = vault_name
         self._institutions = dict(institutions)
         self._relayer = relayer
         self._token = token
-        self._policy = policy or SigningPolicy(frozenset({token}) if token else frozenset())
+        self._policy = policy or chain_signing_policy(
+            frozenset({token}) if token else frozenset(), None, native_asset
+        )
         self._on_verified = on_verified
 
     def __repr__(self) -> str:
-        return f"SafeSpender(vault={self._vault_name!r}, token={self._token!r})"
+        return (
+            f"SafeSpender(vault={self._vault_name!r}, asset={self._native_asset!r}, "
+            f"token={self._token!r})"
+        )
 
     @property
     def _chain(self) -> EthChain:
@@ -416,7 +434,9 @@ class SafeSpender:
             # What an approval statement names, as custody's signer derives it from the SafeTx.
             "chain": f"eip155:{safe_tx.chain_id}",
             "vault_id": safe_tx.safe,
-            "asset": ETHER_ASSET if self._token is None else ERC20_ASSET_PREFIX + self._token,
+            "asset": self._native_asset
+            if self._token is None
+            else ERC20_ASSET_PREFIX + self._token,
         }
         payload = json.dumps({"safe_tx_hash": safe_tx.hash_hex})
         claims = (nonce_claim(safe_tx.chain_id, safe_tx.safe, safe_tx.nonce),)

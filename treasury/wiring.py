@@ -7,7 +7,10 @@ broadcast and track the same transactions whichever interface they use. The edge
 * the vaults: the only Bitcoin vault spends may be paid from (retired vaults, and the new vault of
   a rotation still sweeping, are not: ``treasury.proposals.rotations.spending_vaults``), or the
   one ``TREASURY_BTC_VAULT`` names;
-  the only Safe, or the one ``TREASURY_SAFE_VAULT`` names;
+  per EVM reserve chain, the Safe that pays its native coin and tokens: on the first chain the
+  only Safe, or the one ``TREASURY_SAFE_VAULT`` names; on each further chain
+  (``TREASURY_EVM_CHAINS``) the only Safe on that chain, or the one ``TREASURY_SAFE_VAULT`` names
+  when it is on that chain;
 * the nodes: ``TREASURY_BITCOIN_RPC_URL``, and the node of the Safe's own chain among the
   configured EVM chains (``TREASURY_RESERVE_RPC_URL``, ``TREASURY_EVM_CHAINS``; ``treasury.chains``),
   else the running ``treasury devnet up``;
@@ -16,12 +19,19 @@ broadcast and track the same transactions whichever interface they use. The edge
 * Bitcoin fees: ``TREASURY_BTC_FEE_RATE_SAT_VB`` (default 2) and ``TREASURY_BTC_MAX_FEE_SATS``
   (default 50000); confirmations: ``TREASURY_CONFIRMATIONS_BTC`` / ``_ETH`` (default 1).
 
-Tokens: an ERC-20 the reconciler tracks on the Safe's chain (``treasury.reconcile.track_token``)
+Chains are configuration: every configured EVM chain's native coin (``ETH`` on the first, the
+code ``TREASURY_EVM_<NAME>_NATIVE_ASSET`` gives a further one, e.g. ``BNB``) is spent from that
+chain's Safe, through that chain's node, and booked into that Safe's holdings
+(``eth_scope(chain id, Safe)``). Nothing here branches on which chain or coin it is.
+
+Tokens: an ERC-20 the reconciler tracks on a Safe's chain (``treasury.reconcile.track_token``)
 is spent from that Safe under its ledger code ``ERC20:<EIP-55 contract>`` (``token_registry``);
 ``resolve_asset`` also accepts the token's registered symbol (``KGST``). The Safe's signer is
-given the tracked tokens that have code on the chain as its registry (``SigningPolicy``); that
-table only narrows what may be signed, since a token transfer is still signed only when a quorum
-of the officers' statements names its contract, recipient and amount.
+given its chain's id and native coin code, and the tracked tokens that have code on the chain as
+its registry (``SigningPolicy``): it refuses a SafeTx of another chain, and names the native coin
+as the statements do, so the policy's limits of that coin apply. The registry only narrows what
+may be signed, since a token transfer is still signed only when a quorum of the officers'
+statements names its contract, recipient and amount.
 
 An asset whose vault or node is missing simply has no spender: proposing and approving still
 work, and preparing, signing or broadcasting it raises ``NotConfiguredError`` saying what to set.
@@ -46,11 +56,10 @@ from custody.clock import Clock, utc_now
 from custody.ethereum import EthChain, SafeVaults, SigningPolicy
 from custody.ethereum.announcements import ServicesChainWindow
 from custody.ethereum.records import SafeVaultRow
-from custody.ethereum.relayer import node_gas_payer
 from custody.ethereum.rpc import EvmRPC
 from custody.ethereum.signer import ERC20_ASSET_PREFIX
 from custody.exceptions import CustodyError
-from treasury.chains import chain_for
+from treasury.chains import DEFAULT_NATIVE_ASSET, EvmChainSettings, chain_for
 from treasury.fee_bumps import BumpSpender
 from treasury.officers import institution_by_code, list_institutions
 from treasury.policy import ReconciliationFacts
@@ -66,38 +75,34 @@ from treasury.proposals.rotations import spending_vaults
 from treasury.reconcile import ReconcileGate, btc_scope, eth_scope
 from treasury.reconcile.accounts import approved_outflows_account, fees_account, holdings_account
 from treasury.reconcile.records import TrackedTokenRow
+from treasury.relayers import relayer_for
 from treasury.rotation import internal_holdings
 from treasury.settings import (
     BTC_VAULT_ENV,
-    ETH_RELAYER_ENV,
     SAFE_VAULT_ENV,
     NodeNotConfiguredError,
     Settings,
+    evm_chain_env,
 )
-from treasury.spenders import BitcoinSpender, SafeSpender
+from treasury.spenders import BitcoinSpender, SafeSpender, chain_signing_policy
 from treasury.workflow_exceptions import NotConfiguredError
 
 BTC = "BTC"
-ETH = "ETH"
+ETH = DEFAULT_NATIVE_ASSET
 SPENDABLE_ASSETS = (BTC, ETH)
-"""The native assets the CLI and API can move: bitcoin from a vault, ether from a Safe. Tokens
-tracked on the Safe's chain are spendable too (``spendable_assets``)."""
+"""The native assets the CLI and API can move with no further chain configured: bitcoin from a
+vault, ether from a Safe. Every further EVM chain's native coin and the tokens tracked on each
+Safe's chain are spendable too (``spendable_assets``)."""
 
 
 # --- Gas payer ----------------------------------------------------------------------------------
 
 
-def eth_relayer(chain: EthChain, settings: Settings) -> str:
-    """The account that pays the Safe's gas: ``TREASURY_ETH_RELAYER``, else the node's own."""
-    if settings.spends.eth_relayer is not None:
-        return settings.spends.eth_relayer
-    payer = node_gas_payer(chain)
-    if payer is None:
-        raise NotConfiguredError(
-            f"The node at {chain.rpc.url} signs for no account to pay the Safe's gas; set "
-            f"{ETH_RELAYER_ENV} to an address it signs for."
-        )
-    return payer
+def eth_relayer(chain: EthChain, settings: Settings, chain_id: int | None = None) -> str:
+    """The account that pays the gas of a Safe on chain ``chain_id`` (``None``: the first chain),
+    whose node is ``chain``: that chain's relayer (``TREASURY_ETH_RELAYER`` for the first,
+    ``TREASURY_EVM_<NAME>_RELAYER`` for a further one), else the node's own first account."""
+    return relayer_for(chain, settings.reserve_chains(), chain_id)
 
 
 # --- Vaults -------------------------------------------------------------------------------------
@@ -137,32 +142,82 @@ def btc_vault_name(session: Session, settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class SafeRef:
-    """A Safe vault as the wiring needs it: its name and the chain it lives on."""
+    """A Safe vault as the wiring needs it: its name, the chain it lives on and that chain's
+    native coin (the asset code its ether-like transfers are booked and stated in)."""
 
     name: str
     chain_id: int
+    native_asset: str = DEFAULT_NATIVE_ASSET
+
+
+def _safe_rows(session: Session) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(SafeVaultRow.name, SafeVaultRow.chain_id).order_by(SafeVaultRow.name)
+    ).all()
+    return [(row.name, row.chain_id) for row in rows]
 
 
 def safe_vault(session: Session, settings: Settings) -> SafeRef:
-    """The Safe spends are paid from (``TREASURY_SAFE_VAULT`` or the only one): a Safe of the
-    first EVM chain, whose native coin is ether; the Safes of the further chains
-    (``TREASURY_EVM_CHAINS``) hold their own chain's coins and are never chosen to pay ether."""
+    """The Safe of the first EVM chain that pays ether and its tokens (``TREASURY_SAFE_VAULT`` or
+    the only one); the Safes of the further chains (``TREASURY_EVM_CHAINS``) hold their own
+    chain's coins and are never chosen to pay ether (``chain_safe`` picks theirs)."""
     further = {chain.chain_id for chain in settings.evm_chains}
-    rows = [
-        row
-        for row in session.execute(
-            select(SafeVaultRow.name, SafeVaultRow.chain_id).order_by(SafeVaultRow.name)
-        ).all()
-        if row.chain_id not in further
-    ]
+    rows = [(name, chain_id) for name, chain_id in _safe_rows(session) if chain_id not in further]
     name = _pick(
         "Safe vault",
         SAFE_VAULT_ENV,
         settings.spends.safe_vault,
-        [row.name for row in rows],
+        [row[0] for row in rows],
         "create one with `treasury safe create`",
     )
-    return SafeRef(name, next(row.chain_id for row in rows if row.name == name))
+    first = settings.reserve_chain().native_asset
+    return SafeRef(name, next(chain_id for n, chain_id in rows if n == name), first)
+
+
+def chain_safe(session: Session, settings: Settings, chain: EvmChainSettings) -> SafeRef:
+    """The Safe that pays ``chain``'s native coin and tokens: ``safe_vault`` on the first chain;
+    on a further chain the Safe its ``TREASURY_EVM_<NAME>_SAFE_VAULT`` names, else the one
+    ``TREASURY_SAFE_VAULT`` names if it is on that chain, else the only Safe there is on it."""
+    if chain.chain_id is None or chain.chain_id not in {c.chain_id for c in settings.evm_chains}:
+        return safe_vault(session, settings)
+    names = [name for name, chain_id in _safe_rows(session) if chain_id == chain.chain_id]
+    if chain.safe_vault is not None and chain.safe_vault not in names:
+        raise NotConfiguredError(
+            f"{evm_chain_env(chain.name, 'SAFE_VAULT')} names the Safe vault "
+            f"{chain.safe_vault!r}, but no Safe of that name is on the EVM chain {chain.name!r} "
+            f"(chain {chain.chain_id}; its Safes: {', '.join(repr(n) for n in names) or 'none'})."
+        )
+    chosen = chain.safe_vault or settings.spends.safe_vault
+    if chosen in names:
+        return SafeRef(chosen, chain.chain_id, chain.native_asset)
+    if not names:
+        raise NotConfiguredError(
+            f"No Safe vault on the EVM chain {chain.name!r} (chain {chain.chain_id}) is in the "
+            f"database yet, so its {chain.native_asset} cannot be spent; create one with "
+            "`treasury safe create` against that chain's node."
+        )
+    if len(names) > 1:
+        raise NotConfiguredError(
+            f"{len(names)} Safe vaults are on the EVM chain {chain.name!r} (chain "
+            f"{chain.chain_id}: {', '.join(repr(n) for n in names)}); set "
+            f"{evm_chain_env(chain.name, 'SAFE_VAULT')} to the one that pays {chain.native_asset}."
+        )
+    return SafeRef(names[0], chain.chain_id, chain.native_asset)
+
+
+def native_chains(settings: Settings) -> dict[str, EvmChainSettings]:
+    """Native coin code -> its EVM reserve chain, the first chain first (``ETH``, ``BNB``)."""
+    return {chain.native_asset: chain for chain in settings.reserve_chains()}
+
+
+def chain_safes(session: Session, settings: Settings) -> dict[str, SafeRef]:
+    """Native coin code -> the Safe that pays it, for every chain whose Safe can be chosen (a
+    chain without one is left out: its spender then says what to configure)."""
+    safes: dict[str, SafeRef] = {}
+    for native, chain in native_chains(settings).items():
+        with contextlib.suppress(NotConfiguredError):
+            safes[native] = chain_safe(session, settings, chain)
+    return safes
 
 
 # --- Tokens -------------------------------------------------------------------------------------
@@ -200,32 +255,45 @@ def token_registry(session: Session, chain_id: int) -> dict[str, RegisteredToken
     return {token.code: token for token in tokens}
 
 
-def _safe_tokens(session: Session, settings: Settings) -> dict[str, RegisteredToken]:
-    """The tokens of the configured Safe's chain (none while no Safe is chosen)."""
+def _safe_tokens(
+    session: Session, settings: Settings
+) -> dict[str, tuple[RegisteredToken, SafeRef]]:
+    """Asset code -> token and the Safe that pays it, for the tokens tracked on each chain whose
+    Safe is chosen (none of a chain while its Safe is not)."""
+    found: dict[str, tuple[RegisteredToken, SafeRef]] = {}
+    for safe in chain_safes(session, settings).values():
+        for code, token in token_registry(session, safe.chain_id).items():
+            found[code] = (token, safe)
+    return found
+
+
+def _natives(settings: Settings) -> tuple[str, ...]:
+    """The native coin codes of the configured EVM chains (``ETH`` alone without further ones)."""
     try:
-        safe = safe_vault(session, settings)
-    except NotConfiguredError:
-        return {}
-    return token_registry(session, safe.chain_id)
+        return tuple(native_chains(settings))
+    except NotConfiguredError:  # an inconsistent chain list: only the first chain's coin
+        return (ETH,)
 
 
 def spendable_assets(session: Session, settings: Settings) -> tuple[str, ...]:
-    """BTC, ETH and the asset code of every token tracked on the configured Safe's chain."""
-    return (*SPENDABLE_ASSETS, *_safe_tokens(session, settings))
+    """BTC, every EVM chain's native coin, and the asset code of every token tracked on a Safe's
+    chain."""
+    return (BTC, *_natives(settings), *_safe_tokens(session, settings))
 
 
 def resolve_asset(session: Session, text: str, settings: Settings) -> str:
-    """The asset code an officer means: ``BTC``, ``ETH``, ``ERC20:<contract>`` in any letter
-    case (checksummed here), or a tracked token's symbol (``KGST``). Anything else is returned
-    as given, for the policy to refuse with its reason."""
-    if text in SPENDABLE_ASSETS:
+    """The asset code an officer means: ``BTC``, a configured chain's native coin (``ETH``,
+    ``BNB``), ``ERC20:<contract>`` in any letter case (checksummed here), or a tracked token's
+    symbol (``KGST``). Anything else is returned as given, for the policy to refuse with its
+    reason."""
+    if text == BTC or text in _natives(settings):
         return text
     if text.upper().startswith(ERC20_ASSET_PREFIX):
         address = text[len(ERC20_ASSET_PREFIX) :]
         if is_address(address):
             return token_code(address)
         return text
-    found = [t.code for t in _safe_tokens(session, settings).values() if t.symbol == text]
+    found = [t.code for t, _ in _safe_tokens(session, settings).values() if t.symbol == text]
     if len(found) > 1:
         raise NotConfiguredError(
             f"The symbol {text!r} names {len(found)} tracked tokens ({', '.join(found)}); "
@@ -234,29 +302,41 @@ def resolve_asset(session: Session, text: str, settings: Settings) -> str:
     return found[0] if found else text
 
 
-def _no_spender(asset: str) -> NotConfiguredError:
+def _no_spender(asset: str, settings: Settings) -> NotConfiguredError:
     return NotConfiguredError(
         f"No chain spender exists for {asset}; the CLI and API spend "
-        f"{' and '.join(SPENDABLE_ASSETS)}, and the tokens tracked on the Safe's chain as "
+        f"{', '.join((BTC, *_natives(settings)))}, and the tokens tracked on a Safe's chain as "
         f"{ERC20_ASSET_PREFIX}<contract> (tokens the reconciler tracks; an untracked contract "
         "cannot be spent)."
     )
+
+
+def paying_safe(session: Session, asset: str, settings: Settings) -> SafeRef:
+    """The Safe that pays ``asset``: its chain's Safe for a native coin, the Safe of the chain
+    the token is tracked on for a token; what to configure when there is none."""
+    chains = native_chains(settings)
+    if asset in chains:
+        return chain_safe(session, settings, chains[asset])
+    found = _safe_tokens(session, settings).get(asset)
+    if found is None:
+        raise _no_spender(asset, settings)
+    return found[1]
 
 
 def vault_of(session: Session, asset: str, settings: Settings) -> str:
     """The name of the vault that pays spends of ``asset``."""
     if asset == BTC:
         return btc_vault_name(session, settings)
-    if asset == ETH or asset in _safe_tokens(session, settings):
-        return safe_vault(session, settings).name
-    raise _no_spender(asset)
+    return paying_safe(session, asset, settings).name
 
 
 def spend_accounts(session: Session, settings: Settings) -> dict[str, SpendAccounts]:
     """Ledger accounts per spendable asset whose vault is known (the reconciler's own codes).
 
-    A token's spends move its own asset's accounts (holdings of the Safe in ``ERC20:<contract>``);
-    the Safe's gas is the relayer's, so no fee is booked in the token.
+    A native coin's spends move the holdings of its chain's Safe (``eth_scope(chain id, Safe)``);
+    a token's move its own asset's accounts in the Safe of the chain it is tracked on (holdings
+    in ``ERC20:<contract>``); the Safe's gas is paid by the chain's relayer and booked by the reconciler as a fee in the
+    chain's native coin (``treasury.reconcile.relayers``), never in the token.
     """
     accounts: dict[str, SpendAccounts] = {}
     scopes: dict[str, str] = {}
@@ -264,10 +344,10 @@ def spend_accounts(session: Session, settings: Settings) -> dict[str, SpendAccou
     with contextlib.suppress(NotConfiguredError):
         scopes[BTC] = btc_scope(btc_vault_name(session, settings))
     with contextlib.suppress(NotConfiguredError):
-        safe = safe_vault(session, settings)
-        scopes[ETH] = eth_scope(safe.chain_id, safe.name)
-        for code in token_registry(session, safe.chain_id):
-            scopes[code] = scopes[ETH]
+        for native, safe in chain_safes(session, settings).items():
+            scopes[native] = eth_scope(safe.chain_id, safe.name)
+            for code in token_registry(session, safe.chain_id):
+                scopes[code] = scopes[native]
     for asset, scope in scopes.items():
         accounts[asset] = SpendAccounts(
             holdings=holdings_account(scope, asset),
@@ -353,8 +433,11 @@ def window_reader(settings: Settings) -> ServicesChainWindow | None:
     )
 
 
-def _registry_on_chain(chain: EthChain, tokens: Mapping[str, RegisteredToken]) -> SigningPolicy:
-    """The signer's token registry: the tracked tokens that are contracts on ``chain``.
+def _registry_on_chain(
+    chain: EthChain, safe: SafeRef, tokens: Mapping[str, RegisteredToken]
+) -> SigningPolicy:
+    """The signer's policy on ``safe``'s chain: that chain's id and native coin code, and as its
+    token registry the tracked tokens that are contracts on ``chain``.
 
     A tracked address without code (a typo, another chain's token) could only ever be a
     transfer into the void, so it is left out and the signer refuses calls to it.
@@ -364,26 +447,29 @@ def _registry_on_chain(chain: EthChain, tokens: Mapping[str, RegisteredToken]) -
         for t in tokens.values()
         if chain.rpc.call("eth_getCode", t.address, "latest") not in (None, "0x")
     ]
-    return SigningPolicy(frozenset(live))
+    return chain_signing_policy(frozenset(live), safe.chain_id, safe.native_asset)
 
 
 def _safe_spender(
     sessions: sessionmaker[Session], settings: Settings, asset: str = ETH
 ) -> SafeSpender:
-    """The Safe's spender of ether, or of the tracked token whose code is ``asset``."""
+    """The spender of a chain's native coin, or of the tracked token whose code is ``asset``,
+    from the Safe that pays it (``paying_safe``) through that chain's node."""
     with sessions() as session:
-        safe = safe_vault(session, settings)
+        safe = paying_safe(session, asset, settings)
         institutions = custody_institutions(session)
         tokens = token_registry(session, safe.chain_id)
     token = tokens.get(asset)
-    if asset != ETH and token is None:
-        raise _no_spender(asset)
+    if asset != safe.native_asset and token is None:
+        raise _no_spender(asset, settings)
     try:
         chain = chain_for(settings.reserve_chains(), safe.chain_id)
-        relayer = eth_relayer(chain, settings)
-        policy = _registry_on_chain(chain, tokens)
+        relayer = eth_relayer(chain, settings, safe.chain_id)
+        policy = _registry_on_chain(chain, safe, tokens)
     except (CustodyError, NotConfiguredError) as exc:  # no node of the Safe's chain, or no payer
-        raise NotConfiguredError(f"Spends of {asset} need the reserve's EVM node. {exc}") from None
+        raise NotConfiguredError(
+            f"Spends of {asset} need the reserve's EVM node of the Safe's chain {safe.chain_id}. {exc}"
+        ) from None
     if token is not None and token.address not in policy.allowed_tokens:
         raise NotConfiguredError(
             f"The tracked token {token.symbol} ({token.code}) has no contract code on chain "
@@ -398,6 +484,7 @@ def _safe_spender(
         token=None if token is None else token.address,
         policy=policy,
         services=window_reader(settings),
+        native_asset=safe.native_asset,
     )
 
 
@@ -405,9 +492,9 @@ def spender_for(sessions: sessionmaker[Session], asset: str, settings: Settings)
     """The chain spender of ``asset``; ``NotConfiguredError`` says what to set when there is none."""
     if asset == BTC:
         return _bitcoin_spender(sessions, settings)
-    if asset == ETH or asset.startswith(ERC20_ASSET_PREFIX):
+    if asset in _natives(settings) or asset.startswith(ERC20_ASSET_PREFIX):
         return _safe_spender(sessions, settings, asset)
-    raise _no_spender(asset)
+    raise _no_spender(asset, settings)
 
 
 def spender_for_proposal(
@@ -429,7 +516,7 @@ def spender_for_proposal(
         with sessions() as session:
             configured = vault_of(session, view.asset, settings)
         if prepared_from != configured:
-            env = BTC_VAULT_ENV if view.asset == BTC else SAFE_VAULT_ENV  # tokens: the Safe
+            env = BTC_VAULT_ENV if view.asset == BTC else SAFE_VAULT_ENV  # coins, tokens: Safes
             raise NotConfiguredError(
                 f"Proposal {view.id}'s transaction spends from vault {prepared_from!r}, but the "
                 f"configured {view.asset} vault is {configured!r}; set {env}={prepared_from}."
@@ -492,11 +579,15 @@ __all__ = [
     "SpenderSetup",
     "TokenReconcileGate",
     "btc_vault_name",
+    "chain_safe",
+    "chain_safes",
     "configured_spenders",
     "configured_workflow",
     "custody_institutions",
     "eth_relayer",
     "institution_transcript",
+    "native_chains",
+    "paying_safe",
     "resolve_asset",
     "safe_vault",
     "spend_accounts",

@@ -51,6 +51,7 @@ from custody.exceptions import (
     DelegateCallRefusedError,
     NotAnOwnerError,
     UnsupportedActionError,
+    WrongChainError,
 )
 from custody.keys import signing_keys
 from custody.shamir import ShareMnemonic, combine_shares
@@ -68,13 +69,17 @@ ERC20_ASSET_PREFIX = "ERC20:"
 
 @dataclass(frozen=True)
 class EtherTransfer:
+    """A transfer of the chain's native coin (ether, or BNB on BNB Chain; 18 decimals)."""
+
     to: str
     amount_wei: int
+    asset: str = ETHER_ASSET
+    """The asset code statements name for the chain's native coin (``SigningPolicy``)."""
 
     def describe(self) -> str:
         whole, frac = divmod(self.amount_wei, WEI_PER_ETHER)
         ether = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
-        return f"send {ether} ETH ({self.amount_wei} wei) to {self.to}"
+        return f"send {ether} {self.asset} ({self.amount_wei} wei) to {self.to}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,12 @@ class SigningPolicy:
 
     allowed_tokens: frozenset[str] = frozenset()
     """The token registry: ERC-20 contracts whose ``transfer(to, amount)`` may be signed."""
+    chain_id: int | None = None
+    """The chain this signer signs for; a SafeTx made for another chain id is refused before
+    anything is decoded (``None``: the SafeTx's own, as before chains were more than one)."""
+    native_asset: str = ETHER_ASSET
+    """The asset code statements name for the chain's native coin (``ETH``; ``BNB`` on BNB
+    Chain), so the policy's ceiling, allowlist and veto threshold of that coin apply to it."""
 
     def __post_init__(self) -> None:
         normalised = frozenset(checksum_address(a, "allowed_tokens") for a in self.allowed_tokens)
@@ -153,9 +164,14 @@ def decode_action(safe_tx: SafeTx, policy: SigningPolicy) -> Action:
             f"The SafeTx field 'operation' is DELEGATECALL to {safe_tx.to}: it would run that "
             "code with the Safe's own storage and funds, so the signer never signs it."
         )
+    if policy.chain_id is not None and safe_tx.chain_id != policy.chain_id:
+        raise WrongChainError(
+            f"The SafeTx field 'chain_id' is {safe_tx.chain_id}, but this signer signs for chain "
+            f"{policy.chain_id} ({policy.native_asset}); refusing to sign."
+        )
     _refuse_gas_refunds(safe_tx)
     if not safe_tx.data:
-        return EtherTransfer(to=safe_tx.to, amount_wei=safe_tx.value)
+        return EtherTransfer(to=safe_tx.to, amount_wei=safe_tx.value, asset=policy.native_asset)
     if safe_tx.to == safe_tx.safe:
         swap = _decode_swap_owner(safe_tx.data)
         if swap is None or safe_tx.value != 0:
@@ -300,7 +316,7 @@ def spend_under_review(safe_tx: SafeTx, action: Action) -> SpendUnderReview:
     and amount. An owner swap is not a payment and no approval statement covers it.
     """
     if isinstance(action, EtherTransfer):
-        asset, amount, destination = ETHER_ASSET, action.amount_wei, action.to
+        asset, amount, destination = action.asset, action.amount_wei, action.to
     elif isinstance(action, TokenTransfer):
         asset, amount, destination = ERC20_ASSET_PREFIX + action.token, action.amount, action.to
     else:

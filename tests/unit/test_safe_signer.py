@@ -26,6 +26,7 @@ from custody.ethereum.signer import (
     check_against_approval,
     decode_action,
     sign_approved,
+    spend_under_review,
 )
 from custody.exceptions import (
     ApprovalMismatchError,
@@ -34,6 +35,7 @@ from custody.exceptions import (
     SafeTxError,
     UnknownContractError,
     UnsupportedActionError,
+    WrongChainError,
 )
 from custody.keys import cosigner_keys
 from custody.secret import SecretBytes
@@ -72,6 +74,28 @@ def test_decodes_ether_token_and_owner_swap() -> None:
     assert isinstance(action, OwnerSwap)
     assert action.old_owner.lower() == owners[1]
     assert action.new_owner.lower() == owners[2]
+
+
+def test_a_signer_of_one_chain_refuses_another_chains_safe_tx() -> None:
+    """A signer set for BNB Chain's devnet id refuses a SafeTx made for the ether chain (its
+    signature would be a valid owner signature there), before decoding anything."""
+    bnb = SigningPolicy(frozenset({TOKEN}), chain_id=31339, native_asset="BNB")
+    with pytest.raises(WrongChainError, match=r"'chain_id' is 31337.*chain 31339"):
+        approve(safe_tx(), bnb)
+    with pytest.raises(WrongChainError):
+        decode_action(safe_tx(operation=Operation.CALL, data=b"", chain_id=1), bnb)
+    assert decode_action(safe_tx(chain_id=31339), bnb) == EtherTransfer(safe_tx().to, 10**18, "BNB")
+
+
+def test_the_native_coin_is_named_as_the_chains_policy_says() -> None:
+    """A plain value transfer on BNB Chain is reviewed as BNB, so the statements, ceiling and
+    window threshold of BNB apply to it, never ether's."""
+    bnb = SigningPolicy(chain_id=31339, native_asset="BNB")
+    tx = safe_tx(chain_id=31339, value=3 * 10**18 // 2)
+    action = decode_action(tx, bnb)
+    assert action.describe().startswith("send 1.5 BNB (1500000000000000000 wei)")
+    assert spend_under_review(tx, action).asset == "BNB"
+    assert spend_under_review(safe_tx(), decode_action(safe_tx(), POLICY)).asset == "ETH"
 
 
 @pytest.mark.parametrize(

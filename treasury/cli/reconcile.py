@@ -21,7 +21,7 @@ from treasury.reconcile import (
     newest_results,
     reconcile_now,
 )
-from treasury.reconcile.records import CursorRow, RunRow
+from treasury.reconcile.records import WARNING_KINDS, CursorRow, RunRow
 from treasury.reconcile.retries import describe
 
 app = typer.Typer(
@@ -54,6 +54,7 @@ def now() -> None:
             settings=configured.reconcile,
             progress=typer.echo,
             evm_chains=configured.evm_chains,
+            reserve_chain=configured.reserve_chain(),
         )
     except (TreasuryError, CustodyError) as exc:
         raise fail(exc, ERROR_EXIT_CODE) from None
@@ -96,7 +97,8 @@ def status() -> None:
                     f"difference {result.difference} base units at block {result.height}"
                 )
             alarms = list_alarms(session, only_open=True)
-            typer.echo(f"{len(alarms)} open alarm(s)" + (": spends are blocked" if alarms else ""))
+            blocking = [a for a in alarms if a.kind not in WARNING_KINDS]
+            typer.echo(f"{len(alarms)} open alarm(s)" + (": spends are blocked" if blocking else ""))
             for alarm in alarms:
                 acks = ", ".join(f"{a.officer_name} ({a.role})" for a in alarm.acknowledgements)
                 typer.echo(

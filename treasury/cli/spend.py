@@ -28,10 +28,10 @@ from custody.authority import (
     load_public_key,
     sign_digest,
 )
-from custody.ethereum import EthChain, SafeVaults, SigningPolicy
-from custody.ethereum.rpc import EvmRPC
+from custody.ethereum import SafeVaults
 from custody.ethereum.signer import ERC20_ASSET_PREFIX, TokenTransfer
 from treasury.authority.statements import human_summary
+from treasury.chains import NATIVE_DECIMALS, chain_for
 from treasury.cli.context import fail
 from treasury.cli.officers import OfficerContext, TokenOption, cli_context
 from treasury.cli.review import (
@@ -39,7 +39,6 @@ from treasury.cli.review import (
     btc,
     coin_units,
     confirm_before_shares,
-    eth,
     paid,
     review_bitcoin_spend,
     safe_lines,
@@ -58,12 +57,12 @@ from treasury.settings import (
     ETH_RELAYER_ENV,
     SAFE_VAULT_ENV,
 )
-from treasury.spenders import require_roster_genesis
+from treasury.spenders import chain_signing_policy, require_roster_genesis
 from treasury.wiring import (
     BTC,
     institution_transcript,
+    paying_safe,
     resolve_asset,
-    safe_vault,
     spender_for_proposal,
     token_registry,
     vault_of,
@@ -79,7 +78,8 @@ app = typer.Typer(
         f"{BTC_FEE_RATE_ENV} (default 2) and {BTC_MAX_FEE_ENV} (default 50000). The Safe pays no "
         f"gas: a relayer does, {ETH_RELAYER_ENV} (an address the node signs for) or, on a devnet, "
         f"the node's first account. Confirmations: {', '.join(CONFIRMATIONS_ENV.values())} "
-        "(default 1). Assets: BTC, ETH, and each ERC-20 the reconciler tracks on the Safe's "
+        "(default 1). Assets: BTC, ETH, each further EVM chain's native coin (e.g. BNB, paid from "
+        "that chain's Safe through its node), and each ERC-20 the reconciler tracks on a Safe's "
         "chain, named ERC20:<contract address> or by its tracked symbol (e.g. KGST); amounts are "
         "always whole base units of the asset (satoshi, wei, the token's smallest unit)."
     ),
@@ -150,8 +150,9 @@ def propose(
     asset: str = typer.Option(
         ...,
         help=(
-            "BTC, ETH, or a token tracked on the Safe's chain: ERC20:<contract address> (any "
-            "letter case) or its tracked symbol, e.g. KGST."
+            "BTC, ETH, a further EVM chain's native coin (e.g. BNB), or a token tracked on a "
+            "Safe's chain: ERC20:<contract address> (any letter case) or its tracked symbol, "
+            "e.g. KGST."
         ),
     ),
     amount: int = typer.Option(
@@ -395,12 +396,16 @@ def _bitcoin_lines(session: Session, ctx: OfficerContext, view: ProposalView) ->
 
 
 def _safe_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
-    """The proposal's SafeTx decoded by custody's signer with the Safe's token registry; refused
-    unless it pays the proposal: ether to the destination, or the proposal's token to it."""
-    vaults = SafeVaults(EthChain(EvmRPC(ctx.settings.reserve_rpc_url())), ctx.sessions)
+    """The proposal's SafeTx decoded by custody's signer with the paying Safe's chain, native coin
+    and token registry, read through that chain's node; refused unless it pays the proposal: the
+    chain's native coin to the destination, or the proposal's token to it."""
     with ctx.sessions() as session:
-        tokens = token_registry(session, safe_vault(session, ctx.settings).chain_id)
-    registry = SigningPolicy(frozenset(t.address for t in tokens.values()))
+        safe = paying_safe(session, view.asset, ctx.settings)
+        tokens = token_registry(session, safe.chain_id)
+    vaults = SafeVaults(chain_for(ctx.settings.reserve_chains(), safe.chain_id), ctx.sessions)
+    registry = chain_signing_policy(
+        frozenset(t.address for t in tokens.values()), safe.chain_id, safe.native_asset
+    )
     approval = vaults.approval(str(view.tx_hash), registry)
     action = approval.action
     token = tokens.get(view.asset)
@@ -421,18 +426,19 @@ def _safe_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
 
 
 def _amount_line(ctx: OfficerContext, view: ProposalView) -> str:
-    """The proposal's amount in its asset's units: BTC, ETH, or a tracked token's symbol."""
+    """The proposal's amount in its asset's units: BTC, an EVM chain's native coin (``ETH``,
+    ``BNB``: 18 decimals, wei), or a tracked token's symbol."""
     if view.asset == BTC:
         return btc(view.amount)
     if view.asset.startswith(ERC20_ASSET_PREFIX):
         with ctx.sessions() as session:
-            token = token_registry(session, safe_vault(session, ctx.settings).chain_id).get(
-                view.asset
-            )
+            token = token_registry(
+                session, paying_safe(session, view.asset, ctx.settings).chain_id
+            ).get(view.asset)
         if token is None:
             return f"{view.amount} base units of {view.asset}"
         return coin_units(view.amount, token.decimals, token.symbol, f"base units of {view.asset}")
-    return eth(view.amount)
+    return coin_units(view.amount, NATIVE_DECIMALS, view.asset, "wei")
 
 
 def _review_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:

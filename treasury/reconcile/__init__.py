@@ -6,7 +6,9 @@ proposal back to ``broadcast``: ``settlement.py``), fails spends the node droppe
 a timeout (``drops.py``), authorises an outflow only on
 the officers' verified signed statements (``authorisation.py``), compares balances, and raises
 alarms (``alarms.py``) that block spends through the policy gate (``gate.py``) until officers
-acknowledge them. ``treasury.scheduler`` runs it on an interval, one process at a time (``lock.py``),
+acknowledge them. Each chain's configured relayer has its float booked too: top-ups, the gas of
+the Safes' executions as fees, and a low-balance warning that does not block (``relayers.py``).
+``treasury.scheduler`` runs it on an interval, one process at a time (``lock.py``),
 retrying a run whose node was unreachable (``retries.py``).
 """
 
@@ -31,6 +33,7 @@ from treasury.reconcile.gate import ReconcileGate, newest_results, reconciliatio
 from treasury.reconcile.lock import run_lock
 from treasury.reconcile.reconciler import Reconciler, RunReport, VaultOutcome
 from treasury.reconcile.records import RECONCILE_TABLES, AlarmKind, RunStatus
+from treasury.reconcile.relayers import RelayerWatch, relayer_floats, relayer_watches
 from treasury.reconcile.service import (
     ReconcileSettings,
     configured_nodes,
@@ -52,6 +55,7 @@ __all__ = [
     "ReconcileGate",
     "ReconcileSettings",
     "Reconciler",
+    "RelayerWatch",
     "RunReport",
     "RunStatus",
     "TrackedToken",
@@ -69,6 +73,8 @@ __all__ = [
     "newest_results",
     "reconcile_now",
     "reconciliation_gate",
+    "relayer_floats",
+    "relayer_watches",
     "run_lock",
     "suspense_account",
     "track_token",

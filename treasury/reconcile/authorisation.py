@@ -67,7 +67,7 @@ from custody.bitcoin.psbt import parse_psbt, unsigned_txid
 from custody.bitcoin.recovery import spend_under_review as recovery_spend_under_review
 from custody.bitcoin.signer import spend_under_review as bitcoin_spend_under_review
 from custody.ethereum.records import SafeTxRow, SafeVaultRow
-from custody.ethereum.signer import SigningPolicy, decode_action
+from custody.ethereum.signer import ETHER_ASSET, SigningPolicy, decode_action
 from custody.ethereum.signer import spend_under_review as safe_spend_under_review
 from custody.ethereum.vault_store import safe_tx_of
 from custody.exceptions import CustodyError
@@ -342,7 +342,9 @@ class Authoriser:
                     f"{event.evidence}"
                 )
             # Any contract may be the token: the statements, not a signer's allowlist, decide.
-            action = decode_action(safe_tx, SigningPolicy(frozenset({safe_tx.to})))
+            native = event.native_asset or ETHER_ASSET
+            policy = SigningPolicy(frozenset({safe_tx.to}), native_asset=native)
+            action = decode_action(safe_tx, policy)
             return safe_spend_under_review(safe_tx, action)
         raise _UnprovenError(f"no SafeTx of {scope} is stored with that hash")
 

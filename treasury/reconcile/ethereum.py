@@ -122,6 +122,11 @@ class EthereumReader(ConfirmedReader[EvmRPC]):
         """Custody's typed reads of the node."""
         return EthChain(self._rpc)
 
+    @property
+    def node(self) -> EthChain:
+        """The node, as custody reads it (for the relayer's reader)."""
+        return self._chain
+
     def chain_id(self) -> int:
         """The node's chain id; ``NodeUnavailableError`` if it is not the configured one (the
         configured chain's node is then missing, as if it did not answer)."""
@@ -218,7 +223,9 @@ def _movements(
                     )
                 )
         elif isinstance(event, SafeExecuted):
-            spends.append(SpendEvent(at.tx_hash, event.safe_tx_hash, at.block))
+            spends.append(
+                SpendEvent(at.tx_hash, event.safe_tx_hash, at.block, native_asset=native.code)
+            )
             if event.ether_sent_wei:
                 movements.append(
                     Movement(

@@ -1,7 +1,9 @@
 """The reconciliation side of the spend policy's gate (``treasury.policy.ReconciliationGate``).
 
 ``ReconcileGate().latest(session, asset)`` says ``mismatched`` while any alarm is open (an
-unexplained outflow means keys were used outside the system, so every asset stops), or while
+unexplained outflow means keys were used outside the system, so every asset stops; warnings,
+``WARNING_KINDS`` such as a relayer low on gas, do not count: stopping spends would not refill
+it, and the refill is no spend), or while
 the newest result of any vault holding the asset differs from the ledger; otherwise ``matched``
 as of the oldest of those vaults' newest checks, so the policy's maximum age catches a stale
 cursor. ``None`` (no spend allowed) until a vault holding the asset has been reconciled.
@@ -13,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from treasury.policy import ReconciliationFacts, ReconciliationOutcome
-from treasury.reconcile.records import AlarmRow, ResultRow
+from treasury.reconcile.records import WARNING_KINDS, AlarmRow, ResultRow
 
 
 def newest_results(session: Session, gate_asset: str | None = None) -> list[ResultRow]:
@@ -31,7 +33,10 @@ class ReconcileGate:
 
     def latest(self, session: Session, asset: str) -> ReconciliationFacts | None:
         alarm = session.scalar(
-            select(AlarmRow).where(AlarmRow.cleared_at.is_(None)).order_by(AlarmRow.id.desc())
+            select(AlarmRow)
+            .where(AlarmRow.cleared_at.is_(None), AlarmRow.kind.not_in(WARNING_KINDS))
+            .order_by(AlarmRow.id.desc())
+            .limit(1)
         )
         if alarm is not None:
             return ReconciliationFacts(ReconciliationOutcome.MISMATCHED, alarm.raised_at)

@@ -64,6 +64,9 @@ class SpendEvent:
     the wallet saw it; the fee the officers capped is checked against this, not against a stored
     PSBT's input amounts, which the txid does not cover. ``None`` on Safes (the SafeTx hash covers
     every ether it can send)."""
+    native_asset: str | None = None
+    """Safes: the code of their chain's native coin (``ETH``, ``BNB``), which statements name for
+    a plain value transfer; ``None`` on Bitcoin."""
 
 
 @dataclass(frozen=True)

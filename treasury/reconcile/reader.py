@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar
 
@@ -75,6 +75,15 @@ class ConfirmedReader(ABC, Generic[Client]):
     def chain(self) -> str:
         """The chain named in this reader's observations."""
         return self.kind.chain
+
+    @property
+    def min_confirmations(self) -> int:
+        """Blocks a movement must be deep before it is booked."""
+        return self._min_conf
+
+    def answering(self) -> AbstractContextManager[None]:
+        """``_node_answers`` for readers of the same node outside this class (the relayer's)."""
+        return self._node_answers()
 
     @contextmanager
     def _node_answers(self) -> Iterator[None]:

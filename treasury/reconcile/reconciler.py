@@ -39,6 +39,7 @@ from treasury.reconcile.refresh import (
     check_alarm_percent,
     watch_refresh,
 )
+from treasury.reconcile.relayers import RelayerWatch, watch_relayer
 from treasury.recovery_vaults import RecoveryVaultRow
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,11 @@ class Reconciler:
         refresh_alarm_percent_left: int = DEFAULT_REFRESH_ALARM_PERCENT_LEFT,
         clock: Clock = utc_now,
         progress: Progress = no_progress,
+        relayers: Sequence[RelayerWatch] = (),
     ) -> None:
         self._sessions = sessions
+        self._relayers = tuple(relayers)
+        """Each chain's configured relayer, its float booked and compared after the vaults."""
         self._refresh_percent = check_alarm_percent(refresh_alarm_percent_left)
         self._bitcoin = bitcoin
         self._ethereum: tuple[EthereumReader, ...] = (
@@ -117,6 +121,7 @@ class Reconciler:
         run_id = self._start()
         booker = Booker(run_id, self._clock, self._progress, drop_timeout=self._drop_timeout)
         outcomes = [self._vault(booker, run_id, job) for job in self._jobs()]
+        outcomes += [self._relayer(run_id, watch) for watch in self._relayers]
         refresh = self._watch_refresh(run_id)
         failed = [o for o in outcomes if not o.ok]
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
@@ -250,6 +255,26 @@ class Reconciler:
         return VaultOutcome(
             job.scope, True, applied.booked, applied.reversed, observation.target.height
         )
+
+    def _relayer(self, run_id: int, watch: RelayerWatch) -> VaultOutcome:
+        """Book and compare one relayer (``relayers.py``); a failure fails the run, like a vault's."""
+        scope = f"relayer:{watch.reader.expected_chain_id or 'first-chain'}:{watch.relayer}"
+        try:
+            found = watch_relayer(self._sessions, watch, run_id=run_id, clock=self._clock)
+        except NodeUnavailableError as exc:
+            self._node_down(run_id, _VaultJob(scope, "ethereum", self._down(None)), str(exc))
+            return VaultOutcome(scope, ok=False, error=str(exc), unreachable=True)
+        except (TreasuryError, ReconcileError) as exc:
+            log.error("reconciling %s failed: %s", scope, exc, extra={"run_id": run_id})
+            return VaultOutcome(scope, ok=False, error=str(exc))
+        except Exception as exc:  # a node's unexpected answer must not stop the run's record
+            log.exception("reconciling %s failed", scope, extra={"run_id": run_id})
+            return VaultOutcome(scope, ok=False, error=f"{type(exc).__name__}: {exc}")
+        self._progress(
+            f"{found.scope}: block {found.height}, {found.booked} booked, float "
+            f"{found.ledger_balance} (chain {found.chain_balance}){', LOW' if found.low else ''}"
+        )
+        return VaultOutcome(found.scope, True, found.booked, 0, found.height)
 
     def _watch_refresh(self, run_id: int) -> list[RefreshOutcome]:
         """The recovery vaults' windows and refresh alarms (``refresh.py``), after the bookings."""

@@ -96,6 +96,17 @@ class AlarmKind(enum.StrEnum):
     """An institution's share holders signed without the officers' statements (emergency path)."""
     RETIRED_VAULT_DEPOSIT = "retired_vault_deposit"
     """A deposit reached a vault retired by a rotation (its keys include a replaced one)."""
+    RELAYER_UNEXPLAINED = "relayer_unexplained"
+    """The relayer sent a transaction that is no execution of a reserve Safe (its key was used
+    outside the treasury); its cost is booked to the relayer's unexplained outflows."""
+    RELAYER_LOW = "relayer_low"
+    """A warning, not a block: the relayer's coin is below its threshold; top it up. Cleared by
+    the reconciler itself once the chain shows it refilled (``reconcile/relayers.py``)."""
+
+
+WARNING_KINDS = frozenset({AlarmKind.RELAYER_LOW})
+"""Alarm kinds that ask for an action outside the spend workflow and do not say the books are
+wrong: the spend gate ignores them (``gate.py``), and the reconciler clears them itself."""
 
 
 class CursorRow(Base):

@@ -7,7 +7,7 @@ the edge); credentials are read at run time and never stored with the job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +31,7 @@ from treasury.reconcile.observation import Progress, no_progress
 from treasury.reconcile.reconciler import DEFAULT_MAX_CURSOR_AGE_S, Reconciler, RunReport
 from treasury.reconcile.records import TrackedTokenRow
 from treasury.reconcile.refresh import DEFAULT_REFRESH_ALARM_PERCENT_LEFT
+from treasury.reconcile.relayers import relayer_watches
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,14 @@ def reconcile_now(
     clock: Clock = utc_now,
     progress: Progress = no_progress,
     evm_chains: Sequence[EvmChainSettings] = (),
+    reserve_chain: EvmChainSettings | None = None,
 ) -> RunReport:
     """Run once if no other process is reconciling (else a skipped report), and dispose after.
 
     ``evm`` is the reserve's first EVM chain; ``evm_chains`` the further ones
-    (``Settings.evm_chains``), each read by its own reader.
+    (``Settings.evm_chains``), each read by its own reader. Each chain's configured relayer is
+    watched (``relayers.py``): the further chains' come with them, the first's with
+    ``reserve_chain`` (``Settings.reserve_chain()``), read through ``evm``.
     """
     settings = settings or ReconcileSettings()
     ethereum = (
@@ -81,6 +85,9 @@ def reconcile_now(
         ]
     )
     ethereum += chain_readers(evm_chains, progress=progress)
+    relayed = list(evm_chains)
+    if evm is not None and reserve_chain is not None and reserve_chain.relayer is not None:
+        relayed.insert(0, replace(reserve_chain, rpc_url=evm.url))
     engine = make_engine(url)
     try:
         with run_lock(engine) as held:
@@ -102,6 +109,7 @@ def reconcile_now(
                 refresh_alarm_percent_left=settings.refresh_alarm_percent_left,
                 clock=clock,
                 progress=progress,
+                relayers=relayer_watches(relayed),
             )
             return reconciler.run()
     finally:

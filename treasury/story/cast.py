@@ -15,10 +15,14 @@ from treasury.officers import Role
 
 SATS_PER_BTC = 100_000_000
 WEI_PER_ETH = 10**18
+WEI_PER_BNB = 10**18
+"""BNB, the second chain's native coin, has 18 decimals like ether."""
 BTC_VAULT = "reserve"
 SAFE_VAULT = "reserve"
 TOKEN_SYMBOL = "KGST"  # noqa: S105 - an ERC-20 ticker, not a credential
 TOKEN_DECIMALS = 18
+KGST = 10**TOKEN_DECIMALS
+"""One KGST in base units."""
 DECREE = "Decree No. 112 of the Cabinet of Ministers"
 FEE_RATE_SAT_VB = Decimal(2)
 MAX_FEE_SATS = 50_000
@@ -63,13 +67,46 @@ POLICY: dict[str, Any] = {
             "daily_limit": 20 * WEI_PER_ETH,
             "veto_threshold": 5 * WEI_PER_ETH,
         },
+        "BNB": {
+            "per_tx_limit": 10 * WEI_PER_BNB,
+            "daily_limit": 20 * WEI_PER_BNB,
+            "veto_threshold": 5 * WEI_PER_BNB,
+        },
     },
     "veto_window_seconds": 24 * 3600,
     "allowlist": {"required": 2, "delay_seconds": int(ALLOWLIST_DELAY.total_seconds())},
     "reconciliation_max_age_seconds": 6 * 3600,
     "proposal_ttl_seconds": 7 * 24 * 3600,
 }
-"""The written policy: any 2 of the 3 institutions, limits per asset, allowlist after 48 h."""
+"""The written policy: any 2 of the 3 institutions, limits per asset, allowlist after 48 h.
+
+The story token's limits are added under its asset code once it is deployed (``story_policy``)."""
+
+TOKEN_LIMITS = {
+    "per_tx_limit": 50_000 * KGST,
+    "daily_limit": 100_000 * KGST,
+    "veto_threshold": 50_000 * KGST,
+}
+"""The policy's limits of the story token (KGST), in base units."""
+DECREE_CEILINGS = {"BTC": 2 * SATS_PER_BTC, "ETH": 20 * WEI_PER_ETH, "BNB": 5 * WEI_PER_BNB}
+"""What the decree authorises per native coin; the token's is ``TOKEN_CEILING``."""
+TOKEN_CEILING = 100_000 * KGST
+
+
+def story_policy(token_code: str | None) -> dict[str, Any]:
+    """``POLICY`` with the story token's limits under its code ``ERC20:<contract>`` (the policy
+    limits each asset by its code, and a token's code is known once it is deployed)."""
+    if token_code is None:
+        return POLICY
+    return {**POLICY, "assets": {**POLICY["assets"], token_code: TOKEN_LIMITS}}
+
+
+def decree_ceilings(token_code: str | None) -> dict[str, int]:
+    """The decree's ceilings per asset code, the story token's included once it is deployed."""
+    if token_code is None:
+        return dict(DECREE_CEILINGS)
+    return {**DECREE_CEILINGS, token_code: TOKEN_CEILING}
+
 
 TREASURY_ADMIN = "Treasury administrator"
 """MOF's admin: sets the treasury's policy and decree."""

@@ -59,7 +59,7 @@ from treasury.reconcile import (
     reconcile_now,
     track_token,
 )
-from treasury.spenders import BitcoinSpender, SafeSpender
+from treasury.spenders import BitcoinSpender, SafeSpender, chain_signing_policy
 from treasury.story.cast import (
     ADMINS,
     ALLOWLIST_DELAY,
@@ -76,13 +76,13 @@ from treasury.story.cast import (
     PROPOSER,
     RECONCILE_EVERY,
     SAFE_VAULT,
-    SATS_PER_BTC,
     SHARE_THRESHOLD,
     TOKEN_DECIMALS,
     TOKEN_SYMBOL,
     TREASURY_ADMIN,
     VAULT_THRESHOLD,
-    WEI_PER_ETH,
+    decree_ceilings,
+    story_policy,
 )
 from treasury.story.clock import StoryClock
 from treasury.story.officer_keys import OfficerKeyring
@@ -110,6 +110,7 @@ from treasury.story.translated import (
 )
 from treasury.story.units import human_duration, token_units
 from treasury.wiring import configured_workflow
+from treasury.wiring import token_code as erc20_code
 from treasury.workflow_exceptions import ProposalTransitionError
 
 Echo = Callable[[str], None]
@@ -304,6 +305,8 @@ class Reserve:
             remaining -= step
             self.bitcoin.mine(1)
             self.evm.rpc.call("evm_mine")
+            if self.second_chain is not None:
+                self.second_chain.node.rpc.call("evm_mine")
             self.reconcile(lambda _line: None)
             runs += 1
         echo(f"   {human_duration(delta)} pass; the scheduler reconciled {runs} times meanwhile")
@@ -329,7 +332,7 @@ class Reserve:
                 if Role.ADMIN in roles:
                     admins[code] = self.officers[name]
             admin = self.officers[TREASURY_ADMIN]
-            policy = set_policy(session, admin, POLICY, now=now)
+            policy = set_policy(session, admin, story_policy(self.token_code), now=now)
             add_legal_basis(
                 session,
                 admin,
@@ -337,7 +340,7 @@ class Reserve:
                     DECREE,
                     "Rebalancing of the national reserve",
                     now + timedelta(days=30),
-                    {"BTC": 2 * SATS_PER_BTC, "ETH": 20 * WEI_PER_ETH},
+                    decree_ceilings(self.token_code),
                 ),
                 now=now,
             )
@@ -408,10 +411,17 @@ class Reserve:
             self.sessions, story_settings(self.second_chain), clock=self.clock
         )
 
+    @property
+    def token_code(self) -> str | None:
+        """The story token's asset code ``ERC20:<contract>`` (``None`` before it is deployed)."""
+        return None if self.token is None else erc20_code(self.token)
+
     def spenders(self) -> dict[str, BitcoinSpender | SafeSpender]:
-        """The custody signers of both chains behind the workflow's ``ChainSpender``; each tells
-        ``verifications`` whose signatures it verified before signing."""
-        return {
+        """The custody signers behind the workflow's ``ChainSpender``, per asset code: bitcoin,
+        ether and the story token from the first chain's Safe, and the second chain's native coin
+        from its own Safe once it is open; each tells ``verifications`` whose signatures it
+        verified before signing."""
+        spenders: dict[str, BitcoinSpender | SafeSpender] = {
             "BTC": BitcoinSpender(
                 self.sessions,
                 self.bitcoin.rpc,
@@ -431,6 +441,31 @@ class Reserve:
                 on_verified=self._verified,
             ),
         }
+        if self.token is not None and self.token_code is not None:
+            spenders[self.token_code] = SafeSpender(
+                self.safes,
+                SAFE_VAULT,
+                self.institutions,
+                sessions=self.sessions,
+                relayer=self.relayer,
+                token=self.token,
+                policy=SigningPolicy(frozenset({self.token})),
+                on_verified=self._verified,
+            )
+        second = self.second_chain
+        if second is not None:
+            native = second.settings.native_asset
+            spenders[native] = SafeSpender(
+                SafeVaults(EthChain(second.node.rpc), self.sessions),
+                second.safe.name,
+                self.institutions,
+                sessions=self.sessions,
+                relayer=second.relayer,
+                policy=chain_signing_policy(frozenset(), second.safe.chain_id, native),
+                on_verified=self._verified,
+                native_asset=native,
+            )
+        return spenders
 
     def _verified(
         self, institution: str, tx_hash: str, authorization: VerifiedAuthorization

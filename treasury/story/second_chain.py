@@ -59,6 +59,8 @@ class SecondChain:
     node: EvmNode
     settings: EvmChainSettings
     safe: SafeVault
+    relayer: str
+    """The chain's funded devnet account that pays the Safe's gas (deployment, executions)."""
 
     def connected(self) -> tuple[ConnectedChain, ...]:
         """The chain list the reconciler and the attestation take (its node checked)."""
@@ -101,7 +103,7 @@ def open_second_chain(reserve: StoryReserve, node: EvmNode, echo: Echo) -> Secon
     chain.transact(payer, safe.address, b"", action="fund the BNB Safe", value=BNB_DEPOSIT_WEI)
     coins = format_amount(BNB_DEPOSIT_WEI, NATIVE_DECIMALS).rstrip("0").rstrip(".")
     echo(f"   {coins} BNB ({BNB_DEPOSIT_WEI} wei) paid into the BNB Safe")
-    return SecondChain(node, settings, safe)
+    return SecondChain(node, settings, safe, payer)
 
 
 def attest_chains(second: SecondChain | None) -> tuple[ConnectedChain, ...]:
