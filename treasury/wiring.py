@@ -263,6 +263,12 @@ def _safe_tokens(
     found: dict[str, tuple[RegisteredToken, SafeRef]] = {}
     for safe in chain_safes(session, settings).values():
         for code, token in token_registry(session, safe.chain_id).items():
+            if code in found:  # a row written past ``track_token``, which refuses this
+                raise NotConfiguredError(
+                    f"The token code {code} is tracked on chains {found[code][1].chain_id} and "
+                    f"{safe.chain_id}; one code must name one token, so neither is spent until "
+                    "one of the two is no longer tracked."
+                )
             found[code] = (token, safe)
     return found
 

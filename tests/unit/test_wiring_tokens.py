@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from custody.devnet.binaries import NODES_DIR_ENV
 from custody.ethereum.records import SafeVaultRow
 from treasury import migrate
+from treasury.chains import EvmChainSettings
 from treasury.db import make_engine, session_factory
 from treasury.policy import ReconciliationOutcome
 from treasury.reconcile import eth_scope, holdings_account, track_token
-from treasury.reconcile.records import ResultRow, RunRow, RunStatus
+from treasury.reconcile.errors import ReconcileConfigError
+from treasury.reconcile.records import ResultRow, RunRow, RunStatus, TrackedTokenRow
 from treasury.settings import RESERVE_RPC_URL_ENV, SAFE_VAULT_ENV, Settings
 from treasury.wiring import (
     TokenReconcileGate,
@@ -158,3 +160,27 @@ def test_the_gate_answers_for_a_token_code_with_the_reconcilers_result_for_that_
         assert facts is not None
         assert facts.outcome is ReconciliationOutcome.MISMATCHED
         assert gate.latest(session, "ERC20:" + to_checksum_address(FOREIGN)) is None
+
+
+def test_one_token_address_is_tracked_on_one_chain_only(sessions: sessionmaker[Session]) -> None:
+    """The asset code ERC20:<contract> carries no chain id, so the same contract address on a
+    second chain (a deterministic deployment) is refused by ``track_token``; a row a database
+    writer adds past it makes the wiring refuse to spend either token rather than merge them."""
+    with (
+        sessions.begin() as session,
+        pytest.raises(ReconcileConfigError, match="already tracked on chain"),
+    ):
+        track_token(session, OTHER_CHAIN_ID, KGST.lower(), "KGST", 18)
+    with sessions.begin() as session:
+        session.add(
+            TrackedTokenRow(chain_id=OTHER_CHAIN_ID, address=KGST, symbol="KGST", decimals=18)
+        )
+        session.add(
+            SafeVaultRow(
+                name="bnb", chain_id=OTHER_CHAIN_ID, address="0x" + "cd" * 20, threshold=2, nonce=0
+            )
+        )
+    with sessions() as session:
+        chains = (EvmChainSettings("bnb", None, OTHER_CHAIN_ID, native_asset="BNB"),)
+        with pytest.raises(NotConfiguredError, match="one code must name one token"):
+            spendable_assets(session, Settings(evm_chains=chains))

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.bitcoin.rpc import BitcoinRPC
 from custody.clock import Clock, utc_now
 from custody.ethereum.rpc import EvmRPC
+from custody.ethereum.signer import ERC20_ASSET_PREFIX
 from custody.nodes import NodeEndpoints
 from treasury.chains import EvmChainSettings
 from treasury.db import make_engine, session_factory
@@ -127,6 +128,21 @@ def track_token(session: Session, chain_id: int, address: str, symbol: str, deci
             TrackedTokenRow.chain_id == chain_id, TrackedTokenRow.address == address
         )
     )
+    elsewhere = session.scalar(
+        select(TrackedTokenRow.chain_id).where(
+            TrackedTokenRow.chain_id != chain_id,
+            func.lower(TrackedTokenRow.address) == address.lower(),
+        )
+    )
+    if elsewhere is not None:
+        # The asset code ERC20:<contract> carries no chain id, so the same contract address on
+        # two chains (a deterministic deployment, the same deployer and nonce) would be one asset
+        # in the ledger, the policy's limits and the attestation's registry: refused outright.
+        raise ReconcileConfigError(
+            f"The token contract {address} is already tracked on chain {elsewhere}; its asset "
+            f"code {ERC20_ASSET_PREFIX}{address} would name two tokens, so it cannot also be "
+            f"tracked on chain {chain_id}."
+        )
     if existing is None:
         session.add(
             TrackedTokenRow(chain_id=chain_id, address=address, symbol=symbol, decimals=decimals)
