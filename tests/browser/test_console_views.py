@@ -127,9 +127,16 @@ class Served:
     url: str
 
 
-def _served(url: str) -> Iterator[Served]:
+def _served(url: str, *, relayer_low: bool = False) -> Iterator[Served]:
     world = build_world(url)
     _reserve_with_history(world)
+    if relayer_low:  # a warning beside the blocking alarm, so both read in every language
+        with world.sessions.begin() as session:
+            raise_alarm(
+                session, AlarmKind.RELAYER_LOW, "test:relayer:1", "relayer:31337:0x14dC",
+                "The relayer 0x14dC...9955 holds 0.01 ETH, below its 0.05 ETH threshold.",
+                asset="ETH", clock=world.clock,
+            )  # fmt: skip
     app = create_app(
         world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
     )
@@ -149,8 +156,9 @@ def served_views(db_url: str) -> Iterator[Served]:
 @pytest.fixture
 def served_views_layout(sqlite_url: str) -> Iterator[Served]:
     """The same, on SQLite only: the layout matrix (4 widths x 3 languages x 5 views, axe on
-    each) measures the pages, not the database; the data they show is checked on both."""
-    yield from _served(sqlite_url)
+    each) measures the pages, not the database; the data they show is checked on both. It also
+    carries a relayer's low-gas warning."""
+    yield from _served(sqlite_url, relayer_low=True)
 
 
 def _log_in(page: Page, url: str, token: str) -> None:
@@ -176,6 +184,12 @@ def test_views_read_well_at_every_width_and_language(
                     page.goto(f"{served_views_layout.url}/console/{name}?lang={lang}")
                     assert page.locator("html").get_attribute("lang") == lang
                     assert page.locator("[data-key-figure]").count() > 0, name
+                    if name == "alarms":
+                        advice = CATALOGUES[lang].text("views.alarms.todo.relayer_low")
+                        assert advice.replace("`", "") in page.inner_text("#open-alarm-list")
+                        warning = page.locator("#open-alarm-list > li.status-warning")
+                        assert warning.count() == 1  # a warning, not shown as a block
+                        assert "reconcile ack" not in warning.inner_text()  # it clears itself
                     page.screenshot(
                         path=str(screenshots / f"console-{name}-{lang}-{width}.png"),
                         full_page=True,

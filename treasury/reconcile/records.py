@@ -103,6 +103,12 @@ class AlarmKind(enum.StrEnum):
     """A warning, not a block: the relayer's coin is below its threshold; top it up. Cleared by
     the reconciler itself once the chain shows it refilled (``reconcile/relayers.py``)."""
 
+    @property
+    def is_warning(self) -> bool:
+        """Whether this kind is a warning (``WARNING_KINDS``): it blocks no spend, and the
+        console shows it as a warning rather than as a block."""
+        return self in WARNING_KINDS
+
 
 WARNING_KINDS = frozenset({AlarmKind.RELAYER_LOW})
 """Alarm kinds that ask for an action outside the spend workflow and do not say the books are
