@@ -60,13 +60,14 @@ from treasury.settings import Settings
 from treasury.spenders import authority_evidence
 from treasury.wiring import (
     BTC,
+    chain_safes,
     custody_institutions,
     institution_transcript,
-    safe_vault,
     spender_for_proposal,
     token_registry,
 )
 from treasury.workflow_exceptions import (
+    NotConfiguredError,
     ProposalTransitionError,
     TransactionMismatchError,
     WorkflowInputError,
@@ -125,13 +126,24 @@ def _safe_part(
     store = VaultStore(sessions)
     proposal = store.proposal(tx_hash)
     vault = store.vault(proposal.vault_name)
-    tokens = token_registry(session, safe_vault(session, settings).chain_id)
+    chain_id = proposal.safe_tx.chain_id
+    paying = next(
+        (s for s in chain_safes(session, settings).values() if s.name == proposal.vault_name),
+        None,
+    )
+    if paying is None or paying.chain_id != chain_id:
+        raise NotConfiguredError(
+            f"The Safe {proposal.vault_name!r} (chain {chain_id}) pays none of the configured "
+            "chains' coins; configure its chain before exporting its signing request."
+        )
+    tokens = token_registry(session, chain_id)
     return SafePart(
         proposal.vault_name,
         proposal.safe_tx,
         vault.owner(name).address,
         frozenset(t.address for t in tokens.values()),
         tuple(signature for _institution, signature in proposal.signatures),
+        native_asset=paying.native_asset,
     )
 
 

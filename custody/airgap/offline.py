@@ -31,7 +31,6 @@ from custody.clock import Clock, utc_now
 from custody.ethereum.safe_signature import OwnerSignature
 from custody.ethereum.signer import (
     KeyQuorum,
-    SigningPolicy,
     approve,
     cosign_safe_tx,
 )
@@ -77,7 +76,7 @@ def _bitcoin_lines(
 
 
 def _safe_lines(part: SafePart) -> tuple[SpendUnderReview, list[str]]:
-    policy = SigningPolicy(part.allowed_tokens)
+    policy = part.policy()
     approval = approve(part.safe_tx, policy)
     spend = safe_spend(part.safe_tx, approval.action)
     return spend, [
@@ -160,7 +159,7 @@ def sign_request(
             raise NotACosignerError("The signer did not verify the officers' statements.")
         return Signed(signed.authorization, psbt_text=signed.psbt)
     quorum = KeyQuorum(request.signer.institution, shares, passphrase, request.signer.fingerprint)
-    policy = SigningPolicy(part.allowed_tokens)
+    policy = part.policy()
     result = cosign_safe_tx(
         part.safe_tx,
         approve(part.safe_tx, policy),

@@ -17,6 +17,7 @@ The offline signer writes ``<stem>.signed.psbt`` (+ ``.b64``) or ``<stem>.signat
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from custody.bitcoin.psbt import unsigned_txid
 from custody.bitcoin_network import BitcoinNetwork
 from custody.ethereum.safe_signature import OwnerSignature
 from custody.ethereum.safe_tx import SafeTx, checksum_address
+from custody.ethereum.signer import ETHER_ASSET, SigningPolicy
 from custody.exceptions import CustodyError
 
 REQUEST_FORMAT = "national-reserve/signing-request/1"
@@ -46,6 +48,7 @@ REQUEST_SUFFIX = ".request.json"
 TYPED_DATA_SUFFIX = ".typed-data.json"
 SIGNED_PSBT_SUFFIX = ".signed.psbt"
 SIGNATURE_SUFFIX = ".signature.json"
+NATIVE_ASSET_PATTERN = re.compile(r"[A-Z0-9]{2,10}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,17 @@ class SafePart:
     owner: str
     allowed_tokens: frozenset[str]
     signatures: tuple[OwnerSignature, ...] = ()
+    native_asset: str = ETHER_ASSET
+    """The code the statements name for the chain's native coin (``ETH``; ``BNB`` on BNB
+    Chain). A wrong one cannot authorise anything: the officers' statements name the coin, so
+    a mismatch is refused; it only lets a spend of another chain's coin be reviewed by name."""
+
+    def policy(self) -> SigningPolicy:
+        """The signer's policy for this transaction: the token registry, bound to the chain id
+        the typed data's domain commits to and naming that chain's coin."""
+        return SigningPolicy(
+            self.allowed_tokens, chain_id=self.safe_tx.chain_id, native_asset=self.native_asset
+        )
 
 
 @dataclass(frozen=True)
@@ -146,6 +160,7 @@ class SigningRequest:
                 "typed_data": safe_tx_typed_data(part.safe_tx),
                 "owner": part.owner,
                 "allowed_tokens": sorted(part.allowed_tokens),
+                "native_asset": part.native_asset,
                 "signatures": [
                     {"owner": s.owner, "signature": "0x" + s.encode().hex()}
                     for s in sorted(part.signatures, key=lambda s: int(s.owner, 16))
@@ -235,7 +250,17 @@ def _safe_part(body: dict[str, Any]) -> SafePart:
         checksum_address(str(body["owner"]), "owner"),
         frozenset(checksum_address(str(a), "allowed_tokens") for a in body["allowed_tokens"]),
         signatures,
+        _native_asset(body.get("native_asset", ETHER_ASSET)),
     )
+
+
+def _native_asset(value: object) -> str:
+    """The request's native coin code: 2-10 capital letters or digits (``ETH``, ``BNB``)."""
+    if not isinstance(value, str) or not NATIVE_ASSET_PATTERN.fullmatch(value):
+        raise RequestFileError(
+            f"The request's native_asset must be 2-10 capital letters or digits, not {value!r}."
+        )
+    return value
 
 
 def _read_json(path: Path, what: str) -> object:

@@ -118,6 +118,42 @@ def test_a_safe_request_survives_its_file_and_is_signed_by_the_owner_key(tmp_pat
     assert safe_tx_from_typed_data(typed) == _safe_tx()
 
 
+def test_a_bnb_chain_request_is_reviewed_and_signed_as_bnb(tmp_path: Path) -> None:
+    """A Safe spend on BNB Chain's devnet id goes through files like ether's: the file names the
+    chain's coin, the signer is bound to the chain id its typed data commits to, reviews the
+    spend as BNB and signs under the statements that name BNB. The coin renamed in the file
+    (to make BNB pass under ether's limits) no longer matches those statements and is refused."""
+    tx = _safe_tx(chain_id=31339)
+    d = Deployment.build(roots={"CB": HDKey.from_seed(SEED)}, names={"CB": "Central Bank"})
+    d.authorise({"BNB": 10**24}, [("BNB", PAYEE)])
+    spend = spend_under_review(tx, approve(tx, SigningPolicy(native_asset="BNB")).action)
+    assert spend.asset == "BNB"
+    statements = [d.statement_for(o, spend, vault="reserve-bnb") for o in ("cb-alice", "mof-carol")]
+    keys = cosigner_keys(SecretBytes(SEED))
+    request = SigningRequest(
+        "18",
+        Signer("Central Bank", keys.fingerprint, 2, True),
+        d.evidence(*statements),
+        SafePart("reserve-bnb", tx, keys.eth_address, frozenset(), native_asset="BNB"),
+    )
+    request_path, _ = write_request(request, tmp_path)
+    read = read_request(request_path)
+    assert read == request
+    assert "send 1 BNB (1000000000000000000 wei)" in "\n".join(review(read, clock=_clock).lines)
+    signed = sign_request(read, _shares(), PASSPHRASE, clock=_clock)
+    assert signed.signature is not None
+    assert signed.signature.owner == keys.eth_address
+    body = json.loads(request_path.read_text())
+    body["safe"]["native_asset"] = "ETH"
+    request_path.write_text(json.dumps(body))
+    with pytest.raises(StatementMismatchError):
+        sign_request(read_request(request_path), _shares(), PASSPHRASE, clock=_clock)
+    body["safe"]["native_asset"] = "bnb; drop"
+    request_path.write_text(json.dumps(body))
+    with pytest.raises(RequestFileError, match="native_asset"):
+        read_request(request_path)
+
+
 def test_typed_data_changed_in_the_file_is_refused(tmp_path: Path) -> None:
     """A value raised in the typed data no longer hashes to the request's hash; with the hash
     changed too, the officers' statements no longer name the transaction."""
