@@ -13,7 +13,8 @@ the same workflow, with a bench spender that stands in for the chain: its transa
 a digest of the request. The roster chain is not founded, so the API takes approvals without a
 signed statement, as it does for every deployment before its genesis; no statement is signed.
 
-Three phases, on one server and one database:
+The server runs ``--workers`` processes (default: one per core; ``treasury api serve`` itself
+defaults to one). Three phases, on one server and one database:
 
 1. **Floor**, one client, one request at a time: each kind's unloaded service time, and the
    server's own floor, a refused request (401, no token) that does no database work.
@@ -84,6 +85,9 @@ from treasury.wiring import configured_workflow
 
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CLIENTS = 50
+WORKERS = os.cpu_count() or 1
+"""Server processes (``treasury api serve --workers``): one per core, as the CLI advises for
+PostgreSQL; one process serves every request under one GIL."""
 REQUESTS = 2_000
 """Requests of the saturation phase, at most."""
 DURATION_S = 60.0
@@ -253,16 +257,17 @@ def set_up(url: str) -> World:
 
 
 @contextmanager
-def api_server(url: str, folder: Path) -> Iterator[str]:
-    """``treasury api serve`` on a free loopback port; stopped (SIGTERM) afterwards."""
+def api_server(url: str, folder: Path, workers: int) -> Iterator[str]:
+    """``treasury api serve --workers N`` on a free loopback port; stopped (SIGTERM) afterwards."""
     port = free_port()
     env = {**os.environ, "TREASURY_DATABASE_URL": url, "TREASURY_NODES_DIR": str(folder)}
     for name in ("TREASURY_BITCOIN_RPC_URL", "TREASURY_RESERVE_RPC_URL"):
         env.pop(name, None)
     treasury = Path(sys.executable).parent / "treasury"
     log = (folder / "server.log").open("wb")
+    command = [str(treasury), "api", "serve", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
-        [str(treasury), "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*command, "--workers", str(workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -282,7 +287,7 @@ def api_server(url: str, folder: Path) -> Iterator[str]:
             except httpx.TransportError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        "treasury api serve did not answer within {START_TIMEOUT_S:g} s: "
+                        f"treasury api serve did not answer within {START_TIMEOUT_S:g} s: "
                         + (folder / "server.log").read_text()[-2000:]
                     ) from None
                 time.sleep(0.1)
@@ -482,6 +487,12 @@ def report(answers: list[Answer], elapsed_s: float, clients: int) -> Summary:
     print("answers by status: " + ", ".join(f"{s} x{n}" for s, n in sorted(by_status.items())))
     for (kind, status), count in sorted(by_kind.items()):
         print(f"  {kind}: {status} x{count}")
+    for kind in sorted({a.kind for a in answers}):
+        times = sorted(a.latency_s * 1000 for a in answers if a.kind == kind)
+        print(
+            f"  {kind} latency: p50 {percentile(times, 0.50):.1f} ms, "
+            f"p99 {percentile(times, 0.99):.1f} ms"
+        )
     print(f"refused by policy or state (409, correct answers): {refused}")
     print(f"errors (5xx, timeouts, connection errors): {errors}")
     return Summary(len(answers) / elapsed_s, p99, errors)
@@ -528,6 +539,12 @@ def main() -> int:
     parser.add_argument(
         "--paced-duration", type=float, default=PACED_DURATION_S, help="paced phase: seconds"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=WORKERS,
+        help=f"server processes (treasury api serve --workers; default {WORKERS}, the cores)",
+    )
     parser.add_argument("--server-log", type=Path, help="keep the server's log in this file")
     parser.add_argument(
         "--no-approvals", action="store_true", help="proposals and reads only (a diagnostic mix)"
@@ -542,8 +559,12 @@ def main() -> int:
         world = set_up(url)
         approvals = [] if arguments.no_approvals else approval_calls(world)
         clients = arguments.clients
-        with api_server(url, folder) as base:
-            print(f"== floor: one client, one request at a time, against {base}", flush=True)
+        with api_server(url, folder, arguments.workers) as base:
+            print(
+                f"== floor: one client, one request at a time, against {base} "
+                f"({arguments.workers} server worker processes, {os.cpu_count()} cores)",
+                flush=True,
+            )
             floor = measure_floor(base, world, approvals)
             report_floor(floor)
             paced_requests = round(clients * arguments.paced_duration / arguments.pace) + clients

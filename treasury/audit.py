@@ -280,10 +280,7 @@ def append(
         raise InvalidAuditEventError("The clock returned a time without a timezone; use UTC.")
     recorded_at = recorded_at.astimezone(UTC)
 
-    begin_serialised_write(session)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(POSTGRES_AUDIT_LOCK_KEY)))
-    previous = head(session)
+    previous = _locked_head(session)
     sequence = previous.sequence + 1
     digest = event_hash(
         sequence=sequence,
@@ -307,7 +304,36 @@ def append(
     )
     session.add(row)
     session.flush()
+    if session.in_nested_transaction():
+        session.info.pop(_TAIL_KEY, None)
+    else:
+        session.info[_TAIL_KEY] = (session.get_transaction(), ChainHead(sequence, digest))
     return AuditEventRecord.of(row)
+
+
+_TAIL_KEY = "treasury.audit.tail"
+"""``session.info`` key of (transaction, head) after this transaction's own last append."""
+
+
+def _locked_head(session: Session) -> ChainHead:
+    """The chain's head, with the right to append after it held until the transaction ends.
+
+    The first append of a transaction takes the lock and reads the head; the next ones of the
+    same (outermost) transaction already hold the lock, so the head is the one they wrote last
+    and is not read again. A savepoint may roll an append back, so inside one nothing is reused.
+    """
+    cached = session.info.get(_TAIL_KEY)
+    if (
+        cached is not None
+        and cached[0] is session.get_transaction()
+        and not session.in_nested_transaction()
+    ):
+        tail: ChainHead = cached[1]
+        return tail
+    begin_serialised_write(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(POSTGRES_AUDIT_LOCK_KEY)))
+    return head(session)
 
 
 def head(session: Session) -> ChainHead:

@@ -491,9 +491,29 @@ def authenticate(session: Session, token: str, *, now: datetime) -> Officer:
     parts = token.split("_")
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[2].isascii():
         raise AuthenticationError(_REFUSED_MESSAGE)
-    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.lookup_id == parts[1]))
-    if row is None:
+    # One round trip: the token, its officer, their institution and one row per role (every
+    # request authenticates, so this is on the path of every read and write of the API).
+    found = session.execute(
+        select(
+            ApiTokenRow.salt_hex,
+            ApiTokenRow.digest_hex,
+            ApiTokenRow.revoked_at,
+            ApiTokenRow.expires_at,
+            OfficerRow.id,
+            OfficerRow.name,
+            OfficerRow.revoked_at.label("officer_revoked_at"),
+            InstitutionRow.id.label("institution_id"),
+            InstitutionRow.code,
+            OfficerRoleRow.role,
+        )
+        .join(OfficerRow, OfficerRow.id == ApiTokenRow.officer_id)
+        .join(InstitutionRow, InstitutionRow.id == OfficerRow.institution_id)
+        .outerjoin(OfficerRoleRow, OfficerRoleRow.officer_id == OfficerRow.id)
+        .where(ApiTokenRow.lookup_id == parts[1])
+    ).all()
+    if not found:
         raise AuthenticationError(_REFUSED_MESSAGE)
+    row = found[0]
     expected = row.digest_hex
     given = _digest(bytes.fromhex(row.salt_hex), parts[2])
     if (
@@ -502,7 +522,14 @@ def authenticate(session: Session, token: str, *, now: datetime) -> Officer:
         or now >= row.expires_at
     ):
         raise AuthenticationError(_REFUSED_MESSAGE)
-    officer = get_officer(session, row.officer_id)
+    officer = Officer(
+        id=row.id,
+        name=row.name,
+        institution_id=row.institution_id,
+        institution_code=row.code,
+        roles=frozenset(Role(r.role) for r in found if r.role is not None),
+        revoked_at=row.officer_revoked_at,
+    )
     if not officer.is_active(now):
         raise AuthenticationError(_REFUSED_MESSAGE)
     return officer

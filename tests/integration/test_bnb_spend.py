@@ -262,6 +262,12 @@ def test_a_bnb_spend_is_paid_from_the_bnb_safe_and_refused_on_the_eth_chain(
     assert f"vault: {bnb_safe_name}" in prepared
     assert f"asset: {BNB}" in prepared
     assert f"send 2.500000000000000007 {BNB} ({SPEND} wei) to {payee}" in prepared
+    folder = tmp_path / "airgap"  # the offline signer's request names the chain's coin
+    cli("airgap", "export", pid, "--out", str(folder), *token_file(officers.approvers["NBKR"]))
+    (request_file,) = folder.glob("*.request.json")
+    request = json.loads(request_file.read_text())
+    assert request["safe"]["native_asset"] == BNB
+    assert int(request["safe"]["typed_data"]["domain"]["chainId"]) == BNB_DEVNET_CHAIN_ID
     for institution, files in (("NBKR", shares["NBKR"][1:]), ("ACH", shares["ACH"][:2])):
         paths = [arg for path in files for arg in ("--share-file", str(path))]
         cli("spend", "sign", pid, *paths, "--yes", *token_file(officers.approvers[institution]))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from treasury.officers import Officer, Role
@@ -77,23 +77,37 @@ def add_legal_basis(
 
 
 def legal_basis_by_reference(session: Session, reference: str) -> tuple[int, LegalBasis]:
-    """The row id and content of the legal basis registered as ``reference``."""
-    row = session.scalar(select(LegalBasisRow).where(LegalBasisRow.reference == reference))
-    if row is None:
+    """The row id and content of the legal basis registered as ``reference`` (one query)."""
+    found = _load(session, LegalBasisRow.reference == reference)
+    if found is None:
         raise UnknownRecordError(f"No legal basis is registered under the reference {reference!r}.")
-    return row.id, load_legal_basis(session, row.id)
+    return found
 
 
 def load_legal_basis(session: Session, legal_basis_id: int) -> LegalBasis:
-    row = session.get(LegalBasisRow, legal_basis_id)
-    if row is None:
+    """The legal basis with row id ``legal_basis_id`` and its ceilings (one query)."""
+    found = _load(session, LegalBasisRow.id == legal_basis_id)
+    if found is None:
         raise UnknownRecordError(f"No legal basis has the id {legal_basis_id}.")
-    ceilings = session.scalars(
-        select(LegalBasisCeilingRow).where(LegalBasisCeilingRow.legal_basis_id == legal_basis_id)
-    )
-    return LegalBasis(
-        reference=row.reference,
-        title=row.title,
-        expires_at=row.expires_at,
-        ceilings={ceiling.asset: ceiling.ceiling for ceiling in ceilings},
-    )
+    return found[1]
+
+
+def _load(session: Session, where: ColumnElement[bool]) -> tuple[int, LegalBasis] | None:
+    """The basis matching ``where`` with its ceilings, read in one round trip (an outer join)."""
+    rows = session.execute(
+        select(
+            LegalBasisRow.id,
+            LegalBasisRow.reference,
+            LegalBasisRow.title,
+            LegalBasisRow.expires_at,
+            LegalBasisCeilingRow.asset,
+            LegalBasisCeilingRow.ceiling,
+        )
+        .outerjoin(LegalBasisCeilingRow, LegalBasisCeilingRow.legal_basis_id == LegalBasisRow.id)
+        .where(where)
+    ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    ceilings = {r.asset: r.ceiling for r in rows if r.asset is not None}
+    return first.id, LegalBasis(first.reference, first.title, first.expires_at, ceilings)

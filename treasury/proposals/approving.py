@@ -23,21 +23,24 @@ from treasury import audit, officers
 from treasury.audit import AuditKind
 from treasury.authority.store import add_statement, roster_state
 from treasury.officers import Officer, Role
-from treasury.policy import Action, counted_approvals, current_policy
+from treasury.policy import Action, counted_approvals, current_policy, load_legal_basis
 from treasury.proposals.actors import actor_name
 from treasury.proposals.context import WorkflowContext
 from treasury.proposals.rows import (
+    ApprovalRecord,
+    approval_records,
+    attempt_after,
     current_tx,
     locked,
     move,
-    next_attempt,
+    standing,
     standing_approvals,
     void_approval,
 )
 from treasury.proposals.signed_statements import verified_statement
 from treasury.proposals.states import ProposalState
 from treasury.proposals.tables import ApprovalRow, ApprovalVoidRow, SpendProposalRow
-from treasury.proposals.views import ProposalView, proposal_view
+from treasury.proposals.views import ProposalView, proposal_view, signed_institutions
 from treasury.workflow_exceptions import (
     ProposalTransitionError,
     TransactionMismatchError,
@@ -103,11 +106,22 @@ def approve(
                 f"The approval names transaction {tx_hash}, but proposal {proposal_id}'s "
                 f"prepared transaction is {current.tx_hash}; review it and approve that hash."
             )
+        # Everything that does not depend on the asset's other spends is read and checked here,
+        # under the proposal's row lock only: the signature, the policy, the basis, the
+        # approvals. ``judge`` then takes the asset's limit lock for the limits and the writes.
         statement = checked_signature(
             session, actor, row.id, signed, StatementKind.APPROVE, ctx.clock(), required=True
         )
         policy = current_policy(session)
-        judged = ctx.judge(session, policy, row, Action.APPROVE, actor)
+        basis = load_legal_basis(session, row.legal_basis_id)
+        records = approval_records(session, row.id)
+        # Signing needs this row's lock too, so the signatures read now are those at commit.
+        signed_by = signed_institutions(session, row.id, current)
+        judged = ctx.judge(
+            session, policy, row, Action.APPROVE, actor,
+            legal_basis=basis, current_tx_hash=None if current is None else current.tx_hash,
+            approvals=standing(records),
+        )  # fmt: skip
         now = judged.context.now
         session.add(
             ApprovalRow(
@@ -116,18 +130,26 @@ def approve(
                 institution_id=actor.institution_id,
                 tx_hash=tx_hash,
                 approved_at=now,
-                attempt=next_attempt(session, row.id, actor.institution_id),
+                attempt=attempt_after(records, actor.institution_id),
             )
         )
         if statement is not None:
             add_statement(session, row.id, statement)
-        session.flush()
+        stored = judged.context.actor
+        records.append(
+            ApprovalRecord(
+                officer_id=actor.id,
+                institution_id=actor.institution_id,
+                institution=actor.institution_code if stored is None else stored.institution,
+                tx_hash=tx_hash,
+                approved_at=now,
+                officer_revoked_at=actor.revoked_at if stored is None else stored.revoked_at,
+                voided_at=None,
+                void_reason=None,
+            )
+        )
         counted = counted_approvals(
-            policy.document,
-            row.proposer_id,
-            standing_approvals(session, row.id),
-            tx_hash,
-            now,
+            policy.document, row.proposer_id, standing(records), tx_hash, now
         )
         if len(counted) >= policy.document.quorum_required:
             move(row, ProposalState.APPROVED)
@@ -141,7 +163,15 @@ def approve(
                 "key_id": statement.key_id,
             }),
         )  # fmt: skip
-        return proposal_view(session, row)
+        return proposal_view(
+            session,
+            row,
+            policy=policy,
+            legal_basis=basis,
+            current=current,
+            approvals=records,
+            signed_by=signed_by,
+        )
 
     return ctx.write(work)
 

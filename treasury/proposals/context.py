@@ -8,7 +8,7 @@ serialised transaction, policy judgement and audit event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,10 +19,10 @@ from treasury import audit
 from treasury.audit import AuditKind
 from treasury.db import begin_serialised_write
 from treasury.officers import Officer
-from treasury.policy import Action, ReconciliationGate, StoredPolicy
+from treasury.policy import Action, ApprovalFacts, LegalBasis, ReconciliationGate, StoredPolicy
 from treasury.policy.rules import PolicyRefusedError
 from treasury.proposals.actors import actor_name
-from treasury.proposals.judging import Judged, Refused, judge, record_refusal
+from treasury.proposals.judging import UNSET, Judged, Refused, judge, record_refusal
 from treasury.proposals.ports import SpendLedger
 from treasury.proposals.tables import SpendProposalRow
 
@@ -64,9 +64,15 @@ class WorkflowContext:
         actor: Officer | None,
         row: SpendProposalRow,
         event: str,
+        *,
+        state: str | None = None,
         **payload: Any,
     ) -> None:
-        """Append the audit event of a step on ``row``, in the step's transaction."""
+        """Append the audit event of a step on ``row``, in the step's transaction.
+
+        ``state`` is the proposal's state the event records, when not the row's present one (a
+        step that writes its events last records each at the state it was taken in).
+        """
         refs: dict[str, str | int] = {"proposal_id": row.id}
         if actor is not None:
             refs["officer_id"] = actor.id
@@ -75,7 +81,7 @@ class WorkflowContext:
             kind=kind,
             actor=actor_name(actor),
             refs=refs,
-            payload={"event": event, "state": row.state, **payload},
+            payload={"event": event, "state": state or row.state, **payload},
             clock=self.clock,
         )
 
@@ -86,8 +92,15 @@ class WorkflowContext:
         row: SpendProposalRow,
         action: Action,
         actor: Officer | None = None,
+        *,
+        legal_basis: LegalBasis | None = None,
+        current_tx_hash: str | None = UNSET,
+        approvals: Sequence[ApprovalFacts] | None = None,
     ) -> Judged:
-        """Evaluate ``action``; record the decision if allowed, else raise ``Refused``."""
+        """Evaluate ``action``; record the decision if allowed, else raise ``Refused``.
+
+        The facts the step already read in this transaction are passed on (``judge``).
+        """
         return judge(
             session,
             policy,
@@ -96,4 +109,7 @@ class WorkflowContext:
             actor,
             clock=self.clock,
             reconciliation=self.reconciliation,
+            legal_basis=legal_basis,
+            current_tx_hash=current_tx_hash,
+            approvals=approvals,
         )

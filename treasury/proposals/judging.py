@@ -12,6 +12,13 @@ advisory lock keyed by the asset code (READ COMMITTED then shows each waiter wha
 holder committed). On SQLite every workflow step already runs under ``BEGIN IMMEDIATE``, which
 serialises all writers. One lock per asset covers both limits, because a decree's ceilings are per
 asset too.
+
+The lock is held from the moment it is taken to the step's commit, and every request of the asset
+waits on it, so ``judge`` takes it as late as it can: the facts that do not depend on the asset's
+other spends (the officer as stored, the legal basis, the transaction, the approvals, the
+allowlist, the reconciliation) are read first, and a step passes those it already read. Under the
+lock come only the committed amounts, the decision, the step's own writes and its audit event
+(the audit chain's lock is always taken after this one, never before, so writers cannot deadlock).
 """
 
 from __future__ import annotations
@@ -19,20 +26,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.clock import Clock
-from treasury import audit, officers
+from treasury import audit
 from treasury.audit import AuditKind
-from treasury.officers import Officer
+from treasury.officers import InstitutionRow, Officer, OfficerRow
 from treasury.policy import (
     ROLLING_WINDOW,
     Action,
     ActorFacts,
     ApprovalFacts,
     Decision,
+    LegalBasis,
     PolicyContext,
     ReconciliationGate,
     SpendFacts,
@@ -46,6 +55,7 @@ from treasury.proposals.actors import actor_name
 from treasury.proposals.rows import current_tx, standing_approvals
 from treasury.proposals.states import COMMITTED_STATES
 from treasury.proposals.tables import SpendProposalRow
+from treasury.workflow_exceptions import UnknownRecordError
 
 LIMIT_LOCK_NAMESPACE = 0x4C4D
 """First key of the (namespace, hashtext(asset)) advisory locks that serialise limit checks ("LM")."""
@@ -110,6 +120,24 @@ def committed_elsewhere(session: Session, row: SpendProposalRow, now: datetime) 
     return spent_24h, under_basis
 
 
+UNSET: Any = object()
+"""Marks a fact the caller did not gather, so ``judge`` reads it itself."""
+
+
+def stored_actor_facts(session: Session, actor: Officer | None) -> ActorFacts | None:
+    """The officer as stored now (one query): a revocation after they authenticated counts."""
+    if actor is None:
+        return None
+    found = session.execute(
+        select(OfficerRow.revoked_at, InstitutionRow.code)
+        .join(InstitutionRow, InstitutionRow.id == OfficerRow.institution_id)
+        .where(OfficerRow.id == actor.id)
+    ).one_or_none()
+    if found is None:
+        raise UnknownRecordError(f"No officer has the id {actor.id}.")
+    return ActorFacts(actor.id, found.code, found.revoked_at)
+
+
 def judge(
     session: Session,
     policy: StoredPolicy,
@@ -119,41 +147,52 @@ def judge(
     *,
     clock: Clock,
     reconciliation: ReconciliationGate,
+    legal_basis: LegalBasis | None = None,
+    current_tx_hash: str | None = UNSET,
+    approvals: Sequence[ApprovalFacts] | None = None,
 ) -> Judged:
-    """Evaluate ``action``; record the decision if allowed, else raise ``Refused``."""
+    """Evaluate ``action``; record the decision if allowed, else raise ``Refused``.
+
+    The step's caller may pass facts it already read in this transaction (the legal basis, the
+    current transaction's hash, the standing approvals), so nothing is read twice. Every fact
+    that does not depend on the other spends of the asset is read before the asset's limit lock
+    is taken, so the lock is held only for what must be serialised: reading the committed
+    amounts, and writing the decision and the step on top of them.
+    """
     now = clock()
-    # The officer as stored now: a revocation after they authenticated still counts.
-    stored_actor = None if actor is None else officers.get_officer(session, actor.id)
-    lock_asset_limits(session, row.asset)
-    spent_24h, under_basis = committed_elsewhere(session, row, now)
-    current = current_tx(session, row.id)
+    actor_facts = stored_actor_facts(session, actor)
+    if current_tx_hash is UNSET:
+        current = current_tx(session, row.id)
+        current_tx_hash = None if current is None else current.tx_hash
     spend = SpendFacts(
         proposal_id=row.id,
         asset=row.asset,
         amount=row.amount,
         destination=row.destination,
         proposer_id=row.proposer_id,
-        legal_basis=load_legal_basis(session, row.legal_basis_id),
+        legal_basis=legal_basis or load_legal_basis(session, row.legal_basis_id),
         quorum_reached_at=row.quorum_reached_at,
     )
-    approvals = tuple(standing_approvals(session, row.id))
+    standing = tuple(standing_approvals(session, row.id) if approvals is None else approvals)
+    allowed = destination_allowed(session, row.asset, row.destination, now=now)
+    latest = reconciliation.latest(session, row.asset)
+    lock_asset_limits(session, row.asset)
+    spent_24h, under_basis = committed_elsewhere(session, row, now)
     context = PolicyContext(
         action=action,
         now=now,
         spent_24h=spent_24h,
         committed_under_basis=under_basis,
-        destination_allowed=destination_allowed(session, row.asset, row.destination, now=now),
-        reconciliation=reconciliation.latest(session, row.asset),
-        current_tx_hash=None if current is None else current.tx_hash,
-        actor=None
-        if stored_actor is None
-        else ActorFacts(stored_actor.id, stored_actor.institution_code, stored_actor.revoked_at),
+        destination_allowed=allowed,
+        reconciliation=latest,
+        current_tx_hash=current_tx_hash,
+        actor=actor_facts,
     )
-    decision = evaluate(policy, spend, approvals, context)
+    decision = evaluate(policy, spend, standing, context)
     if not decision.allowed:
-        raise Refused(decision, spend, approvals, context, actor_name(actor))
-    decision_id = record_decision(session, decision, spend, approvals, context)
-    return Judged(decision_id, spend, approvals, context)
+        raise Refused(decision, spend, standing, context, actor_name(actor))
+    decision_id = record_decision(session, decision, spend, standing, context)
+    return Judged(decision_id, spend, standing, context)
 
 
 def record_refusal(session: Session, refused: Refused, clock: Clock) -> None:

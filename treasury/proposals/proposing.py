@@ -18,7 +18,6 @@ from treasury.policy import (
     legal_basis_by_reference,
 )
 from treasury.proposals.context import WorkflowContext
-from treasury.proposals.judging import lock_asset_limits
 from treasury.proposals.rows import locked, move
 from treasury.proposals.states import ProposalState, check_transition
 from treasury.proposals.tables import SpendProposalRow
@@ -70,12 +69,9 @@ def propose(
         now = ctx.clock()
         if not actor.is_active(now):
             raise NotAuthorisedError(f"Officer {actor.id} is revoked and cannot propose.")
-        if submit:
-            # Every writer takes the asset's limit lock before the audit log's lock (approve and
-            # submit judge first, then audit); taking them the other way round here deadlocked
-            # concurrent proposals and approvals on PostgreSQL (bench/api_load.py found it).
-            lock_asset_limits(session, asset)
-        basis_id, _basis = legal_basis_by_reference(session, legal_basis)
+        # Read before any lock: the basis and the policy do not depend on other spends.
+        basis_id, basis = legal_basis_by_reference(session, legal_basis)
+        policy = current_policy(session) if submit else None
         row = SpendProposalRow(
             asset=asset,
             amount=amount,
@@ -88,10 +84,27 @@ def propose(
         )
         session.add(row)
         session.flush()
-        ctx.audit(session, AuditKind.PROPOSAL, actor, row, "drafted", amount=str(amount))
-        if submit:
-            submit_row(ctx, session, row, actor)
-        return proposal_view(session, row)
+        decision_id = None
+        if policy is not None:
+            # Judging takes the asset's limit lock; the audit log's lock comes after it, as in
+            # every writer (the other order deadlocked proposals against approvals on
+            # PostgreSQL, bench/api_load.py found it), so both events are appended last.
+            check_transition(row.id, ProposalState.DRAFT, ProposalState.PROPOSED)
+            judged = ctx.judge(
+                session, policy, row, Action.SUBMIT, actor,
+                legal_basis=basis, current_tx_hash=None, approvals=(),
+            )  # fmt: skip
+            decision_id = judged.decision_id
+            move(row, ProposalState.PROPOSED)
+        ctx.audit(
+            session, AuditKind.PROPOSAL, actor, row, "drafted",
+            state=ProposalState.DRAFT.value, amount=str(amount),
+        )  # fmt: skip
+        if decision_id is not None:
+            ctx.audit(session, AuditKind.PROPOSAL, actor, row, "submitted", decision_id=decision_id)
+        return proposal_view(
+            session, row, policy=policy, legal_basis=basis, current=None, approvals=()
+        )
 
     return ctx.write(work)
 

@@ -7,6 +7,8 @@ its standing approvals: the small steps the phases share, so each phase reads th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from treasury.officers import InstitutionRow, OfficerRow
 from treasury.policy import (
     ApprovalFacts,
+    LegalBasis,
     SpendFacts,
     StoredPolicy,
     load_legal_basis,
@@ -112,11 +115,73 @@ def void_approval(session: Session, approval: ApprovalRow, at: datetime, reason:
 
 
 def proposal_veto_window_end(
-    session: Session, policy: StoredPolicy, row: SpendProposalRow
+    session: Session,
+    policy: StoredPolicy,
+    row: SpendProposalRow,
+    *,
+    legal_basis: LegalBasis | None = None,
 ) -> datetime | None:
     """When oversight's veto window on the proposal closes under ``policy`` (``None``: none)."""
+    basis = legal_basis or load_legal_basis(session, row.legal_basis_id)
     spend = SpendFacts(
         row.id, row.asset, row.amount, row.destination, row.proposer_id,
-        load_legal_basis(session, row.legal_basis_id), row.quorum_reached_at,
+        basis, row.quorum_reached_at,
     )  # fmt: skip
     return veto_window_end(policy.document, spend)
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """One approval of a proposal as a step and its view need it, voided or not."""
+
+    officer_id: int
+    institution_id: int
+    institution: str
+    tx_hash: str
+    approved_at: datetime
+    officer_revoked_at: datetime | None
+    voided_at: datetime | None
+    void_reason: str | None
+
+    @property
+    def facts(self) -> ApprovalFacts:
+        """The approval as the policy counts it."""
+        return ApprovalFacts(
+            self.officer_id, self.institution, self.tx_hash, self.officer_revoked_at
+        )
+
+
+def approval_records(session: Session, proposal_id: int) -> list[ApprovalRecord]:
+    """Every approval of the proposal, oldest first, with its void if any (one query).
+
+    The standing approvals, an institution's next attempt number and the view's approvals are
+    all read from this one answer, so a step does not read the approvals three times.
+    """
+    rows = session.execute(
+        select(
+            ApprovalRow.officer_id,
+            ApprovalRow.institution_id,
+            InstitutionRow.code,
+            ApprovalRow.tx_hash,
+            ApprovalRow.approved_at,
+            OfficerRow.revoked_at,
+            ApprovalVoidRow.voided_at,
+            ApprovalVoidRow.reason,
+        )
+        .join(InstitutionRow, InstitutionRow.id == ApprovalRow.institution_id)
+        .join(OfficerRow, OfficerRow.id == ApprovalRow.officer_id)
+        .outerjoin(ApprovalVoidRow, ApprovalVoidRow.approval_id == ApprovalRow.id)
+        .where(ApprovalRow.proposal_id == proposal_id)
+        .order_by(ApprovalRow.id)
+    )
+    return [ApprovalRecord(*row) for row in rows]
+
+
+def standing(records: Sequence[ApprovalRecord]) -> list[ApprovalFacts]:
+    """The approvals among ``records`` that have no void, as the policy counts them."""
+    return [record.facts for record in records if record.voided_at is None]
+
+
+def attempt_after(records: Sequence[ApprovalRecord], institution_id: int) -> int:
+    """The ``attempt`` number of the institution's next approval, given all of ``records``."""
+    return 1 + sum(1 for record in records if record.institution_id == institution_id)

@@ -7,7 +7,7 @@ workflow holds an ORM row that could change under it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,11 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from treasury.officers import InstitutionRow
-from treasury.policy import LegalBasisRow, PolicyVersionRow, current_policy
-from treasury.proposals.rows import current_tx, proposal_veto_window_end
+from treasury.policy import LegalBasis, StoredPolicy, current_policy, load_legal_basis
+from treasury.proposals.rows import (
+    ApprovalRecord,
+    approval_records,
+    current_tx,
+    proposal_veto_window_end,
+)
 from treasury.proposals.states import ProposalState
-from treasury.proposals.tables import ApprovalRow, ApprovalVoidRow, SignatureRow, SpendProposalRow
-from treasury.workflow_exceptions import UnknownRecordError
+from treasury.proposals.tables import PreparedTxRow, SignatureRow, SpendProposalRow
+from treasury.workflow_exceptions import NotConfiguredError, UnknownRecordError
 
 
 @dataclass(frozen=True)
@@ -66,28 +71,39 @@ def load_view(session: Session, proposal_id: int) -> ProposalView:
     return proposal_view(session, row)
 
 
-def proposal_view(session: Session, row: SpendProposalRow) -> ProposalView:
-    """The view of ``row`` as it stands in this session (pending changes flushed first)."""
+_UNSET: Any = object()
+"""Marks a fact the caller did not pass, so ``proposal_view`` reads it itself."""
+
+
+def proposal_view(
+    session: Session,
+    row: SpendProposalRow,
+    *,
+    policy: StoredPolicy | None = None,
+    legal_basis: LegalBasis | None = None,
+    current: PreparedTxRow | None = _UNSET,
+    approvals: Sequence[ApprovalRecord] | None = None,
+    signed_by: Sequence[str] | None = None,
+) -> ProposalView:
+    """The view of ``row`` as it stands in this session (pending changes flushed first).
+
+    A step that already read the current policy, the legal basis, the current transaction or
+    every approval in this transaction passes them, so the view reads none of them again.
+    """
     session.flush()
-    current = current_tx(session, row.id)
-    approvals = session.execute(
-        select(ApprovalRow, InstitutionRow.code, ApprovalVoidRow.voided_at, ApprovalVoidRow.reason)
-        .join(InstitutionRow, InstitutionRow.id == ApprovalRow.institution_id)
-        .outerjoin(ApprovalVoidRow, ApprovalVoidRow.approval_id == ApprovalRow.id)
-        .where(ApprovalRow.proposal_id == row.id)
-        .order_by(ApprovalRow.id)
-    ).all()
-    signed_by: Iterable[str] = ()
-    if current is not None:
-        signed_by = session.scalars(
-            select(InstitutionRow.code)
-            .join(SignatureRow, SignatureRow.institution_id == InstitutionRow.id)
-            .where(SignatureRow.proposal_id == row.id, SignatureRow.tx_hash == current.tx_hash)
-            .order_by(InstitutionRow.code)
-        ).all()
-    basis = session.get(LegalBasisRow, row.legal_basis_id)
-    has_policy = session.scalar(select(PolicyVersionRow.version).limit(1)) is not None
-    ends = proposal_veto_window_end(session, current_policy(session), row) if has_policy else None
+    if current is _UNSET:
+        current = current_tx(session, row.id)
+    if approvals is None:
+        approvals = approval_records(session, row.id)
+    if signed_by is None:
+        signed_by = signed_institutions(session, row.id, current)
+    if legal_basis is None:
+        legal_basis = load_legal_basis(session, row.legal_basis_id)
+    if policy is None:
+        policy = latest_policy(session)
+    ends = None
+    if policy is not None:
+        ends = proposal_veto_window_end(session, policy, row, legal_basis=legal_basis)
     return ProposalView(
         id=row.id,
         state=ProposalState(row.state),
@@ -95,15 +111,17 @@ def proposal_view(session: Session, row: SpendProposalRow) -> ProposalView:
         amount=row.amount,
         destination=row.destination,
         purpose=row.purpose,
-        legal_basis="" if basis is None else basis.reference,
+        legal_basis=legal_basis.reference,
         proposer_id=row.proposer_id,
         created_at=row.created_at,
         tx_hash=None if current is None else current.tx_hash,
         tx_summary=None if current is None else json.loads(current.summary),
         fee=None if current is None else current.fee,
         approvals=tuple(
-            ApprovalView(a.officer_id, code, a.tx_hash, a.approved_at, voided_at, reason)
-            for a, code, voided_at, reason in approvals
+            ApprovalView(
+                a.officer_id, a.institution, a.tx_hash, a.approved_at, a.voided_at, a.void_reason
+            )
+            for a in approvals
         ),
         signed_by=tuple(signed_by),
         quorum_reached_at=row.quorum_reached_at,
@@ -111,3 +129,25 @@ def proposal_view(session: Session, row: SpendProposalRow) -> ProposalView:
         txid=row.txid,
         closed_reason=row.closed_reason,
     )
+
+
+def latest_policy(session: Session) -> StoredPolicy | None:
+    """The newest policy version, or ``None`` before any policy is set (one query)."""
+    try:
+        return current_policy(session)
+    except NotConfiguredError:
+        return None
+
+
+def signed_institutions(
+    session: Session, proposal_id: int, current: PreparedTxRow | None
+) -> Sequence[str]:
+    """Codes of the institutions that signed the proposal's current transaction, sorted."""
+    if current is None:
+        return ()
+    return session.scalars(
+        select(InstitutionRow.code)
+        .join(SignatureRow, SignatureRow.institution_id == InstitutionRow.id)
+        .where(SignatureRow.proposal_id == proposal_id, SignatureRow.tx_hash == current.tx_hash)
+        .order_by(InstitutionRow.code)
+    ).all()
