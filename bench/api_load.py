@@ -20,7 +20,10 @@ defaults to one). Three phases, on one server and one database:
    server's own floor, a refused request (401, no token) that does no database work.
 2. **Paced** (the target): ``CLIENTS`` clients, each sending one request every ``PACE_S``
    seconds (with jitter), as officers at their consoles do; the offered load is
-   ``CLIENTS / PACE_S`` requests a second. The target (p99 < 100 ms, no error) is judged here.
+   ``CLIENTS / PACE_S`` requests a second. The target (p99 < 100 ms, no error) is judged here,
+   on the requests of connected clients: each client first connects with one read, as a console
+   does once per session; those first requests (a new TCP connection, and on a cold worker its
+   first database connections) are printed apart, and their errors still count.
 3. **Saturation**: ``CLIENTS`` clients sending back to back. In a closed loop, the mean latency
    is ``CLIENTS / throughput`` (Little's law), so its p99 says how fast the server is, not how an
    officer is served; the phase prints the throughput, and the rate p99 < 100 ms would need.
@@ -364,8 +367,10 @@ async def client(
     base: str,
     tokens: Mapping[str, str],
     queue: asyncio.Queue[Call],
-    deadline: float,
+    duration_s: float,
     pace_s: float | None = None,
+    connected: asyncio.Barrier | None = None,
+    started_at: dict[str, float] | None = None,
 ) -> list[Answer]:
     """Send planned requests one at a time until the plan is empty or the time is up; with
     ``pace_s``, one request every ``pace_s`` seconds on average (uniform jitter, first one at a
@@ -374,6 +379,21 @@ async def client(
     limits = httpx.Limits(max_connections=1)
     jitter = random.Random()  # noqa: S311  # spacing of requests, not a secret
     async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S, limits=limits) as http:
+        if pace_s:  # connect first, as a console does once: timed apart (``CONNECT_KIND``)
+            headers = {"Authorization": f"Bearer {tokens['auditor']}"}
+            started = time.perf_counter()
+            try:
+                outcome = str((await http.get("/audit/head", headers=headers)).status_code)
+            except httpx.TimeoutException:
+                outcome = "timeout"
+            except httpx.TransportError:
+                outcome = "connection error"
+            answers.append(Answer(CONNECT_KIND, outcome, time.perf_counter() - started))
+        if connected is not None:  # every client connected before the timed requests begin
+            await connected.wait()
+        if started_at is not None:
+            started_at.setdefault("at", time.perf_counter())
+        deadline = time.monotonic() + duration_s
         next_at = time.monotonic() + (jitter.uniform(0, pace_s) if pace_s else 0.0)
         while time.monotonic() < deadline:
             if pace_s:
@@ -411,12 +431,15 @@ async def load(
     queue: asyncio.Queue[Call] = asyncio.Queue()
     for call in calls:
         queue.put_nowait(call)
-    started = time.perf_counter()
-    deadline = time.monotonic() + duration_s
+    started: dict[str, float] = {}
+    connected = asyncio.Barrier(clients) if pace_s else None
     results = await asyncio.gather(
-        *(client(base, world.tokens, queue, deadline, pace_s) for _ in range(clients))
+        *(
+            client(base, world.tokens, queue, duration_s, pace_s, connected, started)
+            for _ in range(clients)
+        )
     )
-    return [a for answers in results for a in answers], time.perf_counter() - started
+    return [a for answers in results for a in answers], time.perf_counter() - started["at"]
 
 
 @dataclass(frozen=True)
@@ -465,6 +488,10 @@ def is_error(status: str) -> bool:
     return not status.isdigit() or int(status) >= 500
 
 
+CONNECT_KIND = "connect"
+"""The kind of each paced client's first request, which opens its connection."""
+
+
 @dataclass(frozen=True)
 class Summary:
     throughput: float
@@ -472,7 +499,16 @@ class Summary:
     errors: int
 
 
-def report(answers: list[Answer], elapsed_s: float, clients: int) -> Summary:
+def report(all_answers: list[Answer], elapsed_s: float, clients: int) -> Summary:
+    connects = sorted(a.latency_s * 1000 for a in all_answers if a.kind == CONNECT_KIND)
+    answers = [a for a in all_answers if a.kind != CONNECT_KIND]
+    if connects:
+        failed = sum(1 for a in all_answers if a.kind == CONNECT_KIND and is_error(a.status))
+        print(
+            f"connecting: {len(connects)} new connections, each client's first request (not in "
+            f"the figures below) p50 {percentile(connects, 0.50):.1f} ms, p99 "
+            f"{percentile(connects, 0.99):.1f} ms, {failed} failed"
+        )
     latencies = sorted(a.latency_s * 1000 for a in answers)
     p50, p95, p99 = (percentile(latencies, share) for share in (0.50, 0.95, 0.99))
     by_status = Counter(a.status for a in answers)
@@ -494,6 +530,7 @@ def report(answers: list[Answer], elapsed_s: float, clients: int) -> Summary:
             f"p99 {percentile(times, 0.99):.1f} ms"
         )
     print(f"refused by policy or state (409, correct answers): {refused}")
+    errors += sum(1 for a in all_answers if a.kind == CONNECT_KIND and is_error(a.status))
     print(f"errors (5xx, timeouts, connection errors): {errors}")
     return Summary(len(answers) / elapsed_s, p99, errors)
 
