@@ -19,7 +19,12 @@ from custody.devnet import BitcoinNode, EvmNode
 from custody.records import VaultRecord
 from treasury import audit, ledger
 from treasury.proposals import ProposalState, VaultRotationRow
-from treasury.proposals.rotations import retired_rotation, spending_vaults, sweep_arrival
+from treasury.proposals.rotations import (
+    retired_rotation,
+    spending_vaults,
+    sweep_arrival,
+    sweep_arrivals,
+)
 from treasury.reconcile import btc_scope, holdings_account
 from treasury.reconcile.accounts import approved_outflows_account, fees_account
 from treasury.rotation import RotationError, internal_holdings, retire, start_rotation
@@ -149,6 +154,8 @@ def test_compromised_cosigner_drill_sweeps_every_coin_as_an_internal_transfer(
             drill.sweep.id
         )
         assert sweep_arrival(session, btc_scope(old_vault), drill.sweep.txid) is None
+        assert sweep_arrivals(session, btc_scope(rotation.new_vault)) == {drill.sweep.txid}
+        assert sweep_arrivals(session, btc_scope(old_vault)) == set()
 
     # The attestation of the rotated reserve verifies against the live nodes.
     result = reserve.attest(log.info, services_node)

@@ -27,6 +27,7 @@ __all__ = [
     "rotation_view",
     "spending_vaults",
     "sweep_arrival",
+    "sweep_arrivals",
 ]
 
 BTC_SCOPE_PREFIX = "btc:"
@@ -102,6 +103,21 @@ def sweep_arrival(session: Session, scope: str, tx_ref: str) -> int | None:
         .where(VaultRotationRow.new_vault == vault, SpendProposalRow.txid == tx_ref.lower())
     )
     return found
+
+
+def sweep_arrivals(session: Session, scope: str) -> frozenset[str]:
+    """The transactions (lowercase txids) of every sweep into the vault of ``scope``: read once
+    per reconciliation of the scope, so its deposits are told from sweep arrivals without a
+    query each (``sweep_arrival`` asks for one transaction)."""
+    vault = _vault_of_scope(scope)
+    if vault is None:
+        return frozenset()
+    txids = session.scalars(
+        select(SpendProposalRow.txid)
+        .join(VaultRotationRow, VaultRotationRow.sweep_proposal_id == SpendProposalRow.id)
+        .where(VaultRotationRow.new_vault == vault, SpendProposalRow.txid.is_not(None))
+    )
+    return frozenset(txid for txid in txids if txid is not None)
 
 
 def retired_rotation(session: Session, scope: str) -> Rotation | None:

@@ -27,7 +27,7 @@ from treasury import ledger
 from treasury.db import begin_serialised_write
 from treasury.ledger import AssetSpec, EntryRequest, Leg
 from treasury.proposals import ProposalState, SpendProposalRow
-from treasury.proposals.rotations import retired_rotation, sweep_arrival
+from treasury.proposals.rotations import Rotation, retired_rotation, sweep_arrivals
 from treasury.reconcile import drops, settlement
 from treasury.reconcile.accounts import (
     ACTOR,
@@ -289,6 +289,8 @@ class Booker:
                 if row.reversal_entry_id is None:
                     active[row.chain_key] = row
         moved = 0
+        sweeps = sweep_arrivals(session, observation.scope)  # per scope, not per movement
+        retired = retired_rotation(session, observation.scope)
         pending: list[tuple[Movement, int, EntryRequest]] = []
         settled: list[tuple[Movement, int, int]] = []
         proposals: dict[str, int | None] = {}
@@ -302,7 +304,7 @@ class Booker:
                 )
                 moved += 1
             settles = movement.kind is MovementKind.OUTFLOW or (
-                sweep_arrival(session, observation.scope, movement.tx_ref) is not None
+                movement.tx_ref.lower() in sweeps
             )  # a rotation's sweep arrives in the new vault: its one posting covers both ends
             if settles and movement.tx_ref not in unauthorised:
                 if movement.tx_ref not in proposals:
@@ -317,7 +319,9 @@ class Booker:
                         settled.append((movement, generation, entry_id))
                         continue
             generation = generations.get(movement.chain_key, 0) + 1
-            request = self._request(session, observation.scope, movement, generation, unauthorised)
+            request = self._request(
+                session, observation.scope, movement, generation, unauthorised, retired
+            )
             pending.append((movement, generation, request))
         if settled:
             self._insert_bookings(observation.scope, session, settled)
@@ -370,13 +374,13 @@ class Booker:
         movement: Movement,
         generation: int,
         unauthorised: set[str],
+        retired: Rotation | None,
     ) -> EntryRequest:
         holdings = self._holdings_of(session, scope, movement.asset)
         code = movement.asset.code
         where = f"{movement.tx_ref} in block {movement.block.height}"
         if movement.kind is MovementKind.DEPOSIT:
-            retired = retired_rotation(session, scope)
-            if retired is not None:
+            if retired is not None:  # the scope's vault was retired by a rotation
                 raise_alarm(
                     session,
                     AlarmKind.RETIRED_VAULT_DEPOSIT,
