@@ -24,7 +24,6 @@ from reporting.site import PublishedSite
 from treasury import audit, ledger
 from treasury.authority.statements import coin_units, human_summary
 from treasury.authority.store import statements_for
-from treasury.chains import NATIVE_DECIMALS
 from treasury.ledger import PendingState
 from treasury.proposals import ProposalView, SpendPosting
 from treasury.reconcile import eth_scope, holdings_account
@@ -316,8 +315,7 @@ def _units(reserve: Reserve, asset: str, amount: int) -> str:
         return token_units(amount)
     second = reserve.second_chain
     if second is not None and asset == second.settings.native_asset:
-        coins = ledger.format_amount(amount, NATIVE_DECIMALS).rstrip("0").rstrip(".")
-        return f"{coins} {asset} ({amount} wei)"
+        return coin_units(asset, amount, f"eip155:{second.safe.chain_id}")
     return coin_units(asset, amount)
 
 
@@ -360,15 +358,12 @@ def _echo_statement(reserve: Reserve, statements: tuple[SignedStatement, ...], e
     )
     for line in human_summary(first).splitlines():
         echo(f"     {_abridged(line) if line.lstrip().startswith(VAULT_ID_LINE) else line}")
-    coins = _units(reserve, first.asset, first.amount).split(" (")[0]
-    second = reserve.second_chain
-    if first.asset == reserve.token_code:
+    if first.asset == reserve.token_code:  # a token's decimals are its contract's, not stated
+        coins = _units(reserve, first.asset, first.amount).split(" (")[0]
         echo(
             f"     ({first.asset} is {TOKEN_SYMBOL}'s contract; {first.amount} of its base units "
             f"are {coins})"
         )
-    elif second is not None and first.asset == second.settings.native_asset:
-        echo(f"     ({first.amount} {first.asset} base units are {coins})")
 
 
 def _abridged(line: str) -> str:

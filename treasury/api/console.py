@@ -357,10 +357,10 @@ def console_router(
             Signing(
                 statement=statement,
                 summary=human_summary(statement),
-                amount=coin_units(statement.asset, statement.amount),
+                amount=coin_units(statement.asset, statement.amount, statement.chain),
                 max_fee=None
                 if statement.max_fee is None
-                else coin_units(statement.asset, statement.max_fee),
+                else coin_units(statement.asset, statement.max_fee, statement.chain),
                 canonical=statement.encode().decode("utf-8"),
                 digest=digest.hex(),
                 challenge=_b64url(digest),

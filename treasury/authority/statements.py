@@ -29,6 +29,7 @@ from custody.authority import (
     signature_from_json,
     verify_signer,
 )
+from custody.ethereum.signer import ERC20_ASSET_PREFIX
 from treasury.workflow_exceptions import (
     NotAuthorisedError,
     NotConfiguredError,
@@ -116,9 +117,17 @@ def build_statement(
         ) from exc
 
 
-def coin_units(asset: str, amount: int) -> str:
-    """``0.25 BTC (25000000 sat)``; an asset of unknown decimals in base units only."""
+EVM_NATIVE_UNITS = (18, "wei")
+"""Every EVM chain's native coin (ether, BNB) has 18 decimals, its base unit the wei."""
+EVM_CHAIN_PREFIX = "eip155:"
+
+
+def coin_units(asset: str, amount: int, chain: str | None = None) -> str:
+    """``0.25 BTC (25000000 sat)``; a further EVM chain's native coin (``chain`` ``eip155:…``,
+    not a token) in its 18 decimals; an asset of unknown decimals in base units only."""
     known = _UNITS.get(asset)
+    if known is None and chain is not None and chain.startswith(EVM_CHAIN_PREFIX):
+        known = None if asset.startswith(ERC20_ASSET_PREFIX) else EVM_NATIVE_UNITS
     if known is None:
         return f"{amount} {asset} base units"
     decimals, unit = known
@@ -134,13 +143,16 @@ def human_summary(statement: ApprovalStatement) -> str:
     verb = "APPROVE" if statement.kind is StatementKind.APPROVE else "VETO"
     lines = [
         f"{verb} proposal {statement.proposal_id}: "
-        f"{coin_units(statement.asset, statement.amount)} to {statement.destination}",
+        f"{coin_units(statement.asset, statement.amount, statement.chain)} to "
+        f"{statement.destination}",
         f"  from vault {statement.vault} on {statement.chain}",
         f"  vault id: {statement.vault_id}",
         f"  transaction: {statement.tx_hash}",
     ]
     if statement.max_fee is not None:
-        lines.append(f"  fee at most: {coin_units(statement.asset, statement.max_fee)}")
+        lines.append(
+            f"  fee at most: {coin_units(statement.asset, statement.max_fee, statement.chain)}"
+        )
     if statement.safe_nonce is not None:
         lines.append(f"  Safe nonce: {statement.safe_nonce}")
     lines += [
