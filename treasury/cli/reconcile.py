@@ -98,7 +98,9 @@ def status() -> None:
                 )
             alarms = list_alarms(session, only_open=True)
             blocking = [a for a in alarms if a.kind not in WARNING_KINDS]
-            typer.echo(f"{len(alarms)} open alarm(s)" + (": spends are blocked" if blocking else ""))
+            typer.echo(
+                f"{len(alarms)} open alarm(s)" + (": spends are blocked" if blocking else "")
+            )
             for alarm in alarms:
                 acks = ", ".join(f"{a.officer_name} ({a.role})" for a in alarm.acknowledgements)
                 typer.echo(
