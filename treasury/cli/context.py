@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -93,6 +94,7 @@ __all__ = [
     "Invocation",
     "fail",
     "invocation",
+    "key_passphrase",
     "running",
     "settings",
     "start",
@@ -115,3 +117,13 @@ def committed_session() -> Iterator[Session]:
         ) from None
     finally:
         engine.dispose()
+
+
+def key_passphrase(path: Path | None) -> str:
+    """An officer key file's passphrase: from its file (one line), else prompted without echo."""
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise fail(f"cannot read the passphrase file {path}: {exc.strerror}.") from None
+    return str(typer.prompt("Passphrase of your officer key file", hide_input=True))

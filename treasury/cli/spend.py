@@ -32,7 +32,7 @@ from custody.ethereum import SafeVaults
 from custody.ethereum.signer import ERC20_ASSET_PREFIX, TokenTransfer
 from treasury.authority.statements import human_summary
 from treasury.chains import NATIVE_DECIMALS, chain_for
-from treasury.cli.context import fail
+from treasury.cli.context import fail, key_passphrase
 from treasury.cli.officers import OfficerContext, TokenOption, cli_context
 from treasury.cli.review import (
     TokenUnits,
@@ -272,15 +272,6 @@ def statement(proposal_id: int, token_file: str | None = TokenOption) -> None:
     _show_statement(built)
 
 
-def _key_passphrase(path: Path | None) -> str:
-    if path is not None:
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise fail(f"cannot read the passphrase file {path}: {exc.strerror}.") from None
-    return str(typer.prompt("Passphrase of your officer key file", hide_input=True))
-
-
 def _signed_statement(
     ctx: OfficerContext,
     proposal_id: int,
@@ -298,7 +289,7 @@ def _signed_statement(
     _show_statement(built)
     key = load_public_key(key_file)
     digest = built.digest()
-    signature = Secp256k1Signature(sign_digest(key_file, _key_passphrase(passphrase_file), digest))
+    signature = Secp256k1Signature(sign_digest(key_file, key_passphrase(passphrase_file), digest))
     typer.echo(f"signed with key {key.key_id}")
     return SignedStatement(built, key.key_id, signature)
 

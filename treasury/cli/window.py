@@ -67,7 +67,7 @@ from treasury.announcements import (
 )
 from treasury.authority.statements import coin_units, human_summary
 from treasury.authority.store import require_roster_state, roster_state
-from treasury.cli.context import fail, settings
+from treasury.cli.context import fail, key_passphrase, settings
 from treasury.cli.officers import OfficerContext, TokenOption, cli_context, workflow_context
 from treasury.exceptions import TreasuryError
 from treasury.logs import bound_ids
@@ -319,16 +319,6 @@ def announce_command(proposal_id: ProposalArgument, token_file: str | None = Tok
 # --- veto -----------------------------------------------------------------------------------
 
 
-def _key_passphrase(path: Path | None) -> str:
-    """The officer key file's passphrase: from its file, else prompted without echo."""
-    if path is not None:
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise fail(f"cannot read the passphrase file {path}: {exc.strerror}.") from None
-    return str(typer.prompt("Passphrase of your officer key file", hide_input=True))
-
-
 @app.command()
 def veto(
     proposal_id: ProposalArgument,
@@ -368,7 +358,7 @@ def veto(
         typer.echo(human_summary(built))
         typer.echo(f"digest to sign: {built.digest().hex()}")
         key = load_public_key(key_file)
-        signature = sign_digest(key_file, _key_passphrase(passphrase_file), built.digest())
+        signature = sign_digest(key_file, key_passphrase(passphrase_file), built.digest())
         signed = SignedStatement(built, key.key_id, Secp256k1Signature(signature))
         typer.echo(f"signed with key {key.key_id}")
         with ctx.sessions.begin() as session:
