@@ -33,12 +33,12 @@ demo-serve: nodes
 	bash scripts/install-console-js.sh
 	$(BIN)/treasury demo --serve
 
-# The suite runs on two workers more than there are cores (pytest-xdist): its tests spend much of
+# The suite runs on one worker more than there are cores (pytest-xdist): its tests spend much of
 # their time waiting on nodes, PostgreSQL and subprocesses (measured on 2 cores: 344 integration
 # tests took 385 s of CPU in 438 s with 3 workers). Each test file stays on one worker, so a
 # file's module-scoped chain world is built once, and the longest files start first
 # (tests/file_weights.json). TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 test: lint nodes browser
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
