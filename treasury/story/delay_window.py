@@ -174,7 +174,9 @@ def waited_spend(reserve: Reserve, story: WindowStory, payee: str, echo: Echo) -
         )
     else:
         raise RuntimeError("The signer signed a large spend inside its public window.")
-    sync_services_clock(story, reserve.clock())
+    # The services chain may already be ahead of the story's clock (it is anyone's chain, and
+    # a shared devnet may have been moved on): its time must pass the window, not ours alone.
+    sync_services_clock(story, max(reserve.clock(), row.opens_at + timedelta(seconds=1)))
     view = _sign(reserve, wf, view, spender)
     echo(
         f"   the services chain's time passed {row.opens_at.isoformat()} with no veto: "
