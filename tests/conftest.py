@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
+import typer.testing
 from hypothesis import settings
+from migration_templates import REAL_MIGRATIONS_ENV, MigrationTemplates
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -34,6 +37,7 @@ from custody.devnet import (
     install_signal_handlers,
 )
 from custody.devnet.process import free_port
+from treasury import migrate
 
 log = logging.getLogger("tests")
 
@@ -236,6 +240,45 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def migration_templates() -> Iterator[MigrationTemplates]:
+    """This process's migrated templates (see ``tests/support/migration_templates.py``)."""
+    templates = MigrationTemplates(real_upgrade=migrate.upgrade)
+    yield templates
+    templates.drop()
+
+
+@pytest.fixture(autouse=True)
+def _upgrades_copy_a_template(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty database upgraded to every head becomes a copy of a migrated template."""
+    if request.node.get_closest_marker("real_migrations") or os.environ.get(REAL_MIGRATIONS_ENV):
+        return
+    templates: MigrationTemplates = request.getfixturevalue("migration_templates")
+    monkeypatch.setattr(migrate, "upgrade", templates.upgrade)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_built_once() -> Iterator[None]:
+    """Typer's test runner turns the app into its click command tree on every ``invoke``: for
+    the treasury's 200-odd commands that is about 0.13 s of type-hint evaluation per call, paid
+    hundreds of times. A real ``treasury`` process builds it once; so do the tests now, per app
+    object and its registered commands (an app changed after a build is built again)."""
+    built: dict[tuple[int, int, int], Any] = {}
+    build = typer.main.get_command
+
+    def build_once(app: typer.Typer) -> Any:
+        key = (id(app), len(app.registered_commands), len(app.registered_groups))
+        if key not in built:
+            built[key] = build(app)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", build_once)
+        yield
 
 
 @pytest.fixture
