@@ -345,14 +345,6 @@ class BitcoinSpender:
         return int(found["confirmations"])
 
 
-def chain_signing_policy(
-    allowed_tokens: frozenset[str], chain_id: int | None, native_asset: str
-) -> SigningPolicy:
-    """The Safe signer's policy on one chain: its token registry, the chain id it signs for and
-    the code statements name for that chain's native coin (``ETH``, ``BNB``)."""
-    return SigningPolicy(allowed_tokens, chain_id=chain_id, native_asset=native_asset)
-
-
 class SafeSpender:
     """Spends a chain's native coin or one ERC-20 from a Safe vault through custody's SafeTx flow.
 
@@ -384,8 +376,8 @@ class SafeSpender:
         self._institutions = dict(institutions)
         self._relayer = relayer
         self._token = token
-        self._policy = policy or chain_signing_policy(
-            frozenset({token}) if token else frozenset(), None, native_asset
+        self._policy = policy or SigningPolicy(
+            frozenset({token}) if token else frozenset(), native_asset=native_asset
         )
         self._on_verified = on_verified
 

@@ -84,7 +84,7 @@ from treasury.settings import (
     Settings,
     evm_chain_env,
 )
-from treasury.spenders import BitcoinSpender, SafeSpender, chain_signing_policy
+from treasury.spenders import BitcoinSpender, SafeSpender
 from treasury.workflow_exceptions import NotConfiguredError
 
 BTC = "BTC"
@@ -453,7 +453,7 @@ def _registry_on_chain(
         for t in tokens.values()
         if chain.rpc.call("eth_getCode", t.address, "latest") not in (None, "0x")
     ]
-    return chain_signing_policy(frozenset(live), safe.chain_id, safe.native_asset)
+    return SigningPolicy(frozenset(live), chain_id=safe.chain_id, native_asset=safe.native_asset)
 
 
 def _safe_spender(

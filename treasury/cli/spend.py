@@ -28,7 +28,7 @@ from custody.authority import (
     load_public_key,
     sign_digest,
 )
-from custody.ethereum import SafeVaults
+from custody.ethereum import SafeVaults, SigningPolicy
 from custody.ethereum.signer import ERC20_ASSET_PREFIX, TokenTransfer
 from treasury.authority.statements import human_summary
 from treasury.chains import NATIVE_DECIMALS, chain_for
@@ -57,7 +57,7 @@ from treasury.settings import (
     ETH_RELAYER_ENV,
     SAFE_VAULT_ENV,
 )
-from treasury.spenders import chain_signing_policy, require_roster_genesis
+from treasury.spenders import require_roster_genesis
 from treasury.wiring import (
     BTC,
     institution_transcript,
@@ -394,8 +394,10 @@ def _safe_lines(ctx: OfficerContext, view: ProposalView) -> list[str]:
         safe = paying_safe(session, view.asset, ctx.settings)
         tokens = token_registry(session, safe.chain_id)
     vaults = SafeVaults(chain_for(ctx.settings.reserve_chains(), safe.chain_id), ctx.sessions)
-    registry = chain_signing_policy(
-        frozenset(t.address for t in tokens.values()), safe.chain_id, safe.native_asset
+    registry = SigningPolicy(
+        frozenset(t.address for t in tokens.values()),
+        chain_id=safe.chain_id,
+        native_asset=safe.native_asset,
     )
     approval = vaults.approval(str(view.tx_hash), registry)
     action = approval.action

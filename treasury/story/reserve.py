@@ -59,7 +59,7 @@ from treasury.reconcile import (
     reconcile_now,
     track_token,
 )
-from treasury.spenders import BitcoinSpender, SafeSpender, chain_signing_policy
+from treasury.spenders import BitcoinSpender, SafeSpender
 from treasury.story.cast import (
     ADMINS,
     ALLOWLIST_DELAY,
@@ -461,7 +461,7 @@ class Reserve:
                 self.institutions,
                 sessions=self.sessions,
                 relayer=second.relayer,
-                policy=chain_signing_policy(frozenset(), second.safe.chain_id, native),
+                policy=SigningPolicy(chain_id=second.safe.chain_id, native_asset=native),
                 on_verified=self._verified,
                 native_asset=native,
             )
