@@ -168,12 +168,15 @@ def _drafts(requests: Sequence[EntryRequest]) -> dict[str, Draft]:
     """Validated, hashed drafts by key, in request order; a key twice must mean the same entry.
 
     The checks are ``record_entries``' (``validate_key``, ``validate_legs``,
-    ``validate_description``), run fast on the common case: each account code is checked once
-    per batch, and on any doubt the original validator runs and raises its own message.
+    ``validate_description``), run fast on the common case: each account code and each
+    description is checked once per batch, and on any doubt the original validator runs and
+    raises its own message.
     """
     drafts: dict[str, Draft] = {}
     valid_codes: set[str] = set()
-    texts: dict[str, str] = {}
+    valid_descriptions: set[str] = set()
+    memo = _HashMemo()
+    posted, pending = EntryKind.POSTED, EntryKind.PENDING
     for number, request in enumerate(requests, start=1):
         if not isinstance(request, EntryRequest):
             raise InvalidEntryError(
@@ -186,12 +189,14 @@ def _drafts(requests: Sequence[EntryRequest]) -> dict[str, Draft]:
             type(key) is str and len(key) <= KEY_MAX_CHARS and key.isprintable() and key.strip()
         ):
             validate_key(key)
-        if not storable_description(description):
-            validate_description(description)
+        if type(description) is not str or description not in valid_descriptions:
+            if not storable_description(description):
+                validate_description(description)
+            valid_descriptions.add(description)
         legs = _legs(legs, valid_codes)
-        kind = EntryKind.PENDING if request.pending else EntryKind.POSTED
+        kind = pending if request.pending else posted
         draft = Draft(
-            key, kind, legs, description, None, None, _payload_hash(kind, legs, description, texts)
+            key, kind, legs, description, None, None, _payload_hash(kind, legs, description, memo)
         )
         earlier = drafts.setdefault(key, draft)
         if earlier.payload_hash != draft.payload_hash:
@@ -219,27 +224,52 @@ def _legs(legs: object, valid_codes: set[str]) -> tuple[Leg, ...]:
     return legs
 
 
-def _payload_hash(
-    kind: EntryKind, legs: tuple[Leg, ...], description: str, texts: dict[str, str]
-) -> str:
+@dataclass(frozen=True)
+class _HashMemo:
+    """The pieces of canonical JSON that repeat across a batch's entries, written once each."""
+
+    heads: dict[tuple[str, EntryKind], str] = field(default_factory=dict)
+    """(description, kind) -> the document up to the opening bracket of its legs."""
+    legs: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(account, side text) -> a leg's JSON up to its amount: ``[<account>,"<side>","``."""
+
+
+_TAIL = '],"pending_id":null,"reverses_id":null}'
+"""The end of every batch document: neither a resolution nor a reversal."""
+
+
+def _payload_hash(kind: EntryKind, legs: tuple[Leg, ...], description: str, memo: _HashMemo) -> str:
     """``entries.payload_hash(kind, legs, description)``, with the canonical JSON written directly.
 
     The document has a fixed shape (sorted keys: description, kind, legs, pending_id,
     reverses_id; legs as sorted ``[account, side, amount as text]``), so it is written out
-    instead of walked; ``texts`` caches each code's JSON text across the batch. A property test
-    holds it equal to ``payload_hash`` on any input.
+    instead of walked; ``memo`` keeps each description's and each (account, side)'s JSON text
+    across the batch, and two legs are ordered by one comparison. A property test holds it
+    equal to ``payload_hash`` on any input.
     """
-    rows = sorted([(leg.account, _TEXT[leg.side], str(leg.amount)) for leg in legs])
+    head = memo.heads.get((description, kind))
+    if head is None:
+        head = memo.heads[description, kind] = (
+            f'{{"description":{encode_basestring(description)},"kind":"{_TEXT[kind]}","legs":['
+        )
+    if len(legs) == 2:
+        first, second = legs
+        rows = [
+            (first.account, _TEXT[first.side], str(first.amount)),
+            (second.account, _TEXT[second.side], str(second.amount)),
+        ]
+        if rows[1] < rows[0]:
+            rows.reverse()
+    else:
+        rows = sorted([(leg.account, _TEXT[leg.side], str(leg.amount)) for leg in legs])
     parts: list[str] = []
+    fragments = memo.legs
     for account, side, amount in rows:
-        text = texts.get(account)
-        if text is None:
-            text = texts[account] = encode_basestring(account)
-        parts.append(f'[{text},"{side}","{amount}"]')
-    document = (
-        f'{{"description":{encode_basestring(description)},"kind":"{_TEXT[kind]}",'
-        f'"legs":[{",".join(parts)}],"pending_id":null,"reverses_id":null}}'
-    )
+        fragment = fragments.get((account, side))
+        if fragment is None:
+            fragment = fragments[account, side] = f'[{encode_basestring(account)},"{side}","'
+        parts.append(f'{fragment}{amount}"]')
+    document = head + ",".join(parts) + _TAIL
     return sha256(PAYLOAD_HASH_TAG + document.encode()).hexdigest()
 
 
@@ -307,7 +337,11 @@ def _insert_sqlite(
     accounts: Mapping[str, Account],
     recorded_at: datetime,
 ) -> None:
-    """Entries, then their postings in position order (the triggers require it), by executemany."""
+    """Entries, then their postings in position order (the triggers require it), by executemany.
+
+    Amounts are stored as 78-digit text: ``str(amount).zfill(78)`` is ``f"{amount:078d}"`` for
+    the positive amounts validated before, and cheaper.
+    """
     stamp = _recorded_at_value(connection, recorded_at)
     connection.exec_driver_sql(
         _SQLITE_INSERT_ENTRY,
@@ -321,7 +355,13 @@ def _insert_sqlite(
     connection.exec_driver_sql(
         _SQLITE_INSERT_POSTING,
         [
-            (entry_id, position, *target[leg.account], _TEXT[leg.side], f"{leg.amount:0{width}d}")
+            (
+                entry_id,
+                position,
+                *target[leg.account],
+                _TEXT[leg.side],
+                str(leg.amount).zfill(width),
+            )
             for entry_id, d in zip(ids, drafts, strict=True)
             for position, leg in enumerate(d.legs, start=1)
         ],
