@@ -10,13 +10,15 @@ Every error of the ``treasury``, ``custody`` and ``reporting`` packages is answe
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -68,19 +70,96 @@ def _officer(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Officer:
     """The officer whose bearer token came with the request (401 otherwise)."""
+    token = _bearer_token(credentials)
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with sessions() as session:
+        return _authenticate_in(session, request, token)
+
+
+def _bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The token of a bearer ``Authorization`` header (401, before any database work, if none)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError(
             "An API token is required: send the header 'Authorization: Bearer <token>'."
         )
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    with sessions() as session:
-        officer = authenticate(session, credentials.credentials, now=request.app.state.clock())
+    return credentials.credentials
+
+
+def _read_without_transaction(session: Session) -> None:
+    """On PostgreSQL, run ``session``'s statements each in its own implicit transaction.
+
+    For a session that only reads, this changes nothing a reader sees: under PostgreSQL's
+    READ COMMITTED (the treasury's level) every statement takes its own snapshot inside a
+    transaction too. It saves the ``BEGIN`` and ``ROLLBACK`` round trips the driver would
+    otherwise make around the reads of every request. SQLite has no round trips to save.
+    Must be called before the session first uses its connection.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def _authenticate_in(session: Session, request: Request, token: str) -> Officer:
+    """The officer holding ``token``, authenticated in the read-only ``session`` (401 otherwise)."""
+    _read_without_transaction(session)
+    officer = authenticate(session, token, now=request.app.state.clock())
     # Kept for the 422 handler: a body refused for unstorable text is recorded under its sender.
     request.state.officer = officer
     return officer
 
 
 Actor = Annotated[Officer, Depends(_officer)]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """An authenticated officer and the open session their token was checked in.
+
+    The read-only routes run their query in this same session: one connection checkout (and
+    its liveness ping) and one thread-pool trip fewer per request than authenticating in a
+    session of its own. The route closes the session when it is done.
+    """
+
+    officer: Officer
+    session: Session
+
+
+async def _reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AsyncIterator[Reader]:
+    """``_officer`` for read-only routes: the officer, and the session they were checked in.
+
+    The token is checked exactly as ``_officer`` checks it, before any parameter is validated;
+    the session is closed however the request ends (in a worker thread if it still holds a
+    connection, since closing it then talks to the database).
+    """
+    token = _bearer_token(credentials)
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    session = sessions()
+    try:
+        officer = await run_in_threadpool(_authenticate_in, session, request, token)
+        yield Reader(officer, session)
+    finally:
+        if session.get_transaction() is not None:
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+Reading = Annotated[Reader, Depends(_reader)]
+
+_BALANCES = TypeAdapter(list[BalanceOut])
+
+
+def _json(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
+    """``model`` as the JSON body FastAPI would send for it, serialised once, here.
+
+    A sync route's returned model is otherwise validated again against the route's response
+    model on a second trip through the thread pool, then serialised: on the hot routes that
+    second validation and thread hop are pure overhead, since the model was just built (and
+    validated) from the workflow's view. The route keeps ``response_model`` for its schema.
+    """
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 async def _bind_request_ids(request: Request) -> None:
@@ -194,8 +273,13 @@ def create_app(
             content={"detail": "Invalid request: " + "; ".join(problems) + ".", "errors": problems},
         )
 
-    @app.post("/proposals", status_code=status.HTTP_201_CREATED, tags=["spend"])
-    def propose(body: ProposeBody, actor: Actor) -> ProposalOut:
+    @app.post(
+        "/proposals",
+        status_code=status.HTTP_201_CREATED,
+        tags=["spend"],
+        response_model=ProposalOut,
+    )
+    def propose(body: ProposeBody, actor: Actor) -> Response:
         """Propose a spend citing a legal basis (proposer role); the asset is named by its code
         (``BTC``, ``ERC20:<contract>``) or a tracked token's symbol (``KGST``), as on the CLI."""
         with sessions() as session:
@@ -208,7 +292,7 @@ def create_app(
             purpose=body.purpose,
             legal_basis=body.legal_basis,
         )
-        return ProposalOut.of(view)
+        return _json(ProposalOut.of(view), status.HTTP_201_CREATED)
 
     @app.post("/proposals/{proposal_id}/prepare", tags=["spend"])
     def prepare(proposal_id: RecordId, actor: Actor) -> ProposalOut:
@@ -219,15 +303,15 @@ def create_app(
             raise NotConfiguredError(f"No chain spender is configured for {view.asset}.")
         return ProposalOut.of(workflow.prepare(actor, proposal_id, spender))
 
-    @app.post("/proposals/{proposal_id}/approve", tags=["spend"])
-    def approve(proposal_id: RecordId, body: ApproveBody, actor: Actor) -> ProposalOut:
+    @app.post("/proposals/{proposal_id}/approve", tags=["spend"], response_model=ProposalOut)
+    def approve(proposal_id: RecordId, body: ApproveBody, actor: Actor) -> Response:
         """Approve the prepared transaction by its hash for your institution (approver role).
 
         Once the roster chain is founded, ``signed`` (your signed statement, see ``statement``)
         is required; it is verified and stored with the approval.
         """
         signed = None if body.signed is None else signed_from_json(body.signed)
-        return ProposalOut.of(workflow.approve(actor, proposal_id, body.tx_hash, signed))
+        return _json(ProposalOut.of(workflow.approve(actor, proposal_id, body.tx_hash, signed)))
 
     @app.get("/proposals/{proposal_id}/statement", tags=["spend"])
     def statement(
@@ -246,10 +330,12 @@ def create_app(
         """Cancel a spend during its veto window (oversight role)."""
         return ProposalOut.of(workflow.veto(actor, proposal_id, body.reason))
 
-    @app.get("/proposals/{proposal_id}", tags=["spend"])
-    def proposal_status(proposal_id: RecordId, actor: Actor) -> ProposalOut:
+    @app.get("/proposals/{proposal_id}", tags=["spend"], response_model=ProposalOut)
+    def proposal_status(proposal_id: RecordId, reader: Reading) -> Response:
         """A proposal's state, transaction, approvals and signatures (any role)."""
-        return ProposalOut.of(workflow.status(actor, proposal_id))
+        with reader.session as session:
+            view = workflow.status_in(session, reader.officer, proposal_id)
+        return _json(ProposalOut.of(view))
 
     @app.get("/proposals", tags=["spend"])
     def list_proposals(actor: Actor, state: ProposalState | None = None) -> list[ProposalOut]:
@@ -261,12 +347,12 @@ def create_app(
         """Every policy decision about a proposal, with policy version and inputs digest."""
         return [DecisionOut.of(d) for d in workflow.decisions(actor, proposal_id)]
 
-    @app.get("/ledger/balances", tags=["ledger"])
-    def ledger_balances(actor: Actor) -> list[BalanceOut]:
+    @app.get("/ledger/balances", tags=["ledger"], response_model=list[BalanceOut])
+    def ledger_balances(reader: Reading) -> Response:
         """Every ledger account's posted, pending and available balance (read-only, any role)."""
-        actor.require(*Role)
-        with sessions() as session:
-            return [
+        reader.officer.require(*Role)
+        with reader.session as session:
+            balances = [
                 BalanceOut(
                     account=b.account,
                     asset=b.asset,
@@ -276,14 +362,15 @@ def create_app(
                 )
                 for b in ledger.balances(session)
             ]
+        return Response(_BALANCES.dump_json(balances), media_type="application/json")
 
-    @app.get("/audit/head", tags=["audit"])
-    def audit_head(actor: Actor) -> AuditHeadOut:
+    @app.get("/audit/head", tags=["audit"], response_model=AuditHeadOut)
+    def audit_head(reader: Reading) -> Response:
         """The audit log's newest sequence and hash (what reporting anchors on chain)."""
-        actor.require(*Role)
-        with sessions() as session:
+        reader.officer.require(*Role)
+        with reader.session as session:
             head = audit.head(session)
-        return AuditHeadOut(sequence=head.sequence, hash=head.hash)
+        return _json(AuditHeadOut(sequence=head.sequence, hash=head.hash))
 
     @app.get("/audit/verify", tags=["audit"])
     def audit_verify(actor: Actor) -> AuditVerifyOut:

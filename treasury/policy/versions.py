@@ -88,7 +88,9 @@ def set_policy(
 
 def current_policy(session: Session) -> StoredPolicy:
     """The newest policy version."""
-    row = session.scalar(select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()))
+    row = session.scalar(
+        select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1)
+    )
     if row is None:
         raise NotConfiguredError(
             "No policy has been set yet; an admin must run `treasury policy set`."

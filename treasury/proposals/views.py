@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from treasury.officers import InstitutionRow
@@ -64,11 +64,27 @@ class ProposalView:
 
 
 def load_view(session: Session, proposal_id: int) -> ProposalView:
-    """The view of the proposal ``proposal_id``; ``UnknownRecordError`` if there is none."""
-    row = session.get(SpendProposalRow, proposal_id)
-    if row is None:
+    """The view of the proposal ``proposal_id``; ``UnknownRecordError`` if there is none.
+
+    The proposal and its current transaction are read in one round trip (an outer join), as
+    ``current_tx`` would pick it: the prepared transaction that is not superseded, if any.
+    """
+    found = session.execute(
+        select(SpendProposalRow, PreparedTxRow)
+        .outerjoin(
+            PreparedTxRow,
+            and_(
+                PreparedTxRow.proposal_id == SpendProposalRow.id,
+                PreparedTxRow.superseded_at.is_(None),
+            ),
+        )
+        .where(SpendProposalRow.id == proposal_id)
+        .limit(1)
+    ).first()
+    if found is None:
         raise UnknownRecordError(f"No spend proposal has the id {proposal_id}.")
-    return proposal_view(session, row)
+    row, current = found
+    return proposal_view(session, row, current=current)
 
 
 _UNSET: Any = object()
