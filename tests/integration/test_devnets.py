@@ -106,11 +106,14 @@ def test_sigint_mid_run_leaves_no_node_and_no_datadir(tmp_path: Path) -> None:
             """
         )
     )
-    conftest = Path(__file__).resolve().parents[1] / "conftest.py"
-    (tmp_path / "conftest.py").write_text(conftest.read_text())
+    tests = Path(__file__).resolve().parents[1]
+    (tmp_path / "conftest.py").write_text((tests / "conftest.py").read_text())
+    # The suite's conftest imports its helpers from tests/support (pyproject's pythonpath).
+    support = os.pathsep.join(filter(None, [str(tests / "support"), os.environ.get("PYTHONPATH")]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": support},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
