@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, select
 from sqlalchemy.orm import Session
 
 from treasury.officers import InstitutionRow, OfficerRow
@@ -50,13 +50,15 @@ def move(row: SpendProposalRow, target: ProposalState) -> None:
     row.state = target.value
 
 
+def current_tx_of(proposal_id: int | SQLColumnExpression[int]) -> ColumnElement[bool]:
+    """What makes a prepared transaction its proposal's current one: prepared for it, and not
+    superseded (a proposal id, or a column to join on)."""
+    return and_(PreparedTxRow.proposal_id == proposal_id, PreparedTxRow.superseded_at.is_(None))
+
+
 def current_tx(session: Session, proposal_id: int) -> PreparedTxRow | None:
     """The proposal's transaction that is not superseded, if one was prepared."""
-    return session.scalar(
-        select(PreparedTxRow).where(
-            PreparedTxRow.proposal_id == proposal_id, PreparedTxRow.superseded_at.is_(None)
-        )
-    )
+    return session.scalar(select(PreparedTxRow).where(current_tx_of(proposal_id)))
 
 
 def required_tx(session: Session, row: SpendProposalRow, step: str) -> PreparedTxRow:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from treasury.officers import InstitutionRow
@@ -21,6 +21,7 @@ from treasury.proposals.rows import (
     ApprovalRecord,
     approval_records,
     current_tx,
+    current_tx_of,
     proposal_veto_window_end,
 )
 from treasury.proposals.states import ProposalState
@@ -66,18 +67,12 @@ class ProposalView:
 def load_view(session: Session, proposal_id: int) -> ProposalView:
     """The view of the proposal ``proposal_id``; ``UnknownRecordError`` if there is none.
 
-    The proposal and its current transaction are read in one round trip (an outer join), as
-    ``current_tx`` would pick it: the prepared transaction that is not superseded, if any.
+    The proposal and its current transaction (``current_tx_of``) are read in one round trip,
+    by an outer join.
     """
     found = session.execute(
         select(SpendProposalRow, PreparedTxRow)
-        .outerjoin(
-            PreparedTxRow,
-            and_(
-                PreparedTxRow.proposal_id == SpendProposalRow.id,
-                PreparedTxRow.superseded_at.is_(None),
-            ),
-        )
+        .outerjoin(PreparedTxRow, current_tx_of(SpendProposalRow.id))
         .where(SpendProposalRow.id == proposal_id)
         .limit(1)
     ).first()
