@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from treasury.api import create_app
+from treasury.api import create_app, heap
 from treasury.cli.context import fail, invocation, settings
 from treasury.db import make_engine, session_factory
 from treasury.exceptions import TreasuryError
@@ -76,12 +77,18 @@ def worker_app() -> FastAPI:
     level = int(os.environ.get(WORKER_LOG_LEVEL_ENV, str(logging.WARNING)))
     configure_logging(LogFormat.JSON, level, loggers=SERVER_LOGGERS)
     api = create_app(workflow, sessions, spenders=setup.spenders, settings=configured)
+    return serving(api, engine)
+
+
+def serving(api: FastAPI, engine: Engine) -> FastAPI:
+    """``api`` as a server runs it: its start-up heap frozen once it has started
+    (``treasury.api.heap``), and ``engine``'s connections closed at shutdown."""
     served = api.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
-        """The application's own lifespan, then the worker's connections closed at shutdown."""
         async with served(app) as state:
+            heap.settle()
             yield state
         engine.dispose()
 
@@ -232,6 +239,6 @@ def serve(
             supervisor.run()
             return
         api = create_app(workflow, sessions, spenders=setup.spenders, settings=configured)
-        uvicorn.run(api, host=host, port=port, log_config=None)
+        uvicorn.run(serving(api, engine), host=host, port=port, log_config=None)
     finally:
         engine.dispose()
