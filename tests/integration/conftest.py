@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from workflow_support import World, build_world
 
 from custody.devnet import BNB_DEVNET_CHAIN_ID, EvmNode, NodeBinaries
 from treasury import migrate
@@ -27,6 +28,15 @@ def engine(db_url: str) -> Iterator[Engine]:
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on ``engine``."""
     return session_factory(engine)
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:
+    """The workflow tests' world (``workflow_support.build_world``) on a fresh database. A file
+    whose world is another one defines its own ``world`` fixture, which takes precedence."""
+    built = build_world(db_url)
+    yield built
+    built.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,11 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from token_files import token_file
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
 from custody.clock import utc_now
 from treasury import audit, migrate, officers
-from treasury.api import create_app
 from treasury.cli import app as cli_app
 from treasury.db import DATABASE_URL_ENV, make_engine, session_factory
 from treasury.officers import (
@@ -71,18 +69,8 @@ def _snapshot(sessions: sessionmaker[Session]) -> Snapshot:
 
 
 @pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
-
-
-@pytest.fixture
 def client(world: World) -> TestClient:
-    app = create_app(
-        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
-    )
-    return TestClient(app)
+    return world.api()
 
 
 def _auth(token: str) -> dict[str, str]:

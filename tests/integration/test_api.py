@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
-from workflow_support import DECREE, DESTINATION, World, build_world
-
-from treasury.api import create_app
+from workflow_support import DECREE, DESTINATION, World
 
 BTC = 100_000_000
 
 
 @pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
-
-
-@pytest.fixture
 def client(world: World) -> TestClient:
-    app = create_app(
-        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
-    )
-    return TestClient(app)
-
-
-def _auth(world: World, officer: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {world.tokens[officer]}"}
+    return world.api()
 
 
 def _proposal(amount: str = str(BTC)) -> dict[str, str]:
@@ -90,7 +72,7 @@ def test_a_wrong_role_gets_403(
     world: World, client: TestClient, officer: str, method: str, path: str, body: object
 ) -> None:
     """An auditor cannot propose; a proposer cannot veto, approve or verify the audit log."""
-    response = client.request(method, path, json=body, headers=_auth(world, officer))
+    response = client.request(method, path, json=body, headers=world.bearer(officer))
     assert response.status_code == 403
     assert "needs the role" in response.json()["detail"]
 
@@ -115,12 +97,12 @@ def test_bad_input_gets_422_naming_the_field(
     world: World, client: TestClient, body: dict[str, str], field: str
 ) -> None:
     """Malformed proposals are refused with 422 and a one-sentence message naming the field."""
-    response = client.post("/proposals", json=body, headers=_auth(world, "proposer"))
+    response = client.post("/proposals", json=body, headers=world.bearer("proposer"))
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert detail.startswith("Invalid request: ")
     assert field in detail
-    assert client.get("/proposals", headers=_auth(world, "auditor")).json() == []
+    assert client.get("/proposals", headers=world.bearer("auditor")).json() == []
 
 
 def test_an_unknown_legal_basis_gets_404_naming_it(world: World, client: TestClient) -> None:
@@ -128,7 +110,7 @@ def test_an_unknown_legal_basis_gets_404_naming_it(world: World, client: TestCli
     response = client.post(
         "/proposals",
         json={**_proposal(), "legal_basis": "NO-SUCH-DECREE"},
-        headers=_auth(world, "proposer"),
+        headers=world.bearer("proposer"),
     )
     assert response.status_code == 404
     assert "NO-SUCH-DECREE" in response.json()["detail"]
@@ -137,7 +119,7 @@ def test_an_unknown_legal_basis_gets_404_naming_it(world: World, client: TestCli
 def test_a_policy_refusal_gets_409_with_its_reason_codes(world: World, client: TestClient) -> None:
     """Over the per-transaction limit the API answers 409 and lists the refusal code."""
     response = client.post(
-        "/proposals", json=_proposal(str(11 * BTC)), headers=_auth(world, "proposer")
+        "/proposals", json=_proposal(str(11 * BTC)), headers=world.bearer("proposer")
     )
     assert response.status_code == 409
     assert [r["code"] for r in response.json()["reasons"]] == ["over_per_tx_limit"]
@@ -145,43 +127,43 @@ def test_a_policy_refusal_gets_409_with_its_reason_codes(world: World, client: T
 
 def test_happy_path_propose_prepare_approve_then_read(world: World, client: TestClient) -> None:
     """A proposal made, prepared and approved by two institutions over HTTP reaches approved."""
-    created = client.post("/proposals", json=_proposal(), headers=_auth(world, "proposer"))
+    created = client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))
     assert created.status_code == 201
     proposal = created.json()
     assert proposal["state"] == "proposed"
     assert proposal["amount"] == str(BTC)
     pid = proposal["id"]
-    prepared = client.post(f"/proposals/{pid}/prepare", headers=_auth(world, "proposer")).json()
+    prepared = client.post(f"/proposals/{pid}/prepare", headers=world.bearer("proposer")).json()
     tx_hash = prepared["tx_hash"]
     assert prepared["tx_summary"]["destination"] == DESTINATION
     wrong = client.post(
-        f"/proposals/{pid}/approve", json={"tx_hash": "b" * 64}, headers=_auth(world, "cb_approver")
+        f"/proposals/{pid}/approve", json={"tx_hash": "b" * 64}, headers=world.bearer("cb_approver")
     )
     assert wrong.status_code == 409
     for officer in ("cb_approver", "parl_approver"):
         response = client.post(
-            f"/proposals/{pid}/approve", json={"tx_hash": tx_hash}, headers=_auth(world, officer)
+            f"/proposals/{pid}/approve", json={"tx_hash": tx_hash}, headers=world.bearer(officer)
         )
         assert response.status_code == 200
-    status = client.get(f"/proposals/{pid}", headers=_auth(world, "auditor")).json()
+    status = client.get(f"/proposals/{pid}", headers=world.bearer("auditor")).json()
     assert status["state"] == "approved"
     assert sorted(a["institution"] for a in status["approvals"]) == ["CB", "PARL"]
     listed = client.get(
-        "/proposals", params={"state": "approved"}, headers=_auth(world, "auditor")
+        "/proposals", params={"state": "approved"}, headers=world.bearer("auditor")
     ).json()
     assert [p["id"] for p in listed] == [pid]
-    decisions = client.get(f"/proposals/{pid}/decisions", headers=_auth(world, "auditor")).json()
+    decisions = client.get(f"/proposals/{pid}/decisions", headers=world.bearer("auditor")).json()
     assert [d["action"] for d in decisions] == ["submit", "approve", "approve"]
     assert all(d["allowed"] for d in decisions)
-    balances = client.get("/ledger/balances", headers=_auth(world, "auditor")).json()
+    balances = client.get("/ledger/balances", headers=world.bearer("auditor")).json()
     assert {b["account"]: b["posted"] for b in balances}["vault:btc"] == str(50 * BTC)
-    head = client.get("/audit/head", headers=_auth(world, "auditor")).json()
-    verified = client.get("/audit/verify", headers=_auth(world, "auditor")).json()
+    head = client.get("/audit/head", headers=world.bearer("auditor")).json()
+    verified = client.get("/audit/verify", headers=world.bearer("auditor")).json()
     assert verified["ok"] is True
     assert verified["head"] == head
     rejected = client.post(
         f"/proposals/{pid}/reject",
         json={"reason": "Changed plans"},
-        headers=_auth(world, "mof_approver"),
+        headers=world.bearer("mof_approver"),
     )
     assert rejected.json()["state"] == "rejected"

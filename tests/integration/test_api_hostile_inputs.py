@@ -10,17 +10,15 @@ points found, never the text itself (``treasury.api.input_refusals``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, inspect, select, table
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, UNLISTED, World, build_world
+from workflow_support import DECREE, DESTINATION, UNLISTED, World
 
 from treasury import audit
-from treasury.api import create_app
 from treasury.api.console import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token
 from treasury.api.schemas import RECORD_ID_MAX
 from treasury.audit import AuditKind
@@ -37,23 +35,9 @@ first: it was a 500 on both databases, 2^31 one on PostgreSQL; 0 and -1 were 404
 
 
 @pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
-
-
-@pytest.fixture
 def client(world: World) -> TestClient:
-    app = create_app(
-        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
-    )
     # A 500 must show as a status the assertions see, not as an exception in the test.
-    return TestClient(app, raise_server_exceptions=False)
-
-
-def _auth(world: World, officer: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {world.tokens[officer]}"}
+    return world.api(raise_server_exceptions=False)
 
 
 def _proposal(**fields: str) -> dict[str, str]:
@@ -121,7 +105,7 @@ def _console_login(world: World, client: TestClient, officer: str) -> str:
 
 
 def _submitted(world: World, client: TestClient) -> int:
-    response = client.post("/proposals", json=_proposal(), headers=_auth(world, "proposer"))
+    response = client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
@@ -159,7 +143,7 @@ def test_an_id_outside_the_id_columns_range_gets_422_naming_it(
     rows, head = _rows(world), _head(world)
     for record_id in OUT_OF_RANGE_IDS:
         response = client.request(
-            method, path.format(id=record_id), json=body, headers=_auth(world, officer)
+            method, path.format(id=record_id), json=body, headers=world.bearer(officer)
         )
         assert response.status_code == 422, (record_id, response.text)
         detail = response.json()["detail"]
@@ -195,10 +179,10 @@ def test_the_largest_id_a_record_can_have_is_an_unknown_record(
     world: World, client: TestClient
 ) -> None:
     """2^31-1 is a valid id that names nothing: 404 on both databases, for proposals and officers."""
-    response = client.get(f"/proposals/{RECORD_ID_MAX}", headers=_auth(world, "auditor"))
+    response = client.get(f"/proposals/{RECORD_ID_MAX}", headers=world.bearer("auditor"))
     assert response.status_code == 404
     assert response.json()["detail"] == f"No spend proposal has the id {RECORD_ID_MAX}."
-    response = client.post(f"/officers/{RECORD_ID_MAX}/revoke", headers=_auth(world, "admin"))
+    response = client.post(f"/officers/{RECORD_ID_MAX}/revoke", headers=world.bearer("admin"))
     assert response.status_code == 404
     assert str(RECORD_ID_MAX) in response.json()["detail"]
 
@@ -228,7 +212,7 @@ def test_unstorable_text_in_a_proposal_gets_422_and_the_refusal_is_audited(
     response = client.post(
         "/proposals",
         content=json.dumps(value),
-        headers={**_auth(world, "proposer"), "Content-Type": "application/json"},
+        headers={**world.bearer("proposer"), "Content-Type": "application/json"},
     )
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
@@ -263,7 +247,7 @@ def test_a_nul_in_a_proposal_the_policy_would_refuse_is_recorded_not_lost(
     response = client.post(
         "/proposals",
         json=_proposal(amount=str(11 * BTC), purpose="Pay\x00 the contractor"),
-        headers=_auth(world, "proposer"),
+        headers=world.bearer("proposer"),
     )
     assert response.status_code == 422, response.text
     assert (
@@ -288,7 +272,7 @@ def test_an_unlisted_destination_with_a_nul_no_longer_reaches_the_policy(
     response = client.post(
         "/proposals",
         json=_proposal(destination=UNLISTED + "\x00"),
-        headers=_auth(world, "proposer"),
+        headers=world.bearer("proposer"),
     )
     assert response.status_code == 422, response.text
     assert _rows(world) == {**rows, "audit_events": rows["audit_events"] + 1}
@@ -302,7 +286,7 @@ def test_tabs_and_line_breaks_are_text_in_a_purpose_but_not_in_a_destination(
     for the accepted one, one refusal for the other)."""
     purpose = "Pay the contractor:\n\t- invoice 17\r\n\t- invoice 18"
     response = client.post(
-        "/proposals", json=_proposal(purpose=purpose), headers=_auth(world, "proposer")
+        "/proposals", json=_proposal(purpose=purpose), headers=world.bearer("proposer")
     )
     assert response.status_code == 201, response.text
     assert response.json()["purpose"] == purpose
@@ -310,7 +294,7 @@ def test_tabs_and_line_breaks_are_text_in_a_purpose_but_not_in_a_destination(
     response = client.post(
         "/proposals",
         json=_proposal(destination=DESTINATION + "\t"),
-        headers=_auth(world, "proposer"),
+        headers=world.bearer("proposer"),
     )
     assert response.status_code == 422
     assert "(found U+0009)" in response.json()["detail"]
@@ -327,7 +311,7 @@ def test_a_nul_in_a_reason_gets_422_and_the_refusal_names_the_proposal(
     response = client.post(
         f"/proposals/{proposal_id}/{route}",
         json={"reason": "not\x00 this"},
-        headers=_auth(world, officer),
+        headers=world.bearer(officer),
     )
     assert response.status_code == 422, response.text
     assert (
@@ -338,7 +322,7 @@ def test_a_nul_in_a_reason_gets_422_and_the_refusal_names_the_proposal(
     [event] = _events_after(world, sequence)
     assert event["refs"] == {"proposal_id": proposal_id}
     assert event["payload"]["route"] == f"/proposals/{{proposal_id}}/{route}"
-    state = client.get(f"/proposals/{proposal_id}", headers=_auth(world, "auditor")).json()["state"]
+    state = client.get(f"/proposals/{proposal_id}", headers=world.bearer("auditor")).json()["state"]
     assert state == "proposed"
 
 
@@ -350,7 +334,7 @@ def test_a_nul_in_a_new_officers_name_gets_422_and_is_audited_as_a_roster_change
     response = client.post(
         "/officers",
         json={"institution": "MOF", "name": "Eve\x00", "roles": ["proposer"]},
-        headers=_auth(world, "admin"),
+        headers=world.bearer("admin"),
     )
     assert response.status_code == 422, response.text
     assert (
@@ -390,7 +374,7 @@ def test_a_nul_in_a_signed_statement_is_refused_without_a_500(
                 "signature": {"kind": "secp256k1\x00", "signature": "\x00"},
             },
         },
-        headers=_auth(world, "mof_approver"),
+        headers=world.bearer("mof_approver"),
     )
     assert 400 <= response.status_code < 500, response.text
     assert _rows(world) == rows
@@ -465,7 +449,7 @@ def test_an_amount_that_is_not_exactly_digits_gets_422_naming_it(
     refused with 422 naming ``amount``; nothing is written."""
     rows, head = _rows(world), _head(world)
     response = client.post(
-        "/proposals", json=_proposal(amount=amount), headers=_auth(world, "proposer")
+        "/proposals", json=_proposal(amount=amount), headers=world.bearer("proposer")
     )
     assert response.status_code == 422, (amount, response.text)
     assert (
@@ -479,7 +463,7 @@ def test_an_amount_that_is_not_exactly_digits_gets_422_naming_it(
 def test_an_amount_as_a_json_number_gets_422(world: World, client: TestClient) -> None:
     """100 (a JSON number, not a string) is refused: amounts travel as exact digit strings."""
     response = client.post(
-        "/proposals", json={**_proposal(), "amount": 100}, headers=_auth(world, "proposer")
+        "/proposals", json={**_proposal(), "amount": 100}, headers=world.bearer("proposer")
     )
     assert response.status_code == 422
     assert "amount: amount must be" in response.json()["detail"]
@@ -488,7 +472,7 @@ def test_an_amount_as_a_json_number_gets_422(world: World, client: TestClient) -
 def test_an_exact_digit_string_is_the_amount(world: World, client: TestClient) -> None:
     """ "100" is accepted as 100 base units."""
     response = client.post(
-        "/proposals", json=_proposal(amount="100"), headers=_auth(world, "proposer")
+        "/proposals", json=_proposal(amount="100"), headers=world.bearer("proposer")
     )
     assert response.status_code == 201, response.text
     assert response.json()["amount"] == "100"

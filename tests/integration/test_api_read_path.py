@@ -7,33 +7,21 @@ to giving back every connection they take.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
-from treasury.api import create_app
 from treasury.api.schemas import AuditHeadOut, ProposalOut
 
 BTC = 100_000_000
 
 
 @pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
-
-
-@pytest.fixture
 def client(world: World) -> TestClient:
-    app = create_app(
-        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
-    )
-    return TestClient(app)
+    return world.api()
 
 
 class PoolCounter:
@@ -52,10 +40,6 @@ class PoolCounter:
         self.checkins += 1
 
 
-def _auth(world: World, officer: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {world.tokens[officer]}"}
-
-
 def _prepared_proposal(world: World, client: TestClient) -> int:
     body = {
         "asset": "BTC",
@@ -64,10 +48,10 @@ def _prepared_proposal(world: World, client: TestClient) -> int:
         "purpose": "Pay the contractor",
         "legal_basis": DECREE,
     }
-    created = client.post("/proposals", json=body, headers=_auth(world, "proposer"))
+    created = client.post("/proposals", json=body, headers=world.bearer("proposer"))
     assert created.status_code == 201
     pid: int = created.json()["id"]
-    prepared = client.post(f"/proposals/{pid}/prepare", headers=_auth(world, "proposer"))
+    prepared = client.post(f"/proposals/{pid}/prepare", headers=world.bearer("proposer"))
     assert prepared.status_code == 200
     return pid
 
@@ -80,7 +64,7 @@ def test_a_read_takes_one_connection_and_gives_it_back(
     url = path.format(pid=_prepared_proposal(world, client))
     counter = PoolCounter(world)
     for _ in range(3):
-        response = client.get(url, headers=_auth(world, "auditor"))
+        response = client.get(url, headers=world.bearer("auditor"))
         assert response.status_code == 200
     assert counter.checkouts == 3
     assert counter.checkins == 3
@@ -91,7 +75,7 @@ def test_a_read_refused_after_the_token_check_gives_its_connection_back(
 ) -> None:
     """An unknown proposal (404) and a bad token (401) leave no connection checked out."""
     counter = PoolCounter(world)
-    unknown = client.get("/proposals/999999", headers=_auth(world, "auditor"))
+    unknown = client.get("/proposals/999999", headers=world.bearer("auditor"))
     assert unknown.status_code == 404
     bad = client.get("/audit/head", headers={"Authorization": "Bearer trs_0000000000000000_00"})
     assert bad.status_code == 401
@@ -105,7 +89,7 @@ def test_a_read_checks_the_token_before_the_path(world: World, client: TestClien
     counter = PoolCounter(world)
     assert client.get("/proposals/0").status_code == 401
     assert counter.checkouts == 0
-    refused = client.get("/proposals/0", headers=_auth(world, "auditor"))
+    refused = client.get("/proposals/0", headers=world.bearer("auditor"))
     assert refused.status_code == 422
     assert "proposal_id" in refused.json()["detail"]
     assert counter.checkouts == counter.checkins == 1
@@ -115,13 +99,13 @@ def test_the_read_answers_are_the_workflow_views(world: World, client: TestClien
     """A proposal read over HTTP is its workflow view, with its current transaction; the
     OpenAPI schema still names the response models of the routes that serialise their own."""
     pid = _prepared_proposal(world, client)
-    read = client.get(f"/proposals/{pid}", headers=_auth(world, "auditor"))
+    read = client.get(f"/proposals/{pid}", headers=world.bearer("auditor"))
     assert read.headers["content-type"] == "application/json"
     view = world.workflow().view(pid)
     assert view.tx_hash is not None
     assert ProposalOut.model_validate(read.json()) == ProposalOut.of(view)
     head = AuditHeadOut.model_validate(
-        client.get("/audit/head", headers=_auth(world, "auditor")).json()
+        client.get("/audit/head", headers=world.bearer("auditor")).json()
     )
     assert head.sequence > 0
     paths = client.get("/openapi.json").json()["paths"]

@@ -7,14 +7,13 @@ their office. Both on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
-from workflow_support import World, build_world
+from workflow_support import World
 
 from treasury import migrate, officers
 from treasury.cli import app
@@ -26,13 +25,6 @@ from treasury.workflow_exceptions import (
     UnknownRecordError,
     WorkflowInputError,
 )
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def _lookup(token: str) -> str:

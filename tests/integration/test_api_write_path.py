@@ -10,13 +10,12 @@ every writer takes them in, so concurrent writers cannot deadlock).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
 from treasury.api import create_app
 
@@ -39,13 +38,6 @@ LIMIT_LOCK = "hashtext"
 AUDIT_LOCK = "pg_advisory_xact_lock(%(pg_advisory_xact_lock_2)s::BIGINT)"
 
 
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
-
-
 class Statements:
     """Every statement the world's engine sends, while recording."""
 
@@ -66,10 +58,6 @@ class Statements:
             return call(), self.sent
         finally:
             self.recording = False
-
-
-def _auth(world: World, officer: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {world.tokens[officer]}"}
 
 
 def _proposal() -> dict[str, str]:
@@ -101,13 +89,13 @@ def test_a_proposal_and_its_approvals_send_few_statements(world: World, db_url: 
         )
     )
     statements = Statements(world)
-    client.post("/proposals", json=_proposal(), headers=_auth(world, "proposer"))  # warm caches
+    client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))  # warm caches
     created, proposing = statements.of(
-        lambda: client.post("/proposals", json=_proposal(), headers=_auth(world, "proposer"))
+        lambda: client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))
     )
     assert created.status_code == 201, created.text
     pid = created.json()["id"]
-    tx_hash = client.post(f"/proposals/{pid}/prepare", headers=_auth(world, "proposer")).json()[
+    tx_hash = client.post(f"/proposals/{pid}/prepare", headers=world.bearer("proposer")).json()[
         "tx_hash"
     ]
     approvals = []
@@ -116,7 +104,7 @@ def test_a_proposal_and_its_approvals_send_few_statements(world: World, db_url: 
             lambda officer=officer: client.post(
                 f"/proposals/{pid}/approve",
                 json={"tx_hash": tx_hash},
-                headers=_auth(world, officer),
+                headers=world.bearer(officer),
             )
         )
         assert answer.status_code == 200, answer.text

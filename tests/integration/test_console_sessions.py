@@ -10,16 +10,13 @@ PostgreSQL, through the real app and the FastAPI TestClient.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
-from treasury.api import create_app
 from treasury.api.console import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token
 from treasury.console_sessions import (
     SESSION_IDLE_TIMEOUT,
@@ -36,19 +33,9 @@ OFFICER = "mof_approver"
 """Logs in in most tests; the MOF ``admin`` may revoke them and their tokens."""
 
 
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
-
-
 def client_of(world: World, base_url: str = HTTP_URL) -> TestClient:
     """A browser on the console (the whole API app, with the world's stepping clock)."""
-    app = create_app(
-        world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
-    )
-    return TestClient(app, base_url=base_url, follow_redirects=False)
+    return world.api(base_url=base_url, follow_redirects=False)
 
 
 def log_in(world: World, token: str, base_url: str = HTTP_URL) -> tuple[TestClient, Any]:

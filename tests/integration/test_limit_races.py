@@ -12,13 +12,11 @@ final approvals at one barrier, and counts what was committed. Run on SQLite and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
-from workflow_support import DESTINATION, World, build_world
+from workflow_support import DESTINATION, World
 
 from treasury.policy import LegalBasis, add_legal_basis
 from treasury.policy.rules import PolicyRefusedError
@@ -32,13 +30,6 @@ REPETITIONS = 10
 pass the limit in the first repetition or two, so ten are a margin, not a lottery."""
 DAILY_LIMIT = 15 * BTC
 """The world's policy: a rolling 24 h limit of 15 BTC (``workflow_support.POLICY``)."""
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def _new_decree(world: World, reference: str, ceiling: int) -> None:

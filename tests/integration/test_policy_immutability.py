@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from alembic import command
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
 from treasury import migrate
 from treasury.cli import app as treasury_app
@@ -87,13 +86,6 @@ ATTACKS: dict[str, tuple[str, ...]] = {
         "DELETE FROM proposal_approval_voids",
     ),
 }
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def _approved_then_reprepared(world: World) -> ProposalView:

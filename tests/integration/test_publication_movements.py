@@ -4,12 +4,10 @@ chains by name, and movements that reconcile the funds with the vaults after rea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from workflow_support import (
     BTC_EQUITY,
     BTC_FEES,
@@ -19,7 +17,6 @@ from workflow_support import (
     DECREE,
     DESTINATION,
     World,
-    build_world,
     shares_of,
 )
 
@@ -36,13 +33,6 @@ ALLOCATED_SATS = 10 * 100_000_000
 ETH_HOLDINGS = "vault:eth:31337:reserve:ETH"
 ETH_INFLOWS = "reserve:unallocated-inflows:ETH"
 ETH_DEPOSIT_WEI = 20 * 10**18
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def _spend(world: World, amount: int, purpose: str, *, confirm: bool = True) -> int:

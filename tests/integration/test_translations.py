@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
 from treasury import audit
 from treasury.audit import AuditEvent
@@ -33,13 +32,6 @@ from treasury.workflow_exceptions import NotAuthorisedError, UnknownRecordError,
 BANK_KY = "Кыргыз Республикасынын Улуттук банкы"
 BANK_RU = "Национальный банк Кыргызской Республики"
 DECREE_KY = "Резервди кайра бөлүштүрүү жарлыгы"
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def _written(world: World) -> tuple[int, int]:

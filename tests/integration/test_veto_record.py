@@ -7,12 +7,10 @@ from ``rejected`` is named by ``treasury audit verify``. Both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import DECREE, DESTINATION, World
 
 from treasury.cli import app
 from treasury.proposals import ProposalState
@@ -20,13 +18,6 @@ from treasury.proposals.veto_record import verify_vetoes
 from treasury.settings import DATABASE_URL_ENV
 
 BTC = 100_000_000
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def test_a_veto_undone_in_the_proposal_row_is_named_by_audit_verify(

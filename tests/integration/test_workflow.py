@@ -4,7 +4,7 @@ prepared transaction, and a crash between any two persisted steps still broadcas
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,6 @@ from workflow_support import (
     UNLISTED,
     SimulatedCrash,
     World,
-    build_world,
     shares_of,
 )
 
@@ -83,13 +82,6 @@ STATE_TABLES = (
     "ledger_entries",
 )
 """What a refusal must leave untouched (the decision log and audit log do record it)."""
-
-
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    built = build_world(db_url)
-    yield built
-    built.engine.dispose()
 
 
 def _propose(world: World, wf: Workflow, amount: int = SMALL, **overrides: Any) -> ProposalView:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from treasury import ledger, migrate
+from treasury.api import create_app
 from treasury.db import make_engine, session_factory
 from treasury.ledger import AccountType, AssetSpec
 from treasury.officers import (
@@ -260,6 +262,18 @@ class World:
         self.engine = make_engine(self.url)
         self.sessions = session_factory(self.engine)
         return self.workflow()
+
+    def api(self, **client_options: Any) -> TestClient:
+        """A client of the whole API app on this world: its workflow, its in-memory BTC chain as
+        the spender and its stepping clock (``client_options`` go to ``TestClient``)."""
+        app = create_app(
+            self.workflow(), self.sessions, spenders={"BTC": self.chain}, clock=self.clock
+        )
+        return TestClient(app, **client_options)
+
+    def bearer(self, officer: str) -> dict[str, str]:
+        """The ``Authorization`` header of ``officer``'s API token."""
+        return {"Authorization": f"Bearer {self.tokens[officer]}"}
 
     def reconcile(self, outcome: ReconciliationOutcome = ReconciliationOutcome.MATCHED) -> None:
         with self.sessions.begin() as session:
