@@ -36,16 +36,16 @@ from spend_roster_support import found_spend_roster
 from test_spend_cli import (
     DECREE,
     INSTITUTIONS,
-    SATS_PER_BTC,
+    POLICY,
     WEI_PER_ETH,
     Cli,
     Officers,
     _allowlist,
     _approve,
     _ceremony,
+    _govern,
     _officer_id,
     _safe_owner,
-    _token,
     _wait_until,
 )
 from token_files import token_file
@@ -120,47 +120,19 @@ def _cli(
     return cli
 
 
-def _govern(cli: Cli, tmp_path: Path) -> Officers:
-    """Institutions, officers, a policy with limits for BTC, ETH and BNB, and the decree with a
+def _govern_bnb(cli: Cli, tmp_path: Path) -> Officers:
+    """``test_spend_cli``'s governance, with ETH's limits raised, BNB's added, and the decree's
     ceiling in BNB."""
-    admin = cli(
-        "officers", "bootstrap", "--institution", "MOF", "--institution-name",
-        INSTITUTIONS["MOF"], "--admin-name", "Admin",
-    ).strip().rsplit(" ", 1)[1]  # fmt: skip
-    admins = {"MOF": admin}
-    for code, name in [*list(INSTITUTIONS.items())[1:], ("PARL", "Parliament")]:
-        cli("officers", "add-institution", code, name, *token_file(admin))
-        found = cli("officers", "found", code, "--admin-name", f"{code} admin")
-        admins[code] = found.strip().rsplit(" ", 1)[1]
-    proposer = _token(cli, admin, "Pat Proposer", "MOF", "proposer")
-    approvers = {
-        code: _token(cli, admins[code], f"{code} approver", code, "approver")
-        for code in ("NBKR", "ACH", "PARL")
-    }
-    policy: dict[str, Any] = {
-        "quorum": {"institutions": ["MOF", "NBKR", "ACH", "PARL"], "required": 2},
-        "assets": {
-            "BTC": {"per_tx_limit": SATS_PER_BTC, "daily_limit": 2 * SATS_PER_BTC,
-                    "veto_threshold": SATS_PER_BTC},
-            "ETH": {"per_tx_limit": 100 * WEI_PER_ETH, "daily_limit": 200 * WEI_PER_ETH,
-                    "veto_threshold": 100 * WEI_PER_ETH},
-            BNB: {"per_tx_limit": 5 * WEI, "daily_limit": 9 * WEI,
-                  "veto_threshold": BNB_VETO_THRESHOLD},
-        },
-        "veto_window_seconds": 3600,
-        "allowlist": {"required": 2, "delay_seconds": 1},
-        "reconciliation_max_age_seconds": 600,
-        "proposal_ttl_seconds": 24 * 3600,
+    assets = {
+        **POLICY["assets"],
+        "ETH": {"per_tx_limit": 100 * WEI_PER_ETH, "daily_limit": 200 * WEI_PER_ETH,
+                "veto_threshold": 100 * WEI_PER_ETH},
+        BNB: {"per_tx_limit": 5 * WEI, "daily_limit": 9 * WEI,
+              "veto_threshold": BNB_VETO_THRESHOLD},
     }  # fmt: skip
-    policy_file = tmp_path / "policy.json"
-    policy_file.write_text(json.dumps(policy))
-    cli("policy", "set", str(policy_file), *token_file(admin))
-    cli(
-        "policy", "add-legal-basis", DECREE, "--title", "Rebalancing", "--expires",
-        "2099-01-01T00:00:00+00:00", "--ceiling", f"ETH={WEI_PER_ETH}",
-        "--ceiling", f"{BNB}={9 * WEI}", *token_file(admin),
-    )  # fmt: skip
-    return Officers(admin, proposer, approvers)
+    return _govern(
+        cli, tmp_path, {**POLICY, "assets": assets}, (f"ETH={WEI_PER_ETH}", f"{BNB}={9 * WEI}")
+    )
 
 
 def _bnb_safe(cli: Cli, db_url: str, bnb: EthChain) -> tuple[str, str]:
@@ -239,7 +211,7 @@ def test_a_bnb_spend_is_paid_from_the_bnb_safe_and_refused_on_the_eth_chain(
     reserve.transact(reserve.accounts()[0], eth_safe, b"", action="fund", value=ETH_SAFE_HOLDS)
     bnb_safe_name, bnb_safe = _bnb_safe(cli, db_url, bnb)
     payee = bnb.accounts()[7]
-    officers = _govern(cli, tmp_path)
+    officers = _govern_bnb(cli, tmp_path)
     founded = found_spend_roster(
         db_url,
         tmp_path,

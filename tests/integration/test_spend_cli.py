@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -189,8 +190,14 @@ def _cli(bitcoin_node: BitcoinNode, evm_node: EvmNode, tmp_path: Path) -> Cli:
     return cli
 
 
-def _govern(cli: Cli, tmp_path: Path) -> Officers:
-    """Institutions (PARL registered but without a ceremony), officers, the policy, the decree."""
+def _govern(
+    cli: Cli,
+    tmp_path: Path,
+    policy: Mapping[str, Any] = POLICY,
+    ceilings: Sequence[str] = (f"BTC={SATS_PER_BTC}", f"ETH={WEI_PER_ETH}"),
+) -> Officers:
+    """Institutions (PARL registered but without a ceremony), officers, ``policy``, and the
+    decree with ``ceilings`` (``ASSET=BASE_UNITS`` each)."""
     admin = cli(
         "officers", "bootstrap", "--institution", "MOF", "--institution-name",
         INSTITUTIONS["MOF"], "--admin-name", "Admin",
@@ -207,12 +214,12 @@ def _govern(cli: Cli, tmp_path: Path) -> Officers:
         for code in ("NBKR", "ACH", "PARL")
     }
     policy_file = tmp_path / "policy.json"
-    policy_file.write_text(json.dumps(POLICY))
+    policy_file.write_text(json.dumps(policy))
     cli("policy", "set", str(policy_file), *token_file(admin))
+    ceiling_options = [option for ceiling in ceilings for option in ("--ceiling", ceiling)]
     cli(
         "policy", "add-legal-basis", DECREE, "--title", "Rebalancing", "--expires",
-        "2099-01-01T00:00:00+00:00", "--ceiling", f"BTC={SATS_PER_BTC}",
-        "--ceiling", f"ETH={WEI_PER_ETH}", *token_file(admin),
+        "2099-01-01T00:00:00+00:00", *ceiling_options, *token_file(admin),
     )  # fmt: skip
     return Officers(admin, proposer, approvers)
 

@@ -10,12 +10,10 @@ no unexplained outflow. A token the policy sets no limits for is refused with th
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
@@ -25,16 +23,16 @@ from spend_roster_support import found_spend_roster
 from test_spend_cli import (
     DECREE,
     INSTITUTIONS,
-    SATS_PER_BTC,
+    POLICY,
     WEI_PER_ETH,
     Cli,
     Officers,
     _allowlist,
     _approve,
     _ceremony,
+    _govern,
     _officer_id,
     _safe_owner,
-    _token,
     _wait_until,
 )
 from token_files import token_file
@@ -87,47 +85,20 @@ def _cli(bitcoin_node: BitcoinNode, evm_node: EvmNode, db_url: str, tmp_path: Pa
     return cli
 
 
-def _govern(cli: Cli, tmp_path: Path, token: str) -> Officers:
-    """Institutions, officers, a policy with limits for BTC, ETH and the token's code (and none
-    for any other token), and the decree with a ceiling in the token."""
-    admin = cli(
-        "officers", "bootstrap", "--institution", "MOF", "--institution-name",
-        INSTITUTIONS["MOF"], "--admin-name", "Admin",
-    ).strip().rsplit(" ", 1)[1]  # fmt: skip
-    admins = {"MOF": admin}
-    for code, name in [*list(INSTITUTIONS.items())[1:], ("PARL", "Parliament")]:
-        cli("officers", "add-institution", code, name, *token_file(admin))
-        found = cli("officers", "found", code, "--admin-name", f"{code} admin")
-        admins[code] = found.strip().rsplit(" ", 1)[1]
-    proposer = _token(cli, admin, "Pat Proposer", "MOF", "proposer")
-    approvers = {
-        code: _token(cli, admins[code], f"{code} approver", code, "approver")
-        for code in ("NBKR", "ACH", "PARL")
-    }
-    policy: dict[str, Any] = {
-        "quorum": {"institutions": ["MOF", "NBKR", "ACH", "PARL"], "required": 2},
-        "assets": {
-            "BTC": {"per_tx_limit": SATS_PER_BTC, "daily_limit": 2 * SATS_PER_BTC,
-                    "veto_threshold": SATS_PER_BTC},
-            "ETH": {"per_tx_limit": WEI_PER_ETH, "daily_limit": 2 * WEI_PER_ETH,
-                    "veto_threshold": WEI_PER_ETH},
-            token: {"per_tx_limit": 2_000 * KGST, "daily_limit": 3_000 * KGST,
-                    "veto_threshold": 2_000 * KGST},
-        },
-        "veto_window_seconds": 3600,
-        "allowlist": {"required": 2, "delay_seconds": 1},
-        "reconciliation_max_age_seconds": 600,
-        "proposal_ttl_seconds": 24 * 3600,
+def _govern_token(cli: Cli, tmp_path: Path, token: str) -> Officers:
+    """``test_spend_cli``'s governance, with limits for the token's code (and none for any other
+    token), and the decree's ceiling in the token."""
+    assets = {
+        **POLICY["assets"],
+        token: {"per_tx_limit": 2_000 * KGST, "daily_limit": 3_000 * KGST,
+                "veto_threshold": 2_000 * KGST},
     }  # fmt: skip
-    policy_file = tmp_path / "policy.json"
-    policy_file.write_text(json.dumps(policy))
-    cli("policy", "set", str(policy_file), *token_file(admin))
-    cli(
-        "policy", "add-legal-basis", DECREE, "--title", "Rebalancing", "--expires",
-        "2099-01-01T00:00:00+00:00", "--ceiling", f"ETH={WEI_PER_ETH}",
-        "--ceiling", f"{token}={2_000 * KGST}", *token_file(admin),
-    )  # fmt: skip
-    return Officers(admin, proposer, approvers)
+    return _govern(
+        cli,
+        tmp_path,
+        {**POLICY, "assets": assets},
+        (f"ETH={WEI_PER_ETH}", f"{token}={2_000 * KGST}"),
+    )
 
 
 def _track(db_url: str, chain_id: int, token: str, symbol: str) -> None:
@@ -175,7 +146,7 @@ def test_a_token_spend_is_proposed_approved_signed_relayed_and_booked_through_cl
     code = f"ERC20:{token}"
     _track(db_url, chain.chain_id, token, "KGST")
     _track(db_url, chain.chain_id, unpoliced, "NOPOL")
-    officers = _govern(cli, tmp_path, code)
+    officers = _govern_token(cli, tmp_path, code)
     roster = found_spend_roster(
         db_url,
         tmp_path,
