@@ -4,8 +4,10 @@ Migration 0024 made SQLite's balance trigger take a fast path (one asset, every 
 10**18, two 9-digit slices) and PostgreSQL's deferred check read the postings once. These tests
 go around the code the way a buggy or malicious writer would and hold the database's verdict to
 exact integer arithmetic: entries that balance only in their low digits, amounts near 10**78,
-several assets, postings out of order, missing or beyond ``posting_count``. On SQLite the
-verdict is also compared with 0004's triggers (a database migrated to 0023), example by example.
+several assets, postings out of order, missing or beyond ``posting_count``. Migration 0025
+made PostgreSQL's range check run per statement and gave its deferred check a fast path. The
+verdict is also compared with 0004's triggers (a database migrated to 0023) and 0024's, example
+by example. PostgreSQL's own attacks on 0025 are in ``test_ledger_statement_checks.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, text
@@ -352,11 +355,13 @@ def test_the_database_verdict_is_exact_integer_arithmetic(
     assert _write(new_engine, legs) == _balanced(legs)
 
 
-@pytest.fixture
+@pytest.fixture(params=["0023", "0024"], ids=["0004-checks", "0024-checks"])
 def old_engine(
     db_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Engine]:
-    """A second database of ``db_url``'s kind with 0004's checks (migrated to 0023 only)."""
+    """A second database of ``db_url``'s kind with earlier checks: 0004's (migrated to 0023
+    only), or 0024's (migrated to 0024: PostgreSQL's row-level range trigger and full deferred
+    check, before 0025)."""
     if make_url(db_url).get_backend_name() == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('old') / 'old.sqlite3'}"
         admin = None
@@ -367,7 +372,7 @@ def old_engine(
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url, "0023")
+    migrate.upgrade(url, request.param)
     engine = make_engine(url)
     _chart(engine)
     yield engine
@@ -396,8 +401,9 @@ def new_engine(engine: Engine) -> Engine:
 def test_the_new_checks_refuse_exactly_what_0004s_refused(
     old_engine: Engine, new_engine: Engine, legs: list[RawLeg], positions: list[int] | None
 ) -> None:
-    """Example by example, 0024's checks and 0004's (a database at 0023) give the same verdict,
-    and it is the exact rule: balanced per asset, positions 1..n (in order, on SQLite)."""
+    """Example by example, the checks at every head and the earlier ones (0004's, at 0023; and
+    0024's) give the same verdict, and it is the exact rule: balanced per asset, positions 1..n
+    (in order, on SQLite)."""
     order = positions if positions is not None and len(legs) == len(positions) else None
     old = _write(old_engine, legs, positions=order)
     new = _write(new_engine, legs, positions=order)
@@ -407,7 +413,11 @@ def test_the_new_checks_refuse_exactly_what_0004s_refused(
 
 @pytest.mark.real_migrations
 def test_migration_0024_downgrades_to_0004s_checks_and_upgrades_again(db_url: str) -> None:
-    """Down to 0023 and back up: the checks refuse the same attacks on each side."""
+    """Down to 0023 and back up to every head (0024 and later): the checks refuse the same
+    attacks on each side."""
+    head = ScriptDirectory.from_config(migrate.alembic_config(db_url)).get_current_head()
+    assert head is not None
+    assert head >= "0024"
     migrate.upgrade(db_url)
     engine = make_engine(db_url)
     try:
@@ -418,7 +428,7 @@ def test_migration_0024_downgrades_to_0004s_checks_and_upgrades_again(db_url: st
             else:
                 migrate.upgrade(db_url)
             engine.dispose()
-            assert migrate.current_revision(db_url) == ("0023" if revision == "0023" else "0024")
+            assert migrate.current_revision(db_url) == ("0023" if revision == "0023" else head)
             refused = {name: not _write(engine, legs) for name, legs in REFUSED.items()}
             assert refused == dict.fromkeys(REFUSED, True), revision
             assert _write(engine, ACCEPTED["near 10**78"]), revision
