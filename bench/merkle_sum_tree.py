@@ -206,13 +206,21 @@ def run_one(count: int) -> dict[str, Any]:
     node_hashes = sum(level_size(count, level) for level in range(1, tree.depth + 1))
     node_preimage = 2 + 2 * record_width(len(ASSETS))
     id_length = len(account_ids[0].encode())
+    leaf_preimage = 2 + 32 + 2 + id_length + 16 * len(ASSETS)
+    # A verification's own hashing: the leaf hash and one node hash per level, nothing else.
+    verify_floor = (
+        _bare_sha256_seconds(
+            [(VERIFY_COUNT, leaf_preimage), (VERIFY_COUNT * tree.depth, node_preimage)]
+        )
+        / VERIFY_COUNT
+    )
     cpu_start = _cpu_seconds()
     floor_nodes = _bare_sha256_seconds([(node_hashes, node_preimage)])
     floor_all = floor_nodes + _bare_sha256_seconds(
         [
             (count, 64 + 2 + id_length),
             (count, 64 + 32),
-            (count, 2 + 32 + 2 + id_length + 16 * len(ASSETS)),
+            (count, leaf_preimage),
         ]
     )
     floor_cpu_seconds = _cpu_seconds() - cpu_start
@@ -224,6 +232,8 @@ def run_one(count: int) -> dict[str, Any]:
         "proofs_seconds": proofs_seconds,
         "verify_seconds_per_proof": verify_seconds,
         "verify_objects_seconds_per_proof": verify_objects_seconds,
+        "verify_floor_seconds_per_proof": verify_floor,
+        "verify_hashes": 1 + tree.depth,
         "node_hashes": node_hashes,
         "floor_nodes_seconds": floor_nodes,
         "floor_all_seconds": floor_all,
@@ -273,6 +283,11 @@ def _report(result: dict[str, Any]) -> None:
     print(
         f"   verify            {result['verify_seconds_per_proof'] * 1e6:8.1f} us a proof from its bytes "
         f"({result['verify_objects_seconds_per_proof'] * 1e6:.1f} us parsed to objects first; mean of {VERIFY_COUNT:,})"
+    )
+    print(
+        f"   floor (one core): its {result['verify_hashes']} bare sha256 calls alone "
+        f"{result['verify_floor_seconds_per_proof'] * 1e6:8.1f} us a proof (verify / floor = "
+        f"{result['verify_seconds_per_proof'] / result['verify_floor_seconds_per_proof']:.2f}x)"
     )
     print(
         f"   memory: peak {result['peak_bytes'] / gib:.2f} GiB (PSS of all processes "
