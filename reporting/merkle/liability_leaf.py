@@ -40,6 +40,10 @@ MAX_ACCOUNT_ID_BYTES = 1024
 """Longest account id accepted, in UTF-8 bytes (its length is encoded on two bytes)."""
 
 
+_LEAF_PREFIX = domain_prefix(TAGS[TreeKind.LIABILITIES].leaf)
+"""``v || leaf tag``, the start of every liability leaf's hash preimage."""
+
+
 def account_id_bytes(account_id: str) -> bytes:
     """Return the canonical encoding of an account id: its NFC UTF-8 bytes, checked."""
     if not isinstance(account_id, str) or not account_id:
@@ -141,8 +145,19 @@ class LiabilityLeaf:
 
     def leaf_hash(self) -> bytes:
         """Return ``SHA256(v || leaf tag || to_bytes())``."""
-        prefix = domain_prefix(TAGS[TreeKind.LIABILITIES].leaf)
-        return hashlib.sha256(prefix + self.to_bytes()).digest()
+        return hashlib.sha256(_LEAF_PREFIX + self.to_bytes()).digest()
+
+    def record(self) -> bytes:
+        """Return the leaf's node record: its hash, then its amounts as 16-byte fields.
+
+        The amounts end ``to_bytes()`` in the record's own encoding, so one encoding serves both
+        (a proof's verification starts here, once per proof).
+        """
+        body = self.to_bytes()
+        return (
+            hashlib.sha256(_LEAF_PREFIX + body).digest()
+            + body[len(body) - SUM_WIDTH_BYTES * len(self.amounts) :]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able form; amounts are decimal strings, exact in any JSON reader."""

@@ -207,7 +207,7 @@ def verify_liability_proof_bytes(
         )
     leaf_index = int.from_bytes(proof_bytes[2:10], "big")
     _check_shape(root, _PROOF_KINDS[proof_bytes[:2]], leaf_index, depth, root_digest)
-    record = leaf.leaf_hash() + encode_sums(leaf.amounts, root.assets)
+    record = leaf.record()
     siblings = [
         proof_bytes[offset : offset + width] for offset in range(11, len(proof_bytes), width)
     ]

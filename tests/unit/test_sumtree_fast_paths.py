@@ -4,12 +4,15 @@ give exactly what the plain paths give, and refuse exactly what they refuse."""
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reporting import sumtree
 from reporting.exceptions import ProofInvalidError, RootMismatchError, TotalsMismatchError
-from reporting.merkle.encoding import MAX_AMOUNT_BASE_UNITS
+from reporting.merkle.encoding import MAX_AMOUNT_BASE_UNITS, encode_sums
 from reporting.merkle.liability_leaf import LiabilityLeaf
 from reporting.merkle.proof import (
     InclusionProof,
@@ -122,3 +125,20 @@ def test_a_changed_sibling_sum_in_any_level_is_refused_alike() -> None:
             errors = _both_refuse(tree.root, leaf, bytes(tampered))
             assert [type(error) for error in errors] == [type(errors[1])] * 2
             assert str(errors[0]) == str(errors[1])
+
+
+@given(
+    account_id=st.text(min_size=1, max_size=40).map(
+        lambda text: unicodedata.normalize("NFC", text)
+    ),
+    amounts=st.lists(st.integers(0, MAX_AMOUNT_BASE_UNITS), min_size=1, max_size=4),
+    salt=st.binary(min_size=32, max_size=32),
+)
+def test_a_leaf_record_is_its_hash_then_its_encoded_amounts(
+    account_id: str, amounts: list[int], salt: bytes
+) -> None:
+    """``LiabilityLeaf.record`` (one encoding, for the bytes verifier) is the leaf hash followed by
+    the amounts as the tree encodes sums, for any id, amounts and asset count."""
+    leaf = LiabilityLeaf(account_id, tuple(amounts), salt)
+    assets = tuple(f"A{number}" for number in range(len(amounts)))
+    assert leaf.record() == leaf.leaf_hash() + encode_sums(leaf.amounts, assets)
