@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from token_files import token_file
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, World
+from workflow_support import World, proposal_body
 
 from custody.clock import utc_now
 from treasury import audit, migrate, officers
@@ -39,8 +39,6 @@ from treasury.proposals import ApprovalRow
 from treasury.workflow_exceptions import AuthenticationError, NotAuthorisedError
 
 log = logging.getLogger("tests")
-
-BTC = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -125,13 +123,7 @@ def test_an_admin_cannot_revoke_another_institutions_officer(
     """MOF's admin revoking CB's approver (who approved a spend) gets 403: nothing revoked or voided."""
     created = client.post(
         "/proposals",
-        json={
-            "asset": "BTC",
-            "amount": str(BTC),
-            "destination": DESTINATION,
-            "purpose": "Pay the contractor",
-            "legal_basis": DECREE,
-        },
+        json=proposal_body(),
         headers=_auth(world.tokens["proposer"]),
     ).json()
     prepared = client.post(
@@ -230,8 +222,7 @@ def test_one_admin_can_no_longer_assemble_a_two_institution_quorum_alone(
     )
     pid = client.post(
         "/proposals",
-        json={"asset": "BTC", "amount": str(BTC), "destination": DESTINATION,
-              "purpose": "Quietly moved", "legal_basis": DECREE},
+        json=proposal_body(purpose="Quietly moved"),
         headers=_auth(proposer),
     ).json()["id"]  # fmt: skip
     tx_hash = client.post(f"/proposals/{pid}/prepare", headers=_auth(proposer)).json()["tx_hash"]

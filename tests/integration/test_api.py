@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from workflow_support import DECREE, DESTINATION, World
+from workflow_support import DESTINATION, World, proposal_body
 
 BTC = 100_000_000
 
@@ -12,16 +12,6 @@ BTC = 100_000_000
 @pytest.fixture
 def client(world: World) -> TestClient:
     return world.api()
-
-
-def _proposal(amount: str = str(BTC)) -> dict[str, str]:
-    return {
-        "asset": "BTC",
-        "amount": amount,
-        "destination": DESTINATION,
-        "purpose": "Pay the contractor",
-        "legal_basis": DECREE,
-    }
 
 
 def test_openapi_schema_is_served_with_every_operation(client: TestClient) -> None:
@@ -62,7 +52,7 @@ def test_a_tampered_token_gets_401(world: World, client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("officer", "method", "path", "body"),
     [
-        ("auditor", "post", "/proposals", _proposal()),
+        ("auditor", "post", "/proposals", proposal_body()),
         ("proposer", "post", "/proposals/1/veto", {"reason": "no"}),
         ("proposer", "post", "/proposals/1/approve", {"tx_hash": "a" * 64}),
         ("proposer", "get", "/audit/verify", None),
@@ -80,14 +70,17 @@ def test_a_wrong_role_gets_403(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        (_proposal(amount="1.5"), "amount: amount must be a positive whole number of base units"),
-        (_proposal(amount="0"), "amount: amount must be a positive whole number of base units"),
         (
-            {**_proposal(), "destination": ""},
+            proposal_body(amount="1.5"),
+            "amount: amount must be a positive whole number of base units",
+        ),
+        (proposal_body(amount="0"), "amount: amount must be a positive whole number of base units"),
+        (
+            {**proposal_body(), "destination": ""},
             "destination: String should have at least 1 character",
         ),
         (
-            {k: v for k, v in _proposal().items() if k != "legal_basis"},
+            {k: v for k, v in proposal_body().items() if k != "legal_basis"},
             "legal_basis: Field required",
         ),
     ],
@@ -109,7 +102,7 @@ def test_an_unknown_legal_basis_gets_404_naming_it(world: World, client: TestCli
     """Citing a decree that is not registered is refused with 404 and a message naming it."""
     response = client.post(
         "/proposals",
-        json={**_proposal(), "legal_basis": "NO-SUCH-DECREE"},
+        json={**proposal_body(), "legal_basis": "NO-SUCH-DECREE"},
         headers=world.bearer("proposer"),
     )
     assert response.status_code == 404
@@ -119,7 +112,7 @@ def test_an_unknown_legal_basis_gets_404_naming_it(world: World, client: TestCli
 def test_a_policy_refusal_gets_409_with_its_reason_codes(world: World, client: TestClient) -> None:
     """Over the per-transaction limit the API answers 409 and lists the refusal code."""
     response = client.post(
-        "/proposals", json=_proposal(str(11 * BTC)), headers=world.bearer("proposer")
+        "/proposals", json=proposal_body(amount=str(11 * BTC)), headers=world.bearer("proposer")
     )
     assert response.status_code == 409
     assert [r["code"] for r in response.json()["reasons"]] == ["over_per_tx_limit"]
@@ -127,7 +120,7 @@ def test_a_policy_refusal_gets_409_with_its_reason_codes(world: World, client: T
 
 def test_happy_path_propose_prepare_approve_then_read(world: World, client: TestClient) -> None:
     """A proposal made, prepared and approved by two institutions over HTTP reaches approved."""
-    created = client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))
+    created = client.post("/proposals", json=proposal_body(), headers=world.bearer("proposer"))
     assert created.status_code == 201
     proposal = created.json()
     assert proposal["state"] == "proposed"

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, inspect, select, table
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, UNLISTED, World
+from workflow_support import DECREE, DESTINATION, UNLISTED, World, proposal_body
 
 from treasury import audit
 from treasury.api.console import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token
@@ -38,17 +38,6 @@ first: it was a 500 on both databases, 2^31 one on PostgreSQL; 0 and -1 were 404
 def client(world: World) -> TestClient:
     # A 500 must show as a status the assertions see, not as an exception in the test.
     return world.api(raise_server_exceptions=False)
-
-
-def _proposal(**fields: str) -> dict[str, str]:
-    return {
-        "asset": "BTC",
-        "amount": str(BTC),
-        "destination": DESTINATION,
-        "purpose": "Pay the contractor",
-        "legal_basis": DECREE,
-        **fields,
-    }
 
 
 def _rows(world: World) -> dict[str, int]:
@@ -105,7 +94,7 @@ def _console_login(world: World, client: TestClient, officer: str) -> str:
 
 
 def _submitted(world: World, client: TestClient) -> int:
-    response = client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))
+    response = client.post("/proposals", json=proposal_body(), headers=world.bearer("proposer"))
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
@@ -206,7 +195,10 @@ def test_unstorable_text_in_a_proposal_gets_422_and_the_refusal_is_audited(
     """NUL, other controls and lone surrogates: 422 naming the field and the code point; no
     proposal or decision is written, and exactly one ``input_refused`` event records the refusal."""
     char, point = UNSTORABLE[kind]
-    value = {**_proposal(), field: _proposal()[field][:3] + char + _proposal()[field][3:]}
+    value = {
+        **proposal_body(),
+        field: proposal_body()[field][:3] + char + proposal_body()[field][3:],
+    }
     rows, (sequence, _hash) = _rows(world), _head(world)
     # Sent as JSON escapes (\\u0000, \\ud800): a lone surrogate has no UTF-8 form to send raw.
     response = client.post(
@@ -246,7 +238,7 @@ def test_a_nul_in_a_proposal_the_policy_would_refuse_is_recorded_not_lost(
     rows, (sequence, _hash) = _rows(world), _head(world)
     response = client.post(
         "/proposals",
-        json=_proposal(amount=str(11 * BTC), purpose="Pay\x00 the contractor"),
+        json=proposal_body(amount=str(11 * BTC), purpose="Pay\x00 the contractor"),
         headers=world.bearer("proposer"),
     )
     assert response.status_code == 422, response.text
@@ -271,7 +263,7 @@ def test_an_unlisted_destination_with_a_nul_no_longer_reaches_the_policy(
     rows, (sequence, _hash) = _rows(world), _head(world)
     response = client.post(
         "/proposals",
-        json=_proposal(destination=UNLISTED + "\x00"),
+        json=proposal_body(destination=UNLISTED + "\x00"),
         headers=world.bearer("proposer"),
     )
     assert response.status_code == 422, response.text
@@ -286,14 +278,14 @@ def test_tabs_and_line_breaks_are_text_in_a_purpose_but_not_in_a_destination(
     for the accepted one, one refusal for the other)."""
     purpose = "Pay the contractor:\n\t- invoice 17\r\n\t- invoice 18"
     response = client.post(
-        "/proposals", json=_proposal(purpose=purpose), headers=world.bearer("proposer")
+        "/proposals", json=proposal_body(purpose=purpose), headers=world.bearer("proposer")
     )
     assert response.status_code == 201, response.text
     assert response.json()["purpose"] == purpose
     rows = _rows(world)
     response = client.post(
         "/proposals",
-        json=_proposal(destination=DESTINATION + "\t"),
+        json=proposal_body(destination=DESTINATION + "\t"),
         headers=world.bearer("proposer"),
     )
     assert response.status_code == 422
@@ -302,7 +294,7 @@ def test_tabs_and_line_breaks_are_text_in_a_purpose_but_not_in_a_destination(
 
 
 @pytest.mark.parametrize(("route", "officer"), [("reject", "mof_approver"), ("veto", "oversight")])
-def test_a_nul_in_a_reason_gets_422_and_the_refusal_names_the_proposal(
+def test_a_nul_in_a_reason_gets_422_and_the_refusal_names_theproposal_body(
     world: World, client: TestClient, route: str, officer: str
 ) -> None:
     """Reject and veto reasons: 422, the proposal unchanged, the refusal audited under its id."""
@@ -352,7 +344,7 @@ def test_unauthenticated_unstorable_text_is_401_and_records_nothing(
 ) -> None:
     """Without a valid token there is no officer to record: 401 before the body, nothing written."""
     rows, head = _rows(world), _head(world)
-    response = client.post("/proposals", json=_proposal(purpose="x\x00"))
+    response = client.post("/proposals", json=proposal_body(purpose="x\x00"))
     assert response.status_code == 401
     assert _rows(world) == rows
     assert _head(world) == head
@@ -449,7 +441,7 @@ def test_an_amount_that_is_not_exactly_digits_gets_422_naming_it(
     refused with 422 naming ``amount``; nothing is written."""
     rows, head = _rows(world), _head(world)
     response = client.post(
-        "/proposals", json=_proposal(amount=amount), headers=world.bearer("proposer")
+        "/proposals", json=proposal_body(amount=amount), headers=world.bearer("proposer")
     )
     assert response.status_code == 422, (amount, response.text)
     assert (
@@ -463,7 +455,7 @@ def test_an_amount_that_is_not_exactly_digits_gets_422_naming_it(
 def test_an_amount_as_a_json_number_gets_422(world: World, client: TestClient) -> None:
     """100 (a JSON number, not a string) is refused: amounts travel as exact digit strings."""
     response = client.post(
-        "/proposals", json={**_proposal(), "amount": 100}, headers=world.bearer("proposer")
+        "/proposals", json={**proposal_body(), "amount": 100}, headers=world.bearer("proposer")
     )
     assert response.status_code == 422
     assert "amount: amount must be" in response.json()["detail"]
@@ -472,7 +464,7 @@ def test_an_amount_as_a_json_number_gets_422(world: World, client: TestClient) -
 def test_an_exact_digit_string_is_the_amount(world: World, client: TestClient) -> None:
     """ "100" is accepted as 100 base units."""
     response = client.post(
-        "/proposals", json=_proposal(amount="100"), headers=world.bearer("proposer")
+        "/proposals", json=proposal_body(amount="100"), headers=world.bearer("proposer")
     )
     assert response.status_code == 201, response.text
     assert response.json()["amount"] == "100"

@@ -12,11 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-from workflow_support import DECREE, DESTINATION, World
+from workflow_support import World, proposal_body
 
 from treasury.api.schemas import AuditHeadOut, ProposalOut
-
-BTC = 100_000_000
 
 
 @pytest.fixture
@@ -41,14 +39,7 @@ class PoolCounter:
 
 
 def _prepared_proposal(world: World, client: TestClient) -> int:
-    body = {
-        "asset": "BTC",
-        "amount": str(BTC),
-        "destination": DESTINATION,
-        "purpose": "Pay the contractor",
-        "legal_basis": DECREE,
-    }
-    created = client.post("/proposals", json=body, headers=world.bearer("proposer"))
+    created = client.post("/proposals", json=proposal_body(), headers=world.bearer("proposer"))
     assert created.status_code == 201
     pid: int = created.json()["id"]
     prepared = client.post(f"/proposals/{pid}/prepare", headers=world.bearer("proposer"))

@@ -13,15 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import event
-from workflow_support import DECREE, DESTINATION, World
-
-from treasury.api import create_app
+from workflow_support import World, proposal_body
 
 pytestmark = pytest.mark.integration
 
-BTC = 100_000_000
 PROPOSE_MAX_STATEMENTS = 15
 """Measured on PostgreSQL with the tests' reconciliation gate (one query; the configured gate of
 ``treasury api serve`` reads two, so the server sends 16); SQLite sends one less."""
@@ -60,16 +56,6 @@ class Statements:
             self.recording = False
 
 
-def _proposal() -> dict[str, str]:
-    return {
-        "asset": "BTC",
-        "amount": str(BTC),
-        "destination": DESTINATION,
-        "purpose": "Pay the contractor",
-        "legal_basis": DECREE,
-    }
-
-
 def _locked(sent: list[str]) -> list[str]:
     """The statements from the limit lock on; checks it is taken once, before the audit lock."""
     limit = [i for i, s in enumerate(sent) if LIMIT_LOCK in s and "pg_advisory_xact_lock" in s]
@@ -83,15 +69,11 @@ def _locked(sent: list[str]) -> list[str]:
 def test_a_proposal_and_its_approvals_send_few_statements(world: World, db_url: str) -> None:
     """Propose, then approve by two institutions over HTTP: each within its statement budget;
     on PostgreSQL, few of them under the limit lock, taken before the audit chain's lock."""
-    client = TestClient(
-        create_app(
-            world.workflow(), world.sessions, spenders={"BTC": world.chain}, clock=world.clock
-        )
-    )
+    client = world.api()
     statements = Statements(world)
-    client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))  # warm caches
+    client.post("/proposals", json=proposal_body(), headers=world.bearer("proposer"))  # warm caches
     created, proposing = statements.of(
-        lambda: client.post("/proposals", json=_proposal(), headers=world.bearer("proposer"))
+        lambda: client.post("/proposals", json=proposal_body(), headers=world.bearer("proposer"))
     )
     assert created.status_code == 201, created.text
     pid = created.json()["id"]

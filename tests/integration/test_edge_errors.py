@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
-from workflow_support import DECREE, DESTINATION, World, build_world
+from workflow_support import World, build_world, proposal_body
 
 import treasury.cli.settings as settings_command
 from custody.exceptions import (
@@ -70,15 +70,7 @@ def restored_logging() -> Iterator[None]:
 
 
 def _propose(client: TestClient, world: World) -> int:
-    body = {
-        "asset": "BTC",
-        "amount": str(BTC),
-        "destination": DESTINATION,
-        "purpose": "Pay the contractor",
-        "legal_basis": DECREE,
-    }
-    headers = {"Authorization": f"Bearer {world.tokens['proposer']}"}
-    created = client.post("/proposals", json=body, headers=headers)
+    created = client.post("/proposals", json=proposal_body(), headers=world.bearer("proposer"))
     assert created.status_code == 201, created.text
     return int(created.json()["id"])
 

@@ -280,6 +280,19 @@ class World:
             record_reconciliation(session, "BTC", outcome, checked_at=self.clock())
 
 
+def proposal_body(**fields: str) -> dict[str, str]:
+    """The JSON of ``POST /proposals`` for 1 BTC to the allowlisted destination under the
+    decree; ``fields`` replace any of it."""
+    return {
+        "asset": "BTC",
+        "amount": str(100_000_000),
+        "destination": DESTINATION,
+        "purpose": "Pay the contractor",
+        "legal_basis": DECREE,
+        **fields,
+    }
+
+
 def ledger_hook(clock: SteppingClock) -> LedgerSpendHook:
     return LedgerSpendHook(
         {"BTC": SpendAccounts(holdings=BTC_HOLDINGS, payments=BTC_PAYMENTS, fees=BTC_FEES)},
